@@ -1,0 +1,411 @@
+"""The interpreter: `step(flow, session, event) -> (session, actions)`, pure and synchronous.
+
+No I/O, no clock (time comes with the event), no globals. Each call of `step`
+works on a copy of the session, so a caller of `step` can retry or discard it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ivr.engine import actions as act
+from ivr.engine.events import (
+    CallStarted,
+    Digits,
+    Event,
+    FetchResult,
+    HangUp,
+    NoInput,
+    Recorded,
+    Speech,
+)
+from ivr.engine.session import Session
+from ivr.flow.model import (
+    Ask,
+    End,
+    Flow,
+    Http,
+    Listening,
+    Menu,
+    Node,
+    Option,
+    PromptTemplate,
+    Record,
+    Text,
+)
+from ivr.flow.model import Transfer as TransferSpec
+from ivr.speech.intent import NO, YES, YES_NO, spoken_digits
+
+APOLOGY = act.Prompt(
+    (Text("Sorry, something went wrong on our side. Please call again later. Goodbye."),)
+)
+GIVE_UP = act.Prompt((Text("Sorry, I couldn't help you this time. Goodbye."),))
+MAX_HOPS = 200  # nodes entered in one step before the flow counts as looping
+
+
+def new_session(flow: Flow, call_id: str) -> Session:
+    """An empty session for a call about to start on `flow`."""
+    return Session(call_id=call_id, flow_id=flow.id, version=flow.version)
+
+
+def step(flow: Flow, session: Session, event: Event) -> tuple[Session, list[act.Action]]:
+    """Advance a call by one event; returns the new session and what to do now."""
+    s = session.copy()
+    out: list[act.Action] = []
+    if s.ended:
+        return s, out
+    s.turn += 1
+    turn = _Turn(flow, s, out, event.at)
+    try:
+        turn.handle(event)
+    except Exception as e:  # a template or expression failed at run time: never a dead call
+        turn.fail(f"{type(e).__name__} at {s.node}: {e}")
+    return s, out
+
+
+class _Turn:
+    """One step's work on a session (mutable copy) and its list of actions."""
+
+    def __init__(self, flow: Flow, s: Session, out: list[act.Action], at: float) -> None:
+        self.flow, self.s, self.out, self.at = flow, s, out, at
+
+    # -- events ----------------------------------------------------------------------------
+
+    def handle(self, event: Event) -> None:
+        s = self.s
+        if isinstance(event, CallStarted):
+            if s.waiting or s.path:
+                return  # a repeated start: the call is under way already
+            s.started_at = event.at
+            s.vars = {
+                **self.flow.vars,
+                "caller": event.caller,
+                "called": event.called,
+                "call_id": s.call_id,
+                "flow_id": self.flow.id,
+            }
+            s.sensitive = sorted(self.flow.sensitive)
+            self.run(self.flow.start)
+        elif isinstance(event, HangUp):
+            self.finish("abandoned")
+        elif isinstance(event, Digits | Speech | NoInput) and s.waiting in ("listen", "confirm"):
+            node = self.node(s.node)
+            if isinstance(node.spec, Menu):
+                self.run(self.menu_input(node, node.spec, event))
+            elif isinstance(node.spec, Ask):
+                self.run(self.ask_input(node, node.spec, event))
+        elif isinstance(event, FetchResult) and s.waiting == "fetch":
+            self.run(self.fetched(self.node(s.node), event))
+        elif isinstance(event, Recorded) and s.waiting == "record":
+            self.run(self.recorded(self.node(s.node), event))
+        # anything else does not fit what the call waits for, and changes nothing
+
+    # -- walking nodes -----------------------------------------------------------------------
+
+    def node(self, name: str | None) -> Node:
+        node = self.flow.nodes.get(name or "")
+        if node is None:
+            raise LookupError(f"no node {name!r} in flow {self.flow.id}")
+        return node
+
+    def run(self, name: str | None) -> None:
+        """Enter `name` and follow the flow until it waits for something or ends."""
+        hops = 0
+        while name is not None and not self.s.ended:
+            hops += 1
+            if hops > MAX_HOPS:
+                self.fail(f"more than {MAX_HOPS} nodes without input: a loop around {name}")
+                return
+            node = self.node(name)
+            s = self.s
+            s.node, s.waiting, s.misses, s.pending = node.name, None, 0, None
+            s.path.append(node.name)
+            if node.resolves and node.resolves not in s.tasks:
+                s.tasks.append(node.resolves)
+            name = _ENTER[node.kind](self, node)
+
+    def ctx(self, **extra: Any) -> dict[str, Any]:
+        return {**self.s.vars, "open": self.is_open, "now": self.at, **extra}
+
+    def is_open(self, name: str) -> bool:
+        hours = self.flow.hours.get(name)
+        return hours is not None and hours.is_open(self.at)
+
+    def say(self, prompt: PromptTemplate | None, **extra: Any) -> None:
+        if prompt is not None:
+            parts = prompt.render(self.ctx(**extra)) if prompt.static is None else prompt.static
+            if parts:
+                self.out.append(act.Prompt(parts))
+
+    def finish(self, outcome: str) -> None:
+        s = self.s
+        s.outcome, s.waiting, s.ended_at = outcome, None, self.at
+
+    def fail(self, error: str) -> None:
+        """A technical error: apologise, hang up, outcome failed."""
+        self.s.error = error
+        self.out += [APOLOGY, act.Hangup("failed")]
+        self.finish("failed")
+
+    def count(self, key: str) -> None:
+        self.s.inputs[key] = self.s.inputs.get(key, 0) + 1
+
+    # -- entering nodes: one function per kind ------------------------------------------------
+
+    def enter_say(self, node: Node) -> str | None:
+        self.say(node.spec)
+        return node.next
+
+    def enter_menu(self, node: Node) -> str | None:
+        self.say(node.spec.prompt)
+        self.listen(node)
+        return None
+
+    enter_ask = enter_menu
+
+    def listen(self, node: Node) -> None:
+        spec = node.spec
+        self.s.waiting = "listen"
+        if isinstance(spec, Menu):
+            self.out.append(
+                act.Listen(
+                    node.name,
+                    spec.modes,
+                    spec.listening.timeout,
+                    spec.listening.barge_in,
+                    keys="".join(spec.by_key),
+                    phrases=tuple(spec.matcher.phrases),
+                )
+            )
+        else:
+            modes = {"digits": {"dtmf", "speech"}, "speech": {"speech"}, "any": {"dtmf", "speech"}}
+            self.out.append(
+                act.Listen(
+                    node.name,
+                    frozenset(modes[spec.input]),
+                    spec.listening.timeout,
+                    spec.listening.barge_in,
+                    min_digits=spec.min_digits,
+                    max_digits=spec.max_digits,
+                    finish_on=spec.finish_on,
+                    sensitive=spec.sensitive,
+                )
+            )
+
+    def enter_http(self, node: Node) -> str | None:
+        h: Http = node.spec
+        ctx = self.ctx()
+        self.s.waiting = "fetch"
+        self.out.append(
+            act.Fetch(
+                node.name,
+                h.method,
+                str(h.url(ctx)),
+                h.timeout,
+                headers=tuple((k, str(v(ctx))) for k, v in h.headers),
+                json=None if h.json is None else h.json(ctx),
+                sensitive=h.sensitive,
+            )
+        )
+        return None
+
+    def enter_set(self, node: Node) -> str | None:
+        for name, expr in node.spec:
+            self.s.vars[name] = expr(self.ctx())
+        return node.next
+
+    def enter_branch(self, node: Node) -> str | None:
+        ctx = self.ctx()
+        for _, cond, target in node.spec:
+            if cond is None or cond(ctx):
+                return str(target)
+        self.fail(f"no case of branch {node.name} is true and it has no else")
+        return None
+
+    def enter_transfer(self, node: Node) -> str | None:
+        t: TransferSpec = node.spec
+        s = self.s
+        came_from = s.path[-2] if len(s.path) > 1 else node.name
+        reason = s.reason or f"node:{came_from}"
+        ctx = self.ctx(reason=reason)
+        self.say(t.say)
+        self.out.append(
+            act.Transfer(
+                str(t.to(ctx)),
+                t.queue,
+                reason,
+                {k: str(v(ctx)) for k, v in t.attributes},
+                t.caller_id,
+                t.timeout,
+            )
+        )
+        s.reason, s.queue = reason, t.queue
+        self.finish("transferred")
+        return None
+
+    def enter_record(self, node: Node) -> str | None:
+        r: Record = node.spec
+        self.say(r.prompt)
+        self.s.waiting = "record"
+        self.out.append(act.Record(node.name, r.max_seconds, r.finish_on))
+        return None
+
+    def enter_end(self, node: Node) -> str | None:
+        e: End = node.spec
+        self.say(e.say)
+        if e.returns_to:
+            return e.returns_to
+        self.out.append(act.Hangup(e.outcome))
+        self.finish(e.outcome)
+        return None
+
+    def enter_subflow(self, node: Node) -> str | None:
+        return node.next
+
+    # -- answers -----------------------------------------------------------------------------
+
+    def menu_input(self, node: Node, m: Menu, event: Event) -> str | None:
+        if isinstance(event, NoInput):
+            return self.miss(node, m.listening, "no_input")
+        mode = "dtmf" if isinstance(event, Digits) else "speech"
+        if self.s.waiting == "confirm":
+            return self.confirmed(node, m, event, mode)
+        option: Option | None = None
+        if isinstance(event, Digits):
+            option = m.by_key.get(event.digits[:1])
+        elif isinstance(event, Speech):
+            match = m.matcher.match(event.text)
+            if match is not None:
+                option = next(o for o in m.options if o.name == match.option)
+                if m.confirm and event.confidence * match.score < m.confirm_below:
+                    self.s.waiting, self.s.pending = "confirm", option.name
+                    self.out.append(
+                        act.Prompt(
+                            (
+                                Text(
+                                    str(
+                                        m.confirm(self.ctx(option=option.name, phrase=match.phrase))
+                                    )
+                                ),
+                            )
+                        )
+                    )
+                    self.out.append(
+                        act.Listen(
+                            node.name,
+                            frozenset({"dtmf", "speech"}),
+                            m.listening.timeout,
+                            True,
+                            keys="12",
+                            phrases=(*YES, *NO),
+                        )
+                    )
+                    return None
+        if option is None:
+            return self.miss(node, m.listening, "no_match", mode)
+        self.count(f"{mode}.match")
+        return self.choose(node, m, option)
+
+    def confirmed(self, node: Node, m: Menu, event: Event, mode: str) -> str | None:
+        if isinstance(event, Digits):
+            answer = {"1": "yes", "2": "no"}.get(event.digits[:1])
+        else:
+            match = YES_NO.match(event.text) if isinstance(event, Speech) else None
+            answer = match.option if match else None
+        option = next((o for o in m.options if o.name == self.s.pending), None)
+        self.s.waiting, self.s.pending = "listen", None
+        if answer != "yes" or option is None:
+            return self.miss(node, m.listening, "no_match", mode)
+        self.count(f"{mode}.match")
+        return self.choose(node, m, option)
+
+    def choose(self, node: Node, m: Menu, option: Option) -> str | None:
+        if option.goto is None:  # repeat
+            self.say(m.prompt)
+            self.listen(node)
+            return None
+        self.s.vars["last_option"] = option.name
+        self.s.reason = f"option:{option.name}"
+        return option.goto
+
+    def ask_input(self, node: Node, a: Ask, event: Event) -> str | None:
+        if isinstance(event, NoInput):
+            return self.miss(node, a.listening, "no_input")
+        value: str | None
+        if isinstance(event, Digits):
+            mode, value = "dtmf", event.digits
+            if a.finish_on and value.endswith(a.finish_on):
+                value = value[: -len(a.finish_on)]
+            if a.input == "speech":
+                value = None
+        else:
+            assert isinstance(event, Speech)
+            mode, said = "speech", event.text.strip()
+            value = spoken_digits(said) if a.input != "speech" else said
+            if value is None and a.input == "any":
+                value = said
+        digits_wanted = a.input == "digits" or (
+            a.input == "any" and value is not None and value.isdigit()
+        )
+        if not value or (
+            digits_wanted and not (value.isdigit() and a.min_digits <= len(value) <= a.max_digits)
+        ):
+            return self.miss(node, a.listening, "no_match", mode)
+        if a.validate is not None and not a.validate(self.ctx(value=value)):
+            return self.miss(node, a.listening, "no_match", mode)
+        self.count(f"{mode}.match")
+        self.s.vars[a.save_as] = value
+        return node.next
+
+    def miss(self, node: Node, listening: Listening, kind: str, mode: str = "") -> str | None:
+        """No input or no match: re-prompt, or go to on_fail when retries run out."""
+        s = self.s
+        self.count(f"{mode}.{kind}" if mode else kind)
+        s.misses += 1
+        if s.misses > listening.retries:
+            s.reason = f"on_fail:{node.name}"
+            if listening.on_fail is None:
+                self.out += [GIVE_UP, act.Hangup("failed")]
+                s.error = f"retries ran out at {node.name} and it has no on_fail"
+                self.finish("failed")
+            return listening.on_fail
+        self.say(listening.no_input if kind == "no_input" else listening.no_match)
+        self.say(node.spec.prompt)
+        self.listen(node)
+        return None
+
+    def fetched(self, node: Node, result: FetchResult) -> str | None:
+        if result.ok:
+            if node.spec.save_as:
+                self.s.vars[node.spec.save_as] = result.body
+            return node.next
+        self.s.reason = f"on_error:{node.name}"
+        if node.on_error is None:
+            self.fail(f"backend call at {node.name} failed: {result.error or result.status}")
+        return node.on_error
+
+    def recorded(self, node: Node, result: Recorded) -> str | None:
+        self.s.vars[node.spec.save_as] = result.reference
+        if node.next:
+            return node.next
+        self.out.append(act.Hangup("contained"))
+        self.finish("contained")
+        return None
+
+
+_ENTER: dict[str, Callable[[_Turn, Node], str | None]] = {
+    kind: getattr(_Turn, f"enter_{kind}")
+    for kind in (
+        "say",
+        "menu",
+        "ask",
+        "http",
+        "set",
+        "branch",
+        "transfer",
+        "record",
+        "subflow",
+        "end",
+    )
+}

@@ -1,0 +1,92 @@
+"""Flow language: load -> validate -> compile, behind `load_flow()`.
+
+Only `read_flow_file` touches the disk; everything else works on text and data.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from ivr.errors import FlowError, Problem
+from ivr.flow.compiler import compile_flow
+from ivr.flow.loader import Document, parse_flow, read_flow_file
+from ivr.flow.model import Flow
+from ivr.flow.schema import NODE_KINDS, check_schema
+
+__all__ = ["Flow", "FlowError", "NODE_KINDS", "Problem", "check_flow", "load_flow", "load_flows"]
+
+
+def check_flow(
+    path: str | os.PathLike[str], env: Mapping[str, str] | None = None
+) -> tuple[Flow | None, list[Problem]]:
+    """Load, validate and compile one flow file: the Flow (None on errors) and every problem."""
+    try:
+        doc = read_flow_file(path, env)
+        problems = check_schema(doc)
+        if problems:
+            return None, problems
+        flow, warnings = compile_flow(doc, _finder(Path(path).parent, doc.file, env))
+        return flow, warnings
+    except FlowError as e:
+        return None, e.problems
+
+
+def load_flow(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Flow:
+    """The compiled flow at `path`; raises FlowError listing every error."""
+    flow, problems = check_flow(path, env)
+    if flow is None:
+        raise FlowError(problems)
+    return flow
+
+
+def load_flows(
+    directory: str | os.PathLike[str], env: Mapping[str, str] | None = None
+) -> tuple[dict[str, Flow], list[Problem]]:
+    """Every flow in `directory` (*.yaml, *.yml) by id, and the problems of those that failed."""
+    flows: dict[str, Flow] = {}
+    problems: list[Problem] = []
+    for path in sorted(_flow_files(Path(directory))):
+        flow, found = check_flow(path, env)
+        problems += found
+        if flow is not None:
+            flows[flow.id] = flow
+    return flows, problems
+
+
+def _flow_files(directory: Path) -> list[Path]:
+    return [p for p in directory.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file()]
+
+
+def _finder(directory: Path, this: str, env: Mapping[str, str] | None):  # type: ignore[no-untyped-def]
+    """Finds a subflow's document by flow id among the files beside `this`, `ID.yaml` first."""
+
+    def find(flow_id: str) -> Document | None:
+        candidates = [directory / f"{flow_id}.yaml", directory / f"{flow_id}.yml"]
+        candidates += [p for p in sorted(_flow_files(directory)) if p not in candidates]
+        for path in candidates:
+            if not path.is_file() or os.path.samefile(path, this):
+                continue
+            try:
+                doc = read_flow_file(path, env)
+            except FlowError:
+                continue
+            if isinstance(doc.data, dict) and doc.data.get("flow") == flow_id:
+                if check_schema(doc):
+                    return None
+                return doc
+        return None
+
+    return find
+
+
+def parse_and_compile(
+    text: str, file: str = "<flow>", env: Mapping[str, str] | None = None
+) -> Flow:
+    """Compile flow YAML text (tests and tools that hold the text already)."""
+    doc = parse_flow(text, file, env)
+    problems = check_schema(doc)
+    if problems:
+        raise FlowError(problems)
+    return compile_flow(doc)[0]

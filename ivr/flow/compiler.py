@@ -1,0 +1,522 @@
+"""Stage 3: a validated flow document -> an immutable Flow, plus static checks.
+
+Names are resolved, defaults applied, templates and conditions compiled once,
+static prompts rendered once, subflows inlined (their nodes prefixed with the
+calling node's name, their `end`s turned into returns).
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from types import MappingProxyType
+from typing import Any
+
+from ivr.errors import FlowError, Problem
+from ivr.flow.hours import Hours, parse_hours
+from ivr.flow.loader import Document, Path
+from ivr.flow.model import (
+    Ask,
+    Audio,
+    End,
+    Flow,
+    Http,
+    Listening,
+    Menu,
+    Node,
+    Option,
+    PromptTemplate,
+    Record,
+    Render,
+    Text,
+    Transfer,
+)
+from ivr.flow.templates import (
+    BUILTINS,
+    check_syntax,
+    compile_expression,
+    compile_template,
+    constant,
+    is_template,
+    names_used,
+)
+from ivr.speech.intent import Matcher, normalize
+
+FindFlow = Callable[[str], Document | None]  # subflow id -> its document
+
+DEFAULTS: dict[str, Any] = {
+    "timeout": 5,
+    "retries": 2,
+    "barge_in": True,
+    "confirm_below": 0.0,
+    "no_input": "Sorry, I didn't hear anything.",
+    "no_match": "Sorry, I didn't catch that.",
+}
+TERMINAL = ("end", "transfer", "record")
+
+
+def compile_flow(doc: Document, find_flow: FindFlow | None = None) -> tuple[Flow, list[Problem]]:
+    """Compile `doc`; returns the Flow and its warnings, raises FlowError on any error."""
+    c = _Compiler(doc, find_flow or (lambda _id: None))
+    nodes = c.nodes(prefix="", returns_to=None, stack=(doc.data["flow"],))
+    problems = c.problems + _check_graph(doc, doc.data["start"], nodes, c)
+    if any(p.severity == "error" for p in problems):
+        raise FlowError(sorted(problems, key=_order))
+    data = doc.data
+    version = hashlib.sha256("\0".join(c.texts).encode()).hexdigest()[:12]
+    flow = Flow(
+        id=data["flow"],
+        version=version,
+        file=doc.file,
+        start=data["start"],
+        nodes=MappingProxyType(nodes),
+        language=data.get("language", "en-US"),
+        voice=data.get("voice"),
+        numbers=tuple(data.get("numbers", ())),
+        hours=MappingProxyType(c.hours),
+        vars=MappingProxyType(c.vars),
+        sensitive=frozenset(c.sensitive),
+    )
+    return flow, sorted(problems, key=_order)
+
+
+def _order(p: Problem) -> tuple[str, int, int]:
+    return (p.file, p.line, p.col)
+
+
+class _Compiler:
+    def __init__(self, doc: Document, find_flow: FindFlow) -> None:
+        self.doc, self.find_flow = doc, find_flow
+        self.problems: list[Problem] = []
+        self.hours: dict[str, Hours] = {}
+        self.vars: dict[str, Any] = {}
+        self.sensitive: set[str] = set()
+        self.known: set[str] = set(BUILTINS)  # every variable some node sets
+        self.uses: list[
+            tuple[Document, Path, frozenset[str], bool]
+        ] = []  # (doc, path, names, spoken)
+        self.texts: list[str] = [doc.text]
+
+    # -- one document ------------------------------------------------------------------------
+
+    def nodes(self, prefix: str, returns_to: str | None, stack: tuple[str, ...]) -> dict[str, Node]:
+        doc, data = self.doc, self.doc.data
+        for name, spec in data.get("hours", {}).items():
+            try:
+                self.hours.setdefault(name, parse_hours(spec))
+            except ValueError as e:
+                self.error(("hours", name), str(e))
+        for name, value in data.get("vars", {}).items():
+            self.vars.setdefault(name, value)
+            self.known.add(name)
+        self.defaults = {**DEFAULTS, **data.get("defaults", {})}
+        self.prefix, self.returns_to = prefix, returns_to
+        self.globals = [
+            self.option(("global", n), n, o, is_global=True)
+            for n, o in data.get("global", {}).items()
+        ]
+        out: dict[str, Node] = {}
+        for name, raw in data["nodes"].items():
+            kind = next(k for k in raw if k in _KINDS)
+            path: Path = ("nodes", name)
+            spec = _KINDS[kind](self, (*path, kind), raw[kind], raw)
+            line = doc.mark(path, key=True)[0]
+            if kind == "subflow":
+                sub, first = self.subflow((*path, kind), raw[kind], prefix + name + ".", stack)
+                out.update(sub)
+                node = Node(
+                    prefix + name,
+                    kind,
+                    None,
+                    next=first,
+                    resolves=raw.get("resolves"),
+                    file=doc.file,
+                    line=line,
+                )
+            else:
+                node = Node(
+                    prefix + name,
+                    kind,
+                    spec,
+                    next=self.ref(raw.get("next")),
+                    on_error=self.ref(raw.get("on_error")),
+                    resolves=raw.get("resolves"),
+                    file=doc.file,
+                    line=line,
+                )
+                if kind == "http" and node.on_error is None:
+                    node = replace(node, on_error=self.ref(self.defaults.get("on_fail")))
+            out[node.name] = node
+        return out
+
+    def subflow(
+        self, path: Path, spec: dict[str, Any], prefix: str, stack: tuple[str, ...]
+    ) -> tuple[dict[str, Node], str | None]:
+        """The other flow's nodes, renamed `prefix + name`, and the name of its first one."""
+        flow_id = spec["flow"]
+        if flow_id in stack:
+            chain = " -> ".join((*stack, flow_id))
+            self.error((*path, "flow"), f"subflow '{flow_id}' calls itself ({chain})")
+            return {}, None
+        sub_doc = self.find_flow(flow_id)
+        if sub_doc is None:
+            self.error(
+                (*path, "flow"),
+                f"no flow '{flow_id}' beside this file (a file with 'flow: {flow_id}')",
+            )
+            return {}, None
+        saved = (self.doc, self.defaults, self.prefix, self.returns_to, self.globals)
+        self.doc = sub_doc
+        self.texts.append(sub_doc.text)
+        try:
+            nodes = self.nodes(prefix, self.ref(spec["next"]), (*stack, flow_id))
+        finally:
+            self.doc, self.defaults, self.prefix, self.returns_to, self.globals = saved
+        return nodes, prefix + sub_doc.data["start"]
+
+    # -- pieces ------------------------------------------------------------------------------
+
+    def error(self, path: Path, message: str, severity: str = "error") -> None:
+        self.problems.append(self.doc.problem(path, message, severity))
+
+    def ref(self, target: str | None) -> str | None:
+        return None if target is None else self.prefix + target
+
+    def template(self, path: Path, source: str, spoken: bool = True) -> Render:
+        if not is_template(source):
+            return constant(source)
+        err = check_syntax(source)
+        if err:
+            self.error(path, f"template error: {err}")
+            return constant(source)
+        self.uses.append((self.doc, path, names_used(source), spoken))
+        return compile_template(source)
+
+    def expression(self, path: Path, source: Any, extra: frozenset[str] = frozenset()) -> Render:
+        if not isinstance(source, str):
+            return constant(source)
+        err = check_syntax(source, expression=True)
+        if err:
+            self.error(path, f"expression error: {err}")
+            return constant(None)
+        self.uses.append((self.doc, path, names_used(source, expression=True) - extra, False))
+        return compile_expression(source)
+
+    def prompt(self, path: Path, spec: Any) -> PromptTemplate:
+        items = spec if isinstance(spec, list) else [spec]
+        pieces: list[Audio | Render] = []
+        static: list[Text | Audio] = []
+        dynamic, speaks = False, set()
+        for i, item in enumerate(items):
+            here = (*path, i) if isinstance(spec, list) else path
+            if isinstance(item, dict) and "audio" in item:
+                pieces.append(Audio(item["audio"]))
+                static.append(Audio(item["audio"]))
+                continue
+            text = item["say"] if isinstance(item, dict) else item
+            if is_template(text):
+                dynamic = True
+                speaks |= names_used(text) if not check_syntax(text) else set()
+            pieces.append(self.template(here, text))
+            static.append(Text(text))
+        return PromptTemplate(None if dynamic else tuple(static), tuple(pieces), frozenset(speaks))
+
+    def listening(self, path: Path, spec: dict[str, Any]) -> Listening:
+        d = {**self.defaults, **{k: v for k, v in spec.items() if k in DEFAULTS or k == "on_fail"}}
+        where = path if any(k in spec for k in ("no_input", "no_match")) else ("defaults",)
+        return Listening(
+            timeout=float(d["timeout"]),
+            retries=int(d["retries"]),
+            no_input=self.prompt((*where, "no_input"), d["no_input"]),
+            no_match=self.prompt((*where, "no_match"), d["no_match"]),
+            on_fail=self.ref(d.get("on_fail")),
+            barge_in=bool(d["barge_in"]),
+        )
+
+    def option(
+        self, path: Path, name: str, spec: dict[str, Any], is_global: bool = False
+    ) -> Option:
+        return Option(
+            name,
+            spec.get("dtmf"),
+            tuple(spec.get("speech", ())),
+            self.ref(spec.get("goto")),
+            is_global,
+        )
+
+    # -- node kinds: one function each ---------------------------------------------------------
+
+    def c_say(self, path: Path, spec: Any, raw: dict[str, Any]) -> PromptTemplate:
+        return self.prompt(path, spec)
+
+    def c_menu(self, path: Path, spec: dict[str, Any], raw: dict[str, Any]) -> Menu:
+        own = [self.option((*path, "options", n), n, o) for n, o in spec["options"].items()]
+        options = own + (self.globals if spec.get("global", True) else [])
+        by_key: dict[str, Option] = {}
+        by_phrase: dict[str, Option] = {}
+        for o in options:
+            where = ("global", o.name) if o.is_global else (*path, "options", o.name)
+            if o.dtmf is not None:
+                if o.dtmf in by_key:
+                    self.error(
+                        (*where, "dtmf"),
+                        f"key {o.dtmf} is used by option '{by_key[o.dtmf].name}' too",
+                    )
+                by_key.setdefault(o.dtmf, o)
+            for phrase in o.phrases:
+                norm = normalize(phrase)
+                if norm in by_phrase and by_phrase[norm] is not o:
+                    self.error(
+                        (*where, "speech"),
+                        f"phrase '{phrase}' is used by option '{by_phrase[norm].name}' too",
+                    )
+                by_phrase.setdefault(norm, o)
+        modes = {"dtmf": {"dtmf"}, "speech": {"speech"}}.get(spec.get("input", ""))
+        if modes is None:
+            modes = {m for o in own for m, has in (("dtmf", o.dtmf), ("speech", o.phrases)) if has}
+        confirm = spec.get("confirm", "Did you mean {{ phrase }}?")
+        below = spec.get("confirm_below", self.defaults["confirm_below"])
+        return Menu(
+            prompt=self.prompt((*path, "prompt"), spec["prompt"]),
+            options=tuple(options),
+            by_key=MappingProxyType(by_key),
+            matcher=Matcher((o.name, o.phrases) for o in options),
+            listening=self.listening(path, spec),
+            modes=frozenset(modes),
+            confirm_below=float(below),
+            confirm=self.template((*path, "confirm"), confirm) if below else None,
+        )
+
+    def c_ask(self, path: Path, spec: dict[str, Any], raw: dict[str, Any]) -> Ask:
+        digits = spec.get("digits", {})
+        lo, hi = digits.get("min", 1), digits.get("max", digits.get("min", 32))
+        if lo > hi:
+            self.error((*path, "digits"), f"min ({lo}) is more than max ({hi})")
+        name = spec["save_as"]
+        self.known.add(name)
+        if spec.get("sensitive"):
+            self.sensitive.add(name)
+        validate = spec.get("validate")
+        return Ask(
+            prompt=self.prompt((*path, "prompt"), spec["prompt"]),
+            input=spec.get("input", "digits"),
+            min_digits=lo,
+            max_digits=hi,
+            finish_on=digits.get("finish_on", "#"),
+            validate=self.expression((*path, "validate"), validate, frozenset({"value"}))
+            if validate
+            else None,
+            save_as=name,
+            sensitive=bool(spec.get("sensitive")),
+            listening=self.listening(path, spec),
+        )
+
+    def c_http(self, path: Path, spec: dict[str, Any], raw: dict[str, Any]) -> Http:
+        if spec.get("save_as"):
+            self.known.add(spec["save_as"])
+        body = spec.get("json")
+        headers = tuple(
+            (k, self.template((*path, "headers", k), v, spoken=False))
+            for k, v in spec.get("headers", {}).items()
+        )
+        used: set[str] = set()
+        for text in [spec["url"], *spec.get("headers", {}).values(), repr(body)]:
+            used |= names_used(text) if is_template(text) and not check_syntax(text) else set()
+        return Http(
+            method=spec.get("method", "GET"),
+            url=self.template((*path, "url"), spec["url"], spoken=False),
+            headers=headers,
+            json=None if body is None else self.json_body((*path, "json"), body),
+            timeout=float(spec.get("timeout", 5)),
+            save_as=spec.get("save_as"),
+            sensitive=bool(used & self.sensitive),
+        )
+
+    def json_body(self, path: Path, body: Any) -> Render:
+        if isinstance(body, str):
+            return self.template(path, body, spoken=False)
+        if isinstance(body, dict):
+            parts = {k: self.json_body((*path, k), v) for k, v in body.items()}
+            return lambda ctx: {k: r(ctx) for k, r in parts.items()}
+        if isinstance(body, list):
+            items = [self.json_body((*path, i), v) for i, v in enumerate(body)]
+            return lambda ctx: [r(ctx) for r in items]
+        return constant(body)
+
+    def c_set(
+        self, path: Path, spec: dict[str, Any], raw: dict[str, Any]
+    ) -> tuple[tuple[str, Render], ...]:
+        out = []
+        for name, expr in spec.items():
+            out.append((name, self.expression((*path, name), expr)))
+            self.known.add(name)
+        return tuple(out)
+
+    def c_branch(
+        self, path: Path, spec: list[dict[str, Any]], raw: dict[str, Any]
+    ) -> tuple[Any, ...]:
+        cases = []
+        for i, case in enumerate(spec):
+            if "else" in case:
+                if i != len(spec) - 1:
+                    self.error(
+                        (*path, i), "'else' must be the last case (cases after it never run)"
+                    )
+                cases.append((None, None, self.ref(case["else"])))
+            else:
+                cases.append(
+                    (
+                        case["if"],
+                        self.expression((*path, i, "if"), case["if"]),
+                        self.ref(case["goto"]),
+                    )
+                )
+        return tuple(cases)
+
+    def c_transfer(self, path: Path, spec: dict[str, Any], raw: dict[str, Any]) -> Transfer:
+        return Transfer(
+            to=self.template((*path, "to"), spec["to"], spoken=False),
+            queue=spec.get("queue"),
+            say=self.prompt((*path, "say"), spec["say"]) if "say" in spec else None,
+            caller_id=spec.get("caller_id"),
+            timeout=spec.get("timeout"),
+            attributes=tuple(
+                (k, self.template((*path, "attributes", k), v, spoken=False))
+                for k, v in spec.get("attributes", {}).items()
+            ),
+        )
+
+    def c_record(self, path: Path, spec: dict[str, Any], raw: dict[str, Any]) -> Record:
+        self.known.add(spec["save_as"])
+        return Record(
+            self.prompt((*path, "prompt"), spec["prompt"]),
+            spec.get("max_seconds", 60),
+            spec.get("finish_on", "#"),
+            spec["save_as"],
+        )
+
+    def c_end(self, path: Path, spec: dict[str, Any] | None, raw: dict[str, Any]) -> End:
+        spec = spec or {}
+        say = self.prompt((*path, "say"), spec["say"]) if "say" in spec else None
+        return End(say, spec.get("outcome", "contained"), self.returns_to)
+
+    def c_subflow(self, path: Path, spec: dict[str, Any], raw: dict[str, Any]) -> None:
+        return None  # inlined by nodes()
+
+
+_KINDS: Mapping[str, Callable[..., Any]] = {
+    "say": _Compiler.c_say,
+    "menu": _Compiler.c_menu,
+    "ask": _Compiler.c_ask,
+    "http": _Compiler.c_http,
+    "set": _Compiler.c_set,
+    "branch": _Compiler.c_branch,
+    "transfer": _Compiler.c_transfer,
+    "record": _Compiler.c_record,
+    "subflow": _Compiler.c_subflow,
+    "end": _Compiler.c_end,
+}
+
+
+def _check_graph(doc: Document, start: str, nodes: dict[str, Node], c: _Compiler) -> list[Problem]:
+    """Targets exist; every node is reachable (warning) and can reach an ending (error);
+    templates use known variables (warning); sensitive values are not spoken (warning)."""
+    if not nodes:
+        return []
+    problems: list[Problem] = []
+    own = {n.name: n for n in nodes.values() if n.file == doc.file and "." not in n.name}
+    if start not in nodes:
+        problems.append(doc.problem(("start",), _missing(start, nodes)))
+    for node in nodes.values():
+        for label, target in node.edges():
+            if target not in nodes:
+                problems.append(
+                    Problem(
+                        node.file,
+                        node.line,
+                        1,
+                        f"nodes.{node.name}",
+                        f"{label}: {_missing(target, nodes)}",
+                    )
+                )
+    seen = _reach(start, nodes, forward=True)
+    for name, node in own.items():
+        if name not in seen:
+            problems.append(
+                doc.problem(
+                    ("nodes", name),
+                    "unreachable: no path from start leads here",
+                    "warning",
+                    key=True,
+                )
+            )
+    ends = [n.name for n in nodes.values() if _terminal(n)]
+    rescued = _reach_back(ends, nodes)
+    for node in nodes.values():
+        if node.name not in rescued and node.name in seen:
+            problems.append(
+                Problem(
+                    node.file,
+                    node.line,
+                    1,
+                    f"nodes.{node.name}",
+                    "no end, transfer or record can be reached from here: a caller would be stuck",
+                )
+            )
+    for udoc, path, names, spoken in c.uses:
+        unknown = sorted(names - c.known - {"value", "option", "phrase"})
+        if unknown:
+            problems.append(
+                udoc.problem(path, f"uses {', '.join(unknown)}, which no node sets", "warning")
+            )
+        secret = sorted(names & c.sensitive) if spoken else []
+        if secret:
+            problems.append(
+                udoc.problem(path, f"speaks sensitive {', '.join(secret)} aloud", "warning")
+            )
+    c.uses.clear()
+    return problems
+
+
+def _terminal(node: Node) -> bool:
+    s = node.spec
+    if isinstance(s, End):
+        return s.returns_to is None
+    if isinstance(s, Menu | Ask) and s.listening.on_fail is None:
+        return True  # running out of retries ends the call
+    if node.kind == "http" and node.on_error is None:
+        return True
+    return node.kind in ("transfer", "record")
+
+
+def _missing(target: str, nodes: Mapping[str, Node]) -> str:
+    close = difflib.get_close_matches(target, list(nodes), 1)
+    return f"'{target}' is not a node" + (f" (did you mean '{close[0]}'?)" if close else "")
+
+
+def _reach(start: str, nodes: Mapping[str, Node], forward: bool) -> set[str]:
+    seen, todo = {start}, deque([start])
+    while todo:
+        node = nodes.get(todo.popleft())
+        for _, target in node.edges() if node else ():
+            if target not in seen:
+                seen.add(target)
+                todo.append(target)
+    return seen
+
+
+def _reach_back(ends: list[str], nodes: Mapping[str, Node]) -> set[str]:
+    into: dict[str, list[str]] = {}
+    for node in nodes.values():
+        for _, target in node.edges():
+            into.setdefault(target, []).append(node.name)
+    seen, todo = set(ends), deque(ends)
+    while todo:
+        for source in into.get(todo.popleft(), ()):
+            if source not in seen:
+                seen.add(source)
+                todo.append(source)
+    return seen

@@ -1,0 +1,258 @@
+"""Stage 1: read flow YAML into plain data plus the line and column of every key and value.
+
+YAML 1.2 booleans only (`yes`, `no`, `on`, `off` stay words, menus say them),
+duplicate keys are errors, and aliases are expanded under a budget so a
+"billion laughs" file fails with a message instead of eating the machine.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from yaml.constructor import SafeConstructor
+from yaml.resolver import Resolver
+
+from ivr.errors import FlowError, Problem
+
+Path = tuple[str | int, ...]
+
+MAX_NODES = 200_000  # nodes after alias expansion; real flows have a few thousand
+MAX_DEPTH = 64
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_BOOL_TAG = "tag:yaml.org,2002:bool"
+
+
+class _Resolver12(Resolver):
+    """PyYAML's resolver with YAML 1.2 booleans: only true/false."""
+
+
+_Resolver12.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != _BOOL_TAG]
+    for first, resolvers in Resolver.yaml_implicit_resolvers.items()
+}
+_Resolver12.add_implicit_resolver(
+    _BOOL_TAG, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+_Parser: Any = getattr(yaml, "CParser", None) or yaml.loader.Parser  # libyaml when present
+
+
+class _Loader(_Parser, SafeConstructor, _Resolver12):  # type: ignore[misc,valid-type]
+    def __init__(self, text: str) -> None:
+        if _Parser is yaml.loader.Parser:
+            yaml.reader.Reader.__init__(self, text)  # type: ignore[arg-type]
+            yaml.scanner.Scanner.__init__(self)  # type: ignore[arg-type]
+            yaml.parser.Parser.__init__(self)  # type: ignore[arg-type]
+            yaml.composer.Composer.__init__(self)  # type: ignore[arg-type]
+        else:
+            _Parser.__init__(self, text)
+        SafeConstructor.__init__(self)
+        _Resolver12.__init__(self)
+
+
+if _Parser is yaml.loader.Parser:
+    _Loader.__bases__ = (
+        yaml.reader.Reader,
+        yaml.scanner.Scanner,
+        yaml.parser.Parser,
+        yaml.composer.Composer,
+        SafeConstructor,
+        _Resolver12,
+    )
+
+
+@dataclass
+class Document:
+    """A flow file's data with source marks: `marks[path]` is the (line, col) of a value,
+    `key_marks[path]` of the key that names it (both 1-based)."""
+
+    file: str
+    data: Any
+    text: str = ""
+    marks: dict[Path, tuple[int, int]] = field(default_factory=dict)
+    key_marks: dict[Path, tuple[int, int]] = field(default_factory=dict)
+
+    def mark(self, path: Path, key: bool = False) -> tuple[int, int]:
+        """The nearest known position of `path` (walking up to its parents)."""
+        table = self.key_marks if key else self.marks
+        p = tuple(path)
+        while p:
+            if p in table:
+                return table[p]
+            if key and p in self.marks:
+                return self.marks[p]
+            p = p[:-1]
+        return self.marks.get((), (1, 1))
+
+    def problem(
+        self, path: Path, message: str, severity: str = "error", key: bool = False
+    ) -> Problem:
+        line, col = self.mark(path, key)
+        return Problem(self.file, line, col, dotted(path), message, severity)
+
+
+def dotted(path: Path) -> str:
+    """`('nodes', 'main', 'menu')` -> `nodes.main.menu`; list indexes as `[0]`."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def read_flow_file(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Document:
+    """Read a flow file from disk; the only stage that touches the file system."""
+    name = os.fspath(path)
+    try:
+        with open(name, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise FlowError([Problem(name, 1, 1, "", f"cannot read file: {e.strerror}")]) from None
+    return parse_flow(raw, name, env)
+
+
+def parse_flow(
+    raw: bytes | str, file: str = "<flow>", env: Mapping[str, str] | None = None
+) -> Document:
+    """Parse flow YAML text into a Document; raises FlowError listing every problem found."""
+    text = _decode(raw, file) if isinstance(raw, bytes) else raw
+    text = text.removeprefix("\ufeff")
+    if not text.strip() or all(
+        not ln.strip() or ln.lstrip().startswith("#") for ln in text.splitlines()
+    ):
+        raise FlowError(
+            [Problem(file, 1, 1, "", "the file is empty (expected a flow: flow, start, nodes)")]
+        )
+    loader = _Loader(text)
+    try:
+        root = loader.get_single_node()
+    except yaml.MarkedYAMLError as e:
+        raise FlowError([_yaml_problem(file, e)]) from None
+    except yaml.YAMLError as e:
+        raise FlowError([Problem(file, 1, 1, "", f"not valid YAML: {e}")]) from None
+    finally:
+        loader.dispose()
+    doc = Document(file, None, text)
+    builder = _Builder(doc, loader, os.environ if env is None else env)
+    doc.data = builder.build(root, (), 0)
+    if builder.problems:
+        raise FlowError(builder.problems)
+    return doc
+
+
+def _decode(raw: bytes, file: str) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        before = raw[: e.start]
+        line = before.count(b"\n") + 1
+        col = e.start - (before.rfind(b"\n") + 1) + 1
+        raise FlowError(
+            [
+                Problem(
+                    file,
+                    line,
+                    col,
+                    "",
+                    f"not UTF-8 text (byte 0x{raw[e.start]:02x}); save the file as UTF-8",
+                )
+            ]
+        ) from None
+
+
+def _yaml_problem(file: str, e: yaml.MarkedYAMLError) -> Problem:
+    mark = e.problem_mark or e.context_mark
+    line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    what = e.problem or "not valid YAML"
+    if "'\\t'" in what or "\t" in what:
+        what = "a tab character; YAML indents with spaces only"
+    elif e.context:
+        what = f"{what} ({e.context})"
+    return Problem(file, line, col, "", f"YAML syntax: {what}")
+
+
+class _Builder:
+    """Turns the composed YAML node tree into dicts/lists/scalars, recording marks."""
+
+    def __init__(self, doc: Document, loader: _Loader, env: Mapping[str, str]) -> None:
+        self.doc, self.loader, self.env = doc, loader, env
+        self.problems: list[Problem] = []
+        self.count = 0
+
+    def fail(self, node: yaml.Node, path: Path, message: str) -> None:
+        m = node.start_mark
+        self.problems.append(
+            Problem(self.doc.file, m.line + 1, m.column + 1, dotted(path), message)
+        )
+
+    def build(self, node: yaml.Node, path: Path, depth: int) -> Any:
+        self.count += 1
+        if self.count > MAX_NODES:
+            if self.count == MAX_NODES + 1:
+                self.fail(
+                    node,
+                    path,
+                    f"more than {MAX_NODES} values after expanding aliases "
+                    "(an alias bomb?); write the flow without nested aliases",
+                )
+            return None
+        if depth > MAX_DEPTH:
+            self.fail(node, path, f"nested more than {MAX_DEPTH} levels deep")
+            return None
+        self.doc.marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, path, depth)
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
+        try:
+            value = self.loader.construct_object(node)
+        except yaml.YAMLError as e:
+            self.fail(node, path, f"cannot read this value: {getattr(e, 'problem', e)}")
+            return None
+        return self._env(node, path, value) if isinstance(value, str) else value
+
+    def _mapping(self, node: yaml.MappingNode, path: Path, depth: int) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        seen: dict[str, int] = {}
+        self.loader.flatten_mapping(node)  # merges `<<: *anchor` keys
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                self.fail(key_node, path, "keys must be plain words, not lists or mappings")
+                continue
+            key = str(key_node.value)
+            here = (*path, key)
+            if key in seen:
+                self.fail(
+                    key_node, here, f"duplicate key '{key}' (first defined on line {seen[key]})"
+                )
+                continue
+            seen[key] = key_node.start_mark.line + 1
+            self.doc.key_marks[here] = (
+                key_node.start_mark.line + 1,
+                key_node.start_mark.column + 1,
+            )
+            out[key] = self.build(value_node, here, depth + 1)
+        return out
+
+    def _env(self, node: yaml.Node, path: Path, value: str) -> str:
+        if "${" not in value:
+            return value
+
+        def sub(m: re.Match[str]) -> str:
+            name, default = m.group(1), m.group(2)
+            if name in self.env:
+                return self.env[name]
+            if default is not None:
+                return default
+            self.fail(
+                node,
+                path,
+                f"environment variable {name} is not set (set it, or write ${{{name}:-default}})",
+            )
+            return m.group(0)
+
+        return _ENV.sub(sub, value)

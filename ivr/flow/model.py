@@ -1,0 +1,183 @@
+"""The compiled flow: immutable nodes shared by every call on one flow version."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ivr.flow.hours import Hours
+from ivr.speech.intent import Matcher
+
+Render = Callable[[Mapping[str, Any]], Any]  # a compiled template or expression
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    """Spoken text (already rendered)."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Audio:
+    """A recording to play, relative to the audio directory."""
+
+    file: str
+
+
+Part = Text | Audio
+
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    """A prompt: `static` when nothing in it is templated (rendered once, at compile time)."""
+
+    static: tuple[Part, ...] | None
+    pieces: tuple[Audio | Render, ...] = ()
+    speaks: frozenset[str] = frozenset()  # variables it speaks
+
+    def render(self, ctx: Mapping[str, Any]) -> tuple[Part, ...]:
+        if self.static is not None:
+            return self.static
+        parts = (p if isinstance(p, Audio) else Text(str(p(ctx))) for p in self.pieces)
+        return tuple(p for p in parts if not isinstance(p, Text) or p.text.strip())
+
+
+@dataclass(frozen=True)
+class Listening:
+    """How a menu or ask listens and retries."""
+
+    timeout: float
+    retries: int
+    no_input: PromptTemplate
+    no_match: PromptTemplate
+    on_fail: str | None
+    barge_in: bool
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str
+    dtmf: str | None
+    phrases: tuple[str, ...]
+    goto: str | None  # None: repeat the prompt
+    is_global: bool = False
+
+
+@dataclass(frozen=True)
+class Menu:
+    prompt: PromptTemplate
+    options: tuple[Option, ...]
+    by_key: Mapping[str, Option]
+    matcher: Matcher
+    listening: Listening
+    modes: frozenset[str]  # "dtmf", "speech"
+    confirm_below: float
+    confirm: Render | None
+
+
+@dataclass(frozen=True)
+class Ask:
+    prompt: PromptTemplate
+    input: str  # digits | speech | any
+    min_digits: int
+    max_digits: int
+    finish_on: str
+    validate: Render | None
+    save_as: str
+    sensitive: bool
+    listening: Listening
+
+
+@dataclass(frozen=True)
+class Http:
+    method: str
+    url: Render
+    headers: tuple[tuple[str, Render], ...]
+    json: Render | None
+    timeout: float
+    save_as: str | None
+    sensitive: bool  # the request mentions a sensitive variable
+
+
+@dataclass(frozen=True)
+class Transfer:
+    to: Render
+    queue: str | None
+    say: PromptTemplate | None
+    caller_id: str | None
+    timeout: float | None
+    attributes: tuple[tuple[str, Render], ...]
+
+
+@dataclass(frozen=True)
+class Record:
+    prompt: PromptTemplate
+    max_seconds: int
+    finish_on: str
+    save_as: str
+
+
+@dataclass(frozen=True)
+class End:
+    say: PromptTemplate | None
+    outcome: str
+    returns_to: str | None = None  # set on a subflow's ends: go on there instead of hanging up
+
+
+Spec = (
+    Any  # PromptTemplate | Menu | Ask | Http | tuple (set, branch) | Transfer | Record | End | None
+)
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    kind: str
+    spec: Spec
+    next: str | None = None
+    on_error: str | None = None
+    resolves: str | None = None
+    file: str = ""
+    line: int = 0
+
+    def edges(self) -> list[tuple[str, str]]:
+        """(label, target) for every way out of this node, for checks and diagrams."""
+        out: list[tuple[str, str]] = []
+        s = self.spec
+        if self.next:
+            out.append(("next", self.next))
+        if isinstance(s, Menu):
+            for o in s.options:
+                keys = [f"[{o.dtmf}]"] if o.dtmf else []
+                label = " / ".join([*keys, *o.phrases[:2]])
+                out.append((label or o.name, o.goto or self.name))
+        if isinstance(s, Menu | Ask):
+            out.append(("no_input / no_match", self.name))
+            if s.listening.on_fail:
+                out.append(("on_fail", s.listening.on_fail))
+        if self.on_error:
+            out.append(("on_error", self.on_error))
+        if self.kind == "branch":
+            out.extend((cond or "else", target) for cond, _, target in s)
+        if isinstance(s, End) and s.returns_to:
+            out.append(("return", s.returns_to))
+        return out
+
+
+@dataclass(frozen=True)
+class Flow:
+    """A compiled, immutable flow: what `ivr.engine.step` runs."""
+
+    id: str
+    version: str
+    file: str
+    start: str
+    nodes: Mapping[str, Node]
+    language: str = "en-US"
+    voice: str | None = None
+    numbers: tuple[str, ...] = ()
+    hours: Mapping[str, Hours] = field(default_factory=dict)
+    vars: Mapping[str, Any] = field(default_factory=dict)
+    sensitive: frozenset[str] = frozenset()
