@@ -1,0 +1,77 @@
+"""Backend HTTP calls for `http` nodes: one shared aiohttp client, allowed hosts only."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from fnmatch import fnmatch
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from ivr.engine.actions import Fetch
+from ivr.engine.events import FetchResult
+
+MAX_BODY = 1 << 20  # a backend answer larger than 1 MiB is an error, not a memory problem
+
+
+def allowed_hosts(env: str | None = None) -> tuple[str, ...]:
+    """`IVR_HTTP_ALLOW`: comma-separated host patterns (`api.example.com`, `*.bank.internal`,
+    `127.0.0.1:8099`). Empty means no backend may be called."""
+    raw = os.environ.get("IVR_HTTP_ALLOW", "") if env is None else env
+    return tuple(h.strip().lower() for h in raw.split(",") if h.strip())
+
+
+class Backend:
+    """Performs Fetch actions. Hosts outside `allow` are refused before anything is sent."""
+
+    def __init__(self, allow: Iterable[str] = ()) -> None:
+        self.allow = tuple(allow)
+        self._session: aiohttp.ClientSession | None = None
+
+    def permits(self, url: str) -> bool:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            return False
+        host = parts.hostname.lower()
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        return any(fnmatch(host, p) or fnmatch(f"{host}:{port}", p) for p in self.allow)
+
+    async def fetch(self, action: Fetch) -> FetchResult:
+        if not self.permits(action.url):
+            host = urlsplit(action.url).netloc or action.url
+            return FetchResult(error=f"host {host} is not in IVR_HTTP_ALLOW")
+        if self._session is None:
+            self._session = aiohttp.ClientSession(raise_for_status=False)
+        try:
+            async with self._session.request(
+                action.method,
+                action.url,
+                headers=dict(action.headers),
+                json=action.json,
+                timeout=aiohttp.ClientTimeout(total=action.timeout),
+                allow_redirects=False,
+            ) as response:
+                raw = await response.content.read(MAX_BODY + 1)
+                if len(raw) > MAX_BODY:
+                    return FetchResult(response.status, error="answer larger than 1 MiB")
+                return FetchResult(response.status, _decode(raw))
+        except TimeoutError:
+            return FetchResult(error=f"timed out after {action.timeout:g} s")
+        except (aiohttp.ClientError, OSError, ValueError) as e:
+            return FetchResult(error=f"{type(e).__name__}: {e}")
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+def _decode(raw: bytes) -> object:
+    """JSON when the answer is JSON, else the text."""
+    text = raw.decode("utf-8", "replace")
+    try:
+        return json.loads(text) if text.strip() else None
+    except ValueError:
+        return text
