@@ -39,6 +39,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--caller", default="+15550000000", help="the caller's number")
     p.set_defaults(run=_call)
 
+    p = sub.add_parser("serve", help="run the Twilio webhook server")
+    p.add_argument("--host", help="address to listen on (IVR_HOST, default 0.0.0.0)")
+    p.add_argument("--port", type=int, help="port (IVR_PORT, default 8080)")
+    p.add_argument("--flows", type=Path, help="flows directory (IVR_FLOWS, default flows)")
+    p.add_argument("--audio", type=Path, help="prompt recordings (IVR_AUDIO, default audio)")
+    p.add_argument("--data", type=Path, help="data directory for SQLite (IVR_DATA, default data)")
+    p.add_argument(
+        "--sessions", help="sqlite:///path | memory:// | redis://host:port/db (IVR_SESSIONS)"
+    )
+    p.add_argument("--public-url", help="this server's URL as Twilio calls it (IVR_PUBLIC_URL)")
+    p.add_argument(
+        "--trust-proxy",
+        action="store_true",
+        default=None,
+        help="take scheme and host from X-Forwarded-Proto/Host (IVR_TRUST_PROXY)",
+    )
+    p.add_argument(
+        "--insecure",
+        action="store_true",
+        default=None,
+        help="do not check Twilio signatures: local development only (IVR_INSECURE)",
+    )
+    p.add_argument(
+        "--no-watch",
+        dest="watch",
+        action="store_false",
+        default=None,
+        help="do not reload flows when their files change (SIGHUP still does)",
+    )
+    p.set_defaults(run=_serve)
+
     p = sub.add_parser("test", help="run conversation tests (default: flows/tests/*.yaml)")
     p.add_argument("paths", nargs="*", type=Path, metavar="PATH")
     p.set_defaults(run=_test)
@@ -106,6 +137,30 @@ def _call(args: argparse.Namespace) -> int:
 
     outcome = asyncio.run(run())
     return 0 if outcome in ("contained", "transferred", "abandoned") else 1
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from ivr.config import Config
+    from ivr.server import serve
+
+    config = Config.from_env()
+    for name in (
+        "host",
+        "port",
+        "flows",
+        "audio",
+        "data",
+        "sessions",
+        "public_url",
+        "trust_proxy",
+        "insecure",
+        "watch",
+    ):
+        value = getattr(args, name)
+        if value is not None:
+            setattr(config, name, value)
+    serve(config)
+    return 0
 
 
 def _test(args: argparse.Namespace) -> int:

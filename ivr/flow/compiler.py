@@ -99,6 +99,7 @@ class _Compiler:
             tuple[Document, Path, frozenset[str], bool]
         ] = []  # (doc, path, names, spoken)
         self.texts: list[str] = [doc.text]
+        self.refs: list[tuple[Document, Path, str]] = []  # (doc, where written, target)
 
     # -- one document ------------------------------------------------------------------------
 
@@ -141,14 +142,15 @@ class _Compiler:
                     prefix + name,
                     kind,
                     spec,
-                    next=self.ref(raw.get("next")),
-                    on_error=self.ref(raw.get("on_error")),
+                    next=self.ref(raw.get("next"), (*path, "next")),
+                    on_error=self.ref(raw.get("on_error"), (*path, "on_error")),
                     resolves=raw.get("resolves"),
                     file=doc.file,
                     line=line,
                 )
                 if kind == "http" and node.on_error is None:
-                    node = replace(node, on_error=self.ref(self.defaults.get("on_fail")))
+                    on_fail = self.ref(self.defaults.get("on_fail"), ("defaults", "on_fail"))
+                    node = replace(node, on_error=on_fail)
             out[node.name] = node
         return out
 
@@ -172,7 +174,7 @@ class _Compiler:
         self.doc = sub_doc
         self.texts.append(sub_doc.text)
         try:
-            nodes = self.nodes(prefix, self.ref(spec["next"]), (*stack, flow_id))
+            nodes = self.nodes(prefix, self.ref(spec["next"], (*path, "next")), (*stack, flow_id))
         finally:
             self.doc, self.defaults, self.prefix, self.returns_to, self.globals = saved
         return nodes, prefix + sub_doc.data["start"]
@@ -182,8 +184,13 @@ class _Compiler:
     def error(self, path: Path, message: str, severity: str = "error") -> None:
         self.problems.append(self.doc.problem(path, message, severity))
 
-    def ref(self, target: str | None) -> str | None:
-        return None if target is None else self.prefix + target
+    def ref(self, target: str | None, path: Path | None = None) -> str | None:
+        """`target` as named in the compiled flow; `path` is where the flow writes it."""
+        if target is None:
+            return None
+        if path is not None:
+            self.refs.append((self.doc, path, self.prefix + target))
+        return self.prefix + target
 
     def template(self, path: Path, source: str, spoken: bool = True) -> Render:
         if not is_template(source):
@@ -209,7 +216,7 @@ class _Compiler:
         items = spec if isinstance(spec, list) else [spec]
         pieces: list[Audio | Render] = []
         static: list[Text | Audio] = []
-        dynamic, speaks = False, set()
+        dynamic, speaks = False, set[str]()
         for i, item in enumerate(items):
             here = (*path, i) if isinstance(spec, list) else path
             if isinstance(item, dict) and "audio" in item:
@@ -232,7 +239,10 @@ class _Compiler:
             retries=int(d["retries"]),
             no_input=self.prompt((*where, "no_input"), d["no_input"]),
             no_match=self.prompt((*where, "no_match"), d["no_match"]),
-            on_fail=self.ref(d.get("on_fail")),
+            on_fail=self.ref(
+                d.get("on_fail"),
+                (*path, "on_fail") if "on_fail" in spec else ("defaults", "on_fail"),
+            ),
             barge_in=bool(d["barge_in"]),
         )
 
@@ -243,7 +253,7 @@ class _Compiler:
             name,
             spec.get("dtmf"),
             tuple(spec.get("speech", ())),
-            self.ref(spec.get("goto")),
+            self.ref(spec.get("goto"), (*path, "goto")),
             is_global,
         )
 
@@ -260,7 +270,13 @@ class _Compiler:
         for o in options:
             where = ("global", o.name) if o.is_global else (*path, "options", o.name)
             if o.dtmf is not None:
-                if o.dtmf in by_key:
+                if o.dtmf in by_key and o.is_global and not by_key[o.dtmf].is_global:
+                    self.error(  # at the menu's option: the global is fine in other menus
+                        (*path, "options", by_key[o.dtmf].name, "dtmf"),
+                        f"key {o.dtmf} is used by the global option '{o.name}' too "
+                        "(choose another key, or set 'global: false' on this menu)",
+                    )
+                elif o.dtmf in by_key:
                     self.error(
                         (*where, "dtmf"),
                         f"key {o.dtmf} is used by option '{by_key[o.dtmf].name}' too",
@@ -268,7 +284,13 @@ class _Compiler:
                 by_key.setdefault(o.dtmf, o)
             for phrase in o.phrases:
                 norm = normalize(phrase)
-                if norm in by_phrase and by_phrase[norm] is not o:
+                first = by_phrase.get(norm)
+                if first is not None and first is not o and o.is_global and not first.is_global:
+                    self.error(
+                        (*path, "options", first.name, "speech"),
+                        f"phrase '{phrase}' is used by the global option '{o.name}' too",
+                    )
+                elif first is not None and first is not o:
                     self.error(
                         (*where, "speech"),
                         f"phrase '{phrase}' is used by option '{by_phrase[norm].name}' too",
@@ -358,20 +380,20 @@ class _Compiler:
     def c_branch(
         self, path: Path, spec: list[dict[str, Any]], raw: dict[str, Any]
     ) -> tuple[Any, ...]:
-        cases = []
+        cases: list[tuple[Any, Render | None, str | None]] = []
         for i, case in enumerate(spec):
             if "else" in case:
                 if i != len(spec) - 1:
                     self.error(
                         (*path, i), "'else' must be the last case (cases after it never run)"
                     )
-                cases.append((None, None, self.ref(case["else"])))
+                cases.append((None, None, self.ref(case["else"], (*path, i, "else"))))
             else:
                 cases.append(
                     (
                         case["if"],
                         self.expression((*path, i, "if"), case["if"]),
-                        self.ref(case["goto"]),
+                        self.ref(case["goto"], (*path, i, "goto")),
                     )
                 )
         return tuple(cases)
@@ -430,9 +452,15 @@ def _check_graph(doc: Document, start: str, nodes: dict[str, Node], c: _Compiler
     own = {n.name: n for n in nodes.values() if n.file == doc.file and "." not in n.name}
     if start not in nodes:
         problems.append(doc.problem(("start",), _missing(start, nodes)))
+    flagged: set[tuple[str, Path]] = set()
+    for udoc, path, target in c.refs:  # located where the flow names the target
+        if target not in nodes and (udoc.file, path) not in flagged:
+            flagged.add((udoc.file, path))
+            problems.append(udoc.problem(path, _missing(target, nodes)))
+    located = {target for _, _, target in c.refs}
     for node in nodes.values():
         for label, target in node.edges():
-            if target not in nodes:
+            if target not in nodes and target not in located:
                 problems.append(
                     Problem(
                         node.file,
@@ -443,7 +471,7 @@ def _check_graph(doc: Document, start: str, nodes: dict[str, Node], c: _Compiler
                     )
                 )
     seen = _reach(start, nodes, forward=True)
-    for name, node in own.items():
+    for name in own:
         if name not in seen:
             problems.append(
                 doc.problem(

@@ -25,6 +25,8 @@ MAX_NODES = 200_000  # nodes after alias expansion; real flows have a few thousa
 MAX_DEPTH = 64
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _BOOL_TAG = "tag:yaml.org,2002:bool"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_COLLECTION_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
 
 
 class _Resolver12(Resolver):
@@ -39,31 +41,29 @@ _Resolver12.add_implicit_resolver(
     _BOOL_TAG, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
 )
 
-_Parser: Any = getattr(yaml, "CParser", None) or yaml.loader.Parser  # libyaml when present
+if hasattr(yaml, "CParser"):  # libyaml: parsing in C, construction here
+    _CParser: Any = yaml.CParser  # type: ignore[attr-defined]
 
+    class _Loader(_CParser, SafeConstructor, _Resolver12):  # type: ignore[misc]
+        def __init__(self, text: str) -> None:
+            _CParser.__init__(self, text)
+            SafeConstructor.__init__(self)
+            _Resolver12.__init__(self)
 
-class _Loader(_Parser, SafeConstructor, _Resolver12):  # type: ignore[misc,valid-type]
-    def __init__(self, text: str) -> None:
-        if _Parser is yaml.loader.Parser:
-            yaml.reader.Reader.__init__(self, text)  # type: ignore[arg-type]
-            yaml.scanner.Scanner.__init__(self)  # type: ignore[arg-type]
-            yaml.parser.Parser.__init__(self)  # type: ignore[arg-type]
-            yaml.composer.Composer.__init__(self)  # type: ignore[arg-type]
-        else:
-            _Parser.__init__(self, text)
-        SafeConstructor.__init__(self)
-        _Resolver12.__init__(self)
+else:  # pragma: no cover - PyYAML built without libyaml
+    from yaml.composer import Composer
+    from yaml.parser import Parser
+    from yaml.reader import Reader
+    from yaml.scanner import Scanner
 
-
-if _Parser is yaml.loader.Parser:
-    _Loader.__bases__ = (
-        yaml.reader.Reader,
-        yaml.scanner.Scanner,
-        yaml.parser.Parser,
-        yaml.composer.Composer,
-        SafeConstructor,
-        _Resolver12,
-    )
+    class _Loader(Reader, Scanner, Parser, Composer, SafeConstructor, _Resolver12):  # type: ignore[no-redef]
+        def __init__(self, text: str) -> None:
+            Reader.__init__(self, text)
+            Scanner.__init__(self)
+            Parser.__init__(self)
+            Composer.__init__(self)
+            SafeConstructor.__init__(self)
+            _Resolver12.__init__(self)
 
 
 @dataclass
@@ -132,6 +132,11 @@ def parse_flow(
         root = loader.get_single_node()
     except yaml.MarkedYAMLError as e:
         raise FlowError([_yaml_problem(file, e)]) from None
+    except RecursionError:  # PyYAML composes recursively: far too deep for the builder's check
+        line, col = getattr(loader, "line", 0) + 1, getattr(loader, "column", 0) + 1
+        raise FlowError(
+            [Problem(file, line, col, "", f"nested more than {MAX_DEPTH} levels deep")]
+        ) from None
     except yaml.YAMLError as e:
         raise FlowError([Problem(file, 1, 1, "", f"not valid YAML: {e}")]) from None
     finally:
@@ -204,6 +209,9 @@ class _Builder:
             self.fail(node, path, f"nested more than {MAX_DEPTH} levels deep")
             return None
         self.doc.marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+        if isinstance(node, yaml.CollectionNode) and node.tag not in _COLLECTION_TAGS:
+            self.fail(node, path, f"cannot read this value: unknown tag {node.tag}")
+            return None
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, path, depth)
         if isinstance(node, yaml.SequenceNode):
@@ -218,7 +226,11 @@ class _Builder:
     def _mapping(self, node: yaml.MappingNode, path: Path, depth: int) -> dict[str, Any]:
         out: dict[str, Any] = {}
         seen: dict[str, int] = {}
-        self.loader.flatten_mapping(node)  # merges `<<: *anchor` keys
+        try:
+            self.loader.flatten_mapping(node)  # merges `<<: *anchor` keys
+        except yaml.YAMLError as e:
+            self.fail(node, path, f"cannot merge: {getattr(e, 'problem', e)}")
+            return out
         for key_node, value_node in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
                 self.fail(key_node, path, "keys must be plain words, not lists or mappings")

@@ -54,7 +54,7 @@ def normalize(text: str) -> str:
 
 
 def spoken_digits(text: str) -> str | None:
-    """Digits said or typed, as a string: "one two 3 four" -> "1234"; None if anything else is said."""
+    """Digits said or typed: "one two 3 four" -> "1234"; None if anything else is said."""
     words = _PUNCT.sub(" ", unicodedata.normalize("NFKC", text).casefold()).split()
     out = []
     for word in words:

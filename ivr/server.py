@@ -1,0 +1,135 @@
+"""Builds the aiohttp app: Twilio webhooks, prompt audio, health, metrics, flow reloads."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from ivr.backend import Backend
+from ivr.config import Config
+from ivr.flow.model import Flow
+from ivr.metrics import Metrics
+from ivr.registry import FlowRegistry
+from ivr.store import open_sessions
+from ivr.store.records import RecordWriter, SqliteRecords
+from ivr.telephony.signature import SignatureCheck
+from ivr.telephony.twiml import Voice
+from ivr.telephony.webhook import TwilioWebhooks
+
+log = logging.getLogger("ivr.server")
+MAX_BODY = 64 * 1024  # Twilio's webhook forms are a few KB
+
+FLOWS = web.AppKey("flows", FlowRegistry)
+METRICS = web.AppKey("metrics", Metrics)
+
+
+def build_app(config: Config) -> web.Application:
+    """The whole service; stores open and close with the app's lifetime."""
+    app = web.Application(client_max_size=MAX_BODY)
+    flows = FlowRegistry(config.flows, default=config.default_flow)
+    metrics = Metrics()
+    app[FLOWS], app[METRICS] = flows, metrics
+    if config.insecure:
+        log.warning(
+            "--insecure: Twilio signatures are NOT checked; anyone can drive calls. "
+            "Use this for local development only."
+        )
+    elif not config.auth_token:
+        log.error("TWILIO_AUTH_TOKEN is not set: every Twilio request will be refused (403)")
+    signature = SignatureCheck(
+        config.auth_token, config.public_url, config.trust_proxy, config.insecure
+    )
+
+    def voice(flow: Flow) -> Voice:
+        return Voice(flow.language, flow.voice, workflow_sid=config.workflow_sid)
+
+    async def lifetime(app: web.Application) -> AsyncIterator[None]:
+        flows.reload()
+        if not flows.current:
+            log.error("no flow loaded from %s", config.flows)
+        sessions = open_sessions(config.sessions_url)
+        records = SqliteRecords(config.records_path)
+        writer = RecordWriter(sessions, records, config.hash_caller, config.caller_salt)
+        await writer.start()
+        backend = Backend(config.http_allow)
+        hooks = TwilioWebhooks(flows, sessions, backend, writer, metrics, signature, voice)
+        app["hooks"] = hooks
+        reloader = asyncio.create_task(_watch(flows, config)) if config.watch else None
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, _reload, flows)
+        yield
+        if reloader:
+            reloader.cancel()
+        await writer.stop()
+        await backend.close()
+        await sessions.close()
+        await records.close()
+
+    app.cleanup_ctx.append(lifetime)
+
+    async def twilio(request: web.Request) -> web.StreamResponse:
+        hooks: TwilioWebhooks = request.app["hooks"]
+        handler = hooks.handlers.get(request.match_info["name"])
+        if handler is None:
+            raise web.HTTPNotFound()
+        return await handler(request)
+
+    app.router.add_post("/twilio/{name}", twilio)
+    app.router.add_get("/healthz", _health)
+    app.router.add_get("/metrics", _metrics)
+    if config.audio.is_dir():
+        app.router.add_static("/audio", config.audio, show_index=False, follow_symlinks=False)
+    return app
+
+
+async def _health(request: web.Request) -> web.Response:
+    flows = request.app[FLOWS].current
+    status = 200 if flows else 503
+    return web.json_response(
+        {
+            "status": "ok" if flows else "no flows",
+            "flows": {f.id: f.version for f in flows.values()},
+        },
+        status=status,
+    )
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    body = request.app[METRICS].exposition()
+    return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4"})
+
+
+def _reload(flows: FlowRegistry) -> None:
+    log.info("reloading flows")
+    flows.reload()
+
+
+async def _watch(flows: FlowRegistry, config: Config) -> None:
+    from watchfiles import awatch
+
+    async for _ in awatch(config.flows, debounce=200, step=50):
+        try:
+            flows.reload()
+        except Exception:  # a reload must never take the server down
+            log.exception("flow reload failed")
+
+
+def serve(config: Config) -> None:
+    from ivr.logs import setup
+
+    setup(config.log_level)
+    log.info("ivr serving on %s:%d, flows from %s", config.host, config.port, config.flows)
+    web.run_app(
+        build_app(config),
+        host=config.host,
+        port=config.port,
+        print=None,
+        shutdown_timeout=10,
+        access_log=None,
+        handle_signals=True,
+    )

@@ -1,0 +1,31 @@
+"""Session stores and call records, chosen by URL (`IVR_SESSIONS`, `IVR_RECORDS`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from ivr.store.base import SessionStore, Stored
+
+
+def open_sessions(url: str) -> SessionStore:
+    """`sqlite:///path/sessions.db` | `memory://` | `redis://host:port/db`."""
+    scheme = urlsplit(url).scheme
+    if scheme == "memory":
+        from ivr.store.memory import MemorySessions
+
+        return MemorySessions()
+    if scheme == "sqlite":
+        from ivr.store.sqlite import SqliteSessions
+
+        return SqliteSessions(Path(url.removeprefix("sqlite://")))
+    if scheme in ("redis", "rediss", "unix"):
+        from ivr.store.redis import RedisSessions
+
+        return RedisSessions(url)
+    raise ValueError(
+        f"IVR_SESSIONS: unknown store {url!r} (use sqlite:///path, memory:// or redis://host:port/db)"
+    )
+
+
+__all__ = ["SessionStore", "Stored", "open_sessions"]

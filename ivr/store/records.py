@@ -1,0 +1,170 @@
+"""Call records: one durable row per ended call, written off the caller's turn.
+
+Ended sessions sit in the session store's outbox until their record is written,
+so a crash between the two loses nothing: the outbox is drained at start-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from ivr.engine.session import Session
+from ivr.store.base import SessionStore
+from ivr.store.sqlite import connect
+
+log = logging.getLogger("ivr.records")
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    call_sid: str
+    flow_id: str
+    flow_version: str
+    caller: str  # hashed unless IVR_STORE_CALLER=plain
+    started_at: float
+    ended_at: float
+    duration: float
+    outcome: str
+    queue: str | None
+    reason: str | None
+    tasks: tuple[str, ...]
+    path: tuple[str, ...]
+    inputs: dict[str, int] = field(default_factory=dict)
+    status: str | None = None  # Twilio's final CallStatus when it told us
+    error: str | None = None
+
+
+def record_of(session: Session, hash_caller: bool = True, salt: str = "") -> CallRecord:
+    """The call record of an ended session; sensitive values never appear in one."""
+    caller = str(session.vars.get("caller", ""))
+    if hash_caller and caller:
+        caller = "sha256:" + hashlib.sha256((salt + caller).encode()).hexdigest()[:16]
+    end = session.ended_at if session.ended_at is not None else session.started_at
+    return CallRecord(
+        call_sid=session.call_id,
+        flow_id=session.flow_id,
+        flow_version=session.version,
+        caller=caller,
+        started_at=session.started_at,
+        ended_at=end,
+        duration=round(max(0.0, end - session.started_at), 3),
+        outcome=session.outcome or "failed",
+        queue=session.queue,
+        reason=session.reason if session.outcome == "transferred" else None,
+        tasks=tuple(session.tasks),
+        path=tuple(session.path),
+        inputs=dict(session.inputs),
+        status=session.vars.get("call_status"),
+        error=session.error,
+    )
+
+
+class RecordStore(Protocol):
+    async def add(self, record: CallRecord) -> None:
+        """Idempotent by call_sid: writing the same call twice keeps one row."""
+
+    async def all(self) -> list[CallRecord]: ...
+
+    async def close(self) -> None: ...
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS calls (
+    call_sid TEXT PRIMARY KEY, flow_id TEXT NOT NULL, flow_version TEXT NOT NULL, caller TEXT,
+    started_at REAL, ended_at REAL, duration REAL, outcome TEXT NOT NULL, queue TEXT, reason TEXT,
+    tasks TEXT, path TEXT, inputs TEXT, status TEXT, error TEXT
+);
+CREATE INDEX IF NOT EXISTS calls_ended ON calls (ended_at);
+"""
+_JSON_FIELDS = ("tasks", "path", "inputs")
+
+
+class SqliteRecords:
+    def __init__(self, path: Path) -> None:
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="ivr-records")
+        self._db: sqlite3.Connection = self._thread.submit(self._open, path).result()
+
+    @staticmethod
+    def _open(path: Path) -> sqlite3.Connection:
+        db = connect(path)
+        db.executescript(_SCHEMA)
+        return db
+
+    async def _run(self, sql: str, *args: Any) -> list[Any]:
+        def work() -> list[Any]:
+            return self._db.execute(sql, args).fetchall()
+
+        return await asyncio.get_running_loop().run_in_executor(self._thread, work)
+
+    async def add(self, record: CallRecord) -> None:
+        row = asdict(record)
+        for key in _JSON_FIELDS:
+            row[key] = json.dumps(row[key])
+        names = ", ".join(row)
+        await self._run(
+            f"INSERT OR REPLACE INTO calls ({names}) VALUES ({', '.join('?' * len(row))})",
+            *row.values(),
+        )
+
+    async def all(self) -> list[CallRecord]:
+        cursor_names = [f for f in CallRecord.__dataclass_fields__]
+        rows = await self._run(f"SELECT {', '.join(cursor_names)} FROM calls ORDER BY ended_at")
+        out = []
+        for row in rows:
+            data = dict(zip(cursor_names, row, strict=True))
+            for key in _JSON_FIELDS:
+                value = json.loads(data[key])
+                data[key] = tuple(value) if isinstance(value, list) else value
+            out.append(CallRecord(**data))
+        return out
+
+    async def close(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._thread, self._db.close)
+        self._thread.shutdown()
+
+
+class RecordWriter:
+    """Writes records in the background; a failure is logged and retried from the outbox."""
+
+    def __init__(
+        self, sessions: SessionStore, records: RecordStore, hash_caller: bool = True, salt: str = ""
+    ) -> None:
+        self.sessions, self.records = sessions, records
+        self.hash_caller, self.salt = hash_caller, salt
+        self._queue: asyncio.Queue[Session | None] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        for session in await self.sessions.unrecorded():  # what a crash left behind
+            self._queue.put_nowait(session)
+        self._task = asyncio.create_task(self._drain(), name="ivr-record-writer")
+
+    def submit(self, session: Session) -> None:
+        """Queue the record of an ended call; returns at once."""
+        self._queue.put_nowait(session)
+
+    async def _drain(self) -> None:
+        while (session := await self._queue.get()) is not None:
+            try:
+                await self.records.add(record_of(session, self.hash_caller, self.salt))
+                await self.sessions.mark_recorded(session.call_id)
+            except Exception:
+                log.exception(
+                    "call record not written; it stays in the outbox",
+                    extra={"call_sid": session.call_id},
+                )
+
+    async def stop(self) -> None:
+        """Write what is queued, then stop."""
+        if self._task is not None:
+            self._queue.put_nowait(None)
+            await self._task
+            self._task = None

@@ -1,0 +1,246 @@
+"""Twilio voice webhooks: parse the form, step the engine, render TwiML, save the session.
+
+Every answer is TwiML with status 200, even when something broke: Twilio plays
+an error message for anything else, and a caller must never hear that.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable, Mapping
+
+from aiohttp import web
+from twilio.twiml.voice_response import VoiceResponse
+
+from ivr.backend import Backend
+from ivr.engine import actions as act
+from ivr.engine import new_session, step
+from ivr.engine.engine import APOLOGY
+from ivr.engine.events import CallStarted, Digits, Event, HangUp, NoInput, Recorded, Speech
+from ivr.engine.session import Session
+from ivr.flow.model import Flow
+from ivr.logs import call_sid
+from ivr.metrics import Metrics
+from ivr.registry import FlowRegistry
+from ivr.store.base import SessionStore
+from ivr.store.records import RecordWriter
+from ivr.telephony import twiml
+from ivr.telephony.signature import SignatureCheck
+
+log = logging.getLogger("ivr.webhook")
+
+_SID = re.compile(r"^CA[0-9a-fA-F]{32}$")
+_KEYS = re.compile(r"[^0-9*#]")
+MAX_FETCHES = 10  # backend calls in one turn before the flow counts as looping
+ENDED_STATUSES = ("completed", "busy", "failed", "no-answer", "canceled")
+
+
+def _say_and_hang_up(text: str) -> str:
+    response = VoiceResponse()
+    response.say(text)
+    response.hangup()
+    return str(response.to_xml())
+
+
+NOT_IN_SERVICE = _say_and_hang_up("Sorry, this number is not in service. Goodbye.")
+LOST_CALL = _say_and_hang_up("Sorry, we could not continue this call. Please call again. Goodbye.")
+BROKEN = _say_and_hang_up(
+    "Sorry, something went wrong on our side. Please call again later. Goodbye."
+)
+NO_AGENT = _say_and_hang_up(
+    "Sorry, no agent could take your call. Please call again later. Goodbye."
+)
+EMPTY = str(VoiceResponse().to_xml())
+
+
+def xml(body: str) -> web.Response:
+    return web.Response(text=body, content_type="text/xml", charset="utf-8")
+
+
+class TwilioWebhooks:
+    def __init__(
+        self,
+        flows: FlowRegistry,
+        sessions: SessionStore,
+        backend: Backend,
+        writer: RecordWriter,
+        metrics: Metrics,
+        signature: SignatureCheck,
+        voices: Callable[[Flow], twiml.Voice],
+    ) -> None:
+        self.flows, self.sessions, self.backend = flows, sessions, backend
+        self.writer, self.metrics, self.signature, self.voices = writer, metrics, signature, voices
+
+        self.handlers = {
+            name: self._guard(getattr(self, name))
+            for name in ("voice", "gather", "recorded", "dial", "status")
+        }
+
+    def _guard(
+        self, handler: Callable[[web.Request, Mapping[str, str]], Awaitable[str]]
+    ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        """Signature check, form parsing and the never-a-traceback rule around a handler."""
+
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            form = await request.post()
+            fields = {k: v for k, v in form.items() if isinstance(v, str)}
+            sid = fields.get("CallSid", "")
+            token = call_sid.set(sid if _SID.match(sid) else None)
+            try:
+                why = self.signature.problem(request, fields)
+                if why:
+                    self.metrics.rejected.labels("signature").inc()
+                    log.warning(
+                        "refused %s: %s", request.path, why, extra={"remote": request.remote}
+                    )
+                    raise web.HTTPForbidden(text="invalid Twilio signature")
+                if not _SID.match(sid):
+                    self.metrics.rejected.labels("bad_request").inc()
+                    log.warning("refused %s: missing or malformed CallSid", request.path)
+                    raise web.HTTPBadRequest(text="CallSid missing or malformed")
+                started = time.perf_counter()
+                try:
+                    body = await handler(request, fields)
+                except Exception:
+                    log.exception("webhook %s failed", request.path)
+                    body = BROKEN
+                self.metrics.turn_seconds.observe(time.perf_counter() - started)
+                return xml(body)
+            finally:
+                call_sid.reset(token)
+
+        return guarded
+
+    # -- routes ------------------------------------------------------------------------------
+
+    async def voice(self, request: web.Request, form: Mapping[str, str]) -> str:
+        sid = form["CallSid"]
+        async with self.sessions.lock(sid):
+            stored = await self.sessions.load(sid)
+            if stored is not None:
+                return stored.reply  # Twilio retried the first webhook
+            flow = self.flows.route(form.get("To", ""), request.query.get("flow"))
+            if flow is None:
+                log.warning("no flow for called number %s", form.get("To", "")[:32])
+                return NOT_IN_SERVICE
+            session = new_session(flow, sid)
+            event = CallStarted(time.time(), form.get("From", "")[:32], form.get("To", "")[:32])
+            log.info("call started on %s version %s", flow.id, flow.version)
+            return await self._advance(flow, session, event)
+
+    async def gather(self, request: web.Request, form: Mapping[str, str]) -> str:
+        now = time.time()
+        if request.query.get("silence"):
+            event: Event = NoInput(now)
+        elif form.get("Digits"):
+            event = Digits(_KEYS.sub("", form["Digits"])[:64], now)
+        elif form.get("SpeechResult", "").strip():
+            event = Speech(form["SpeechResult"][:500], _confidence(form.get("Confidence")), now)
+        else:
+            event = NoInput(now)
+        return await self._continue(request, form, event)
+
+    async def recorded(self, request: web.Request, form: Mapping[str, str]) -> str:
+        duration = form.get("RecordingDuration", "0")
+        seconds = float(duration) if duration.replace(".", "", 1).isdigit() else 0.0
+        reference = "" if request.query.get("empty") else form.get("RecordingUrl", "")[:300]
+        return await self._continue(request, form, Recorded(reference, seconds, time.time()))
+
+    async def dial(self, request: web.Request, form: Mapping[str, str]) -> str:
+        status = form.get("DialCallStatus") or form.get("QueueResult") or ""
+        log.info("transfer ended: %s", status[:32])
+        if status in ("completed", "answered", "bridged", "hangup"):
+            return EMPTY
+        return NO_AGENT
+
+    async def status(self, request: web.Request, form: Mapping[str, str]) -> str:
+        sid, status = form["CallSid"], form.get("CallStatus", "")
+        if status not in ENDED_STATUSES:
+            return EMPTY
+        async with self.sessions.lock(sid):
+            stored = await self.sessions.load(sid)
+            if stored is None:
+                flow = self.flows.route(form.get("To", ""), request.query.get("flow"))
+                session = Session(
+                    sid,
+                    flow.id if flow else "unknown",
+                    flow.version if flow else "",
+                    outcome="failed" if status == "failed" else "abandoned",
+                    started_at=time.time(),
+                    ended_at=time.time(),
+                )
+                session.vars["call_status"] = status
+                await self.sessions.save(session, EMPTY)
+                self._ended(session)
+            elif not stored.session.ended:
+                flow = self.flows.get(stored.session.flow_id, stored.session.version)
+                session = stored.session
+                if flow is not None:
+                    session, _ = step(flow, session, HangUp(time.time()))
+                session.vars["call_status"] = status
+                log.info("caller left at %s", session.node)
+                await self.sessions.save(session, stored.reply)
+                self._ended(session)
+        return EMPTY
+
+    # -- the turn ------------------------------------------------------------------------------
+
+    async def _continue(self, request: web.Request, form: Mapping[str, str], event: Event) -> str:
+        sid = form["CallSid"]
+        turn = request.query.get("t", "")
+        async with self.sessions.lock(sid):
+            stored = await self.sessions.load(sid)
+            if stored is None:
+                log.warning("no session for this call (expired, or never started here)")
+                return LOST_CALL
+            session = stored.session
+            if session.ended or turn != str(session.turn):
+                return stored.reply  # a retried or late webhook: same answer, no second step
+            flow = self.flows.get(session.flow_id, session.version)
+            if flow is None:
+                log.error("flow %s is not loaded", session.flow_id)
+                return BROKEN
+            return await self._advance(flow, session, event)
+
+    async def _advance(self, flow: Flow, session: Session, event: Event) -> str:
+        """Step until the engine waits on the caller (backend calls happen in between)."""
+        said: list[act.Action] = []
+        for _ in range(MAX_FETCHES):
+            session, actions = step(flow, session, event)
+            fetch = actions[-1] if actions and isinstance(actions[-1], act.Fetch) else None
+            said += actions[:-1] if fetch else actions
+            if fetch is None:
+                break
+            event = await self.backend.fetch(fetch)
+            if not event.ok:
+                log.warning(
+                    "backend call at %s failed: %s", fetch.node, event.error or event.status
+                )
+        else:  # the flow keeps calling backends without ever listening
+            session.error = f"more than {MAX_FETCHES} backend calls in one turn"
+            session.outcome, session.ended_at, session.waiting = "failed", time.time(), None
+            said += [APOLOGY, act.Hangup("failed")]
+        reply = twiml.render(said, self.voices(flow), session.turn)
+        await self.sessions.save(session, reply)
+        self.metrics.turns.labels(flow.id).inc()
+        if session.ended:
+            self._ended(session)
+        return reply
+
+    def _ended(self, session: Session) -> None:
+        log.info(
+            "call ended: %s",
+            session.outcome,
+            extra={"outcome": session.outcome, "node": session.node, "reason": session.reason},
+        )
+        self.metrics.ended(session)
+        self.writer.submit(session)
+
+
+def _confidence(text: str | None) -> float:
+    try:
+        return min(1.0, max(0.0, float(text or 1.0)))
+    except ValueError:
+        return 0.0
