@@ -121,9 +121,13 @@ class _Turn:
             s = self.s
             s.node, s.waiting, s.misses, s.pending = node.name, None, 0, None
             s.path.append(node.name)
-            if node.resolves and node.resolves not in s.tasks:
-                s.tasks.append(node.resolves)
+            if node.kind not in ("record", "http"):  # those resolve once their result is in
+                self.resolve(node)
             name = _ENTER[node.kind](self, node)
+
+    def resolve(self, node: Node) -> None:
+        if node.resolves and node.resolves not in self.s.tasks:
+            self.s.tasks.append(node.resolves)
 
     def ctx(self, **extra: Any) -> dict[str, Any]:
         return {**self.s.vars, "open": self.is_open, "now": self.at, **extra}
@@ -141,6 +145,8 @@ class _Turn:
     def finish(self, outcome: str) -> None:
         s = self.s
         s.outcome, s.waiting, s.ended_at = outcome, None, self.at
+        for name in s.sensitive:  # an ended call needs them no more: they are not kept
+            s.vars.pop(name, None)
 
     def fail(self, error: str) -> None:
         """A technical error: apologise, hang up, outcome failed."""
@@ -377,6 +383,7 @@ class _Turn:
 
     def fetched(self, node: Node, result: FetchResult) -> str | None:
         if result.ok:
+            self.resolve(node)
             if node.spec.save_as:
                 self.s.vars[node.spec.save_as] = result.body
             return node.next
@@ -387,6 +394,7 @@ class _Turn:
 
     def recorded(self, node: Node, result: Recorded) -> str | None:
         self.s.vars[node.spec.save_as] = result.reference
+        self.resolve(node)
         if node.next:
             return node.next
         self.out.append(act.Hangup("contained"))
