@@ -8,13 +8,17 @@ from contextlib import AbstractAsyncContextManager
 from ivr.engine.session import Session
 from ivr.store.base import LocalLocks, Stored, ttl
 
+PURGE_EVERY = 1000  # saves between sweeps of expired sessions
+
 
 class MemorySessions:
     def __init__(self) -> None:
         self._data: dict[
             str, tuple[str, str, float]
         ] = {}  # call id -> (session json, reply, expiry)
-        self._outbox: set[str] = set()
+        # ended call id -> session json, kept past expiry until its record is written
+        self._outbox: dict[str, str] = {}
+        self._saves = 0
         self._locks = LocalLocks()
 
     async def load(self, call_id: str) -> Stored | None:
@@ -26,20 +30,23 @@ class MemorySessions:
 
     async def save(self, session: Session, reply: str) -> None:
         # stored as JSON so a caller cannot keep mutating what the store holds
-        self._data[session.call_id] = (session.to_json(), reply, time.time() + ttl(session))
+        text = session.to_json()
+        self._data[session.call_id] = (text, reply, time.time() + ttl(session))
         if session.ended:
-            self._outbox.add(session.call_id)
+            self._outbox[session.call_id] = text
+        self._saves += 1
+        if self._saves % PURGE_EVERY == 0:  # ended calls are seldom loaded again to be dropped
+            now = time.time()
+            self._data = {c: item for c, item in self._data.items() if item[2] >= now}
 
     def lock(self, call_id: str) -> AbstractAsyncContextManager[None]:
         return self._locks(call_id)
 
     async def unrecorded(self) -> list[Session]:
-        return [
-            Session.from_json(self._data[c][0]) for c in sorted(self._outbox) if c in self._data
-        ]
+        return [Session.from_json(self._outbox[c]) for c in sorted(self._outbox)]
 
     async def mark_recorded(self, call_id: str) -> None:
-        self._outbox.discard(call_id)
+        self._outbox.pop(call_id, None)
 
     async def close(self) -> None:
         self._data.clear()

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from ivr.engine.session import Session
+from ivr.engine.session import MASK, Session
 from ivr.store.base import SessionStore
 from ivr.store.sqlite import connect
 
@@ -63,8 +63,17 @@ def record_of(session: Session, hash_caller: bool = True, salt: str = "") -> Cal
         path=tuple(session.path),
         inputs=dict(session.inputs),
         status=session.vars.get("call_status"),
-        error=session.error,
+        error=_masked(session.error, session),
     )
+
+
+def _masked(text: str | None, session: Session) -> str | None:
+    """`text` with the values of sensitive variables masked: errors may quote them."""
+    for name in session.sensitive:
+        value = session.vars.get(name)
+        if text and value not in (None, ""):
+            text = text.replace(str(value), MASK)
+    return text
 
 
 class RecordStore(Protocol):

@@ -1,0 +1,311 @@
+"""The one session store suite, run against every store: memory, SQLite and Redis."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import redis.asyncio
+
+import ivr.store.redis as redis_store
+from ivr.engine.session import Session
+from ivr.store import SessionStore, Stored, base, open_sessions
+from ivr.store.redis import RedisSessions, SessionLocked
+from ivr.store.sqlite import SqliteSessions
+
+SHORT_TTL = 0.4  # seconds a session lives in the expiry tests
+PAST_TTL = 0.8  # how long those tests wait for it to be gone
+DEADLOCK_BOUND = 10.0  # a lock test that waits this long has deadlocked; passing ones never do
+
+
+def active(call_id: str = "CA1", **changes: object) -> Session:
+    session = Session(
+        call_id,
+        "telebanking",
+        "v3",
+        node="main",
+        waiting="listen",
+        vars={"caller": "+15550123", "account": "12345678", "acct": {"balance": 12.5}},
+        misses=1,
+        path=["welcome", "main"],
+        tasks=["balance_inquiry"],
+        inputs={"dtmf.match": 2},
+        turn=3,
+        started_at=1700000000.0,
+        sensitive=["account"],
+    )
+    session.__dict__.update(changes)
+    return session
+
+
+def ended(call_id: str = "CA1", outcome: str = "contained") -> Session:
+    return active(call_id, outcome=outcome, waiting=None, ended_at=1700000042.0)
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "memory":
+        return "memory://"
+    if request.param == "sqlite":
+        return f"sqlite://{tmp_path / 'sessions.db'}"
+    return str(request.getfixturevalue("redis_url"))
+
+
+@pytest.fixture
+async def store(store_url: str) -> AsyncIterator[SessionStore]:
+    opened = open_sessions(store_url)
+    yield opened
+    await opened.close()
+
+
+# -- load and save ----------------------------------------------------------------------------
+
+
+async def test_missing_call_loads_none(store: SessionStore) -> None:
+    assert await store.load("CA-never-seen") is None
+
+
+async def test_round_trip(store: SessionStore) -> None:
+    session = active()
+    await store.save(session, "<Response><Gather/></Response>")
+    assert await store.load("CA1") == Stored(active(), "<Response><Gather/></Response>")
+
+
+async def test_saved_value_is_a_copy(store: SessionStore) -> None:
+    session = active()
+    await store.save(session, "r1")
+    session.vars["account"] = "changed after save"
+    session.path.append("later")
+    stored = await store.load("CA1")
+    assert stored is not None and stored.session == active()
+
+
+async def test_overwrite(store: SessionStore) -> None:
+    await store.save(active(), "first")
+    await store.save(active(node="tell", turn=4), "second")
+    assert await store.load("CA1") == Stored(active(node="tell", turn=4), "second")
+
+
+async def test_calls_are_apart(store: SessionStore) -> None:
+    await store.save(active("CA1"), "one")
+    await store.save(active("CA2", node="tell"), "two")
+    one, two = await store.load("CA1"), await store.load("CA2")
+    assert one is not None and (one.session.node, one.reply) == ("main", "one")
+    assert two is not None and (two.session.node, two.reply) == ("tell", "two")
+
+
+# -- the outbox of unrecorded calls -------------------------------------------------------------
+
+
+async def test_ended_calls_wait_in_outbox_until_recorded(store: SessionStore) -> None:
+    await store.save(active("CA1"), "r")
+    await store.save(ended("CA2"), "r")
+    await store.save(ended("CA3", "transferred"), "r")
+    assert await store.unrecorded() == [ended("CA2"), ended("CA3", "transferred")]
+
+    await store.mark_recorded("CA2")
+    assert await store.unrecorded() == [ended("CA3", "transferred")]
+    assert await store.load("CA2") is not None  # still there to answer Twilio's retries
+
+    await store.mark_recorded("CA3")
+    await store.mark_recorded("CA-unknown")  # harmless
+    assert await store.unrecorded() == []
+
+
+async def test_outbox_holds_the_last_save(store: SessionStore) -> None:
+    await store.save(active(), "r")
+    assert await store.unrecorded() == []
+    await store.save(ended(), "r")
+    final = ended()
+    final.vars["call_status"] = "completed"
+    await store.save(final, "r")
+    assert await store.unrecorded() == [final]
+
+
+# -- expiry ------------------------------------------------------------------------------------
+
+
+async def test_active_session_expires(store: SessionStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(base, "ACTIVE_TTL", SHORT_TTL)
+    await store.save(active(), "r")
+    assert await store.load("CA1") is not None
+    await asyncio.sleep(PAST_TTL)
+    assert await store.load("CA1") is None
+
+
+async def test_ended_session_expires_but_stays_in_outbox(
+    store: SessionStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(base, "ENDED_TTL", SHORT_TTL)
+    await store.save(ended(), "r")
+    await asyncio.sleep(PAST_TTL)
+    assert await store.load("CA1") is None
+    # the records store may be down for longer than ENDED_TTL: the call must not be lost
+    assert await store.unrecorded() == [ended()]
+    await store.mark_recorded("CA1")
+    assert await store.unrecorded() == []
+
+
+async def test_save_renews_expiry(store: SessionStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(base, "ACTIVE_TTL", SHORT_TTL)
+    await store.save(active(), "r")
+    monkeypatch.setattr(base, "ACTIVE_TTL", 3600.0)
+    await store.save(active(turn=4), "r2")
+    await asyncio.sleep(PAST_TTL)
+    assert await store.load("CA1") == Stored(active(turn=4), "r2")
+
+
+# -- the per-call lock -------------------------------------------------------------------------
+
+
+async def bump(store: SessionStore, log: list[str], name: str, call_id: str = "CA1") -> None:
+    """One webhook turn: load, think (yielding to other tasks), save."""
+    async with store.lock(call_id):
+        log.append(f"{name} in")
+        stored = await store.load(call_id)
+        assert stored is not None
+        session = stored.session
+        await asyncio.sleep(0.01)  # another turn of this call would run here without the lock
+        session.vars["n"] = session.vars.get("n", 0) + 1
+        await store.save(session, f"reply of {name}")
+        log.append(f"{name} out")
+
+
+def assert_no_overlap(log: list[str], names: list[str]) -> None:
+    entered = [entry.split()[0] for entry in log[::2]]
+    assert sorted(entered) == sorted(names)
+    assert log == [f"{n} {what}" for n in entered for what in ("in", "out")]
+
+
+async def test_lock_serialises_one_call(store: SessionStore) -> None:
+    await store.save(active(), "r")
+    log: list[str] = []
+    names = ["a", "b", "c", "d"]
+    await asyncio.wait_for(asyncio.gather(*(bump(store, log, n) for n in names)), DEADLOCK_BOUND)
+    assert_no_overlap(log, names)
+    stored = await store.load("CA1")
+    assert stored is not None and stored.session.vars["n"] == len(names)  # no lost update
+
+
+async def test_lock_does_not_block_another_call(store: SessionStore) -> None:
+    held, other_done = asyncio.Event(), asyncio.Event()
+
+    async def holder() -> None:
+        async with store.lock("CA1"):
+            held.set()
+            await other_done.wait()  # set only once CA2's lock was taken and released
+
+    async def other() -> None:
+        await held.wait()
+        async with store.lock("CA2"):
+            pass
+        other_done.set()
+
+    await asyncio.wait_for(asyncio.gather(holder(), other()), DEADLOCK_BOUND)
+
+
+async def test_lock_is_released_on_error(store: SessionStore) -> None:
+    with pytest.raises(RuntimeError):
+        async with store.lock("CA1"):
+            raise RuntimeError("the turn broke")
+    await asyncio.wait_for(_enter_and_leave(store, "CA1"), DEADLOCK_BOUND)
+
+
+async def _enter_and_leave(store: SessionStore, call_id: str) -> None:
+    async with store.lock(call_id):
+        pass
+
+
+# -- SQLite: durable across restarts ---------------------------------------------------------
+
+
+async def test_sqlite_survives_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "sessions.db"
+    first = SqliteSessions(path)
+    await first.save(active("CA1"), "r1")
+    await first.save(ended("CA2"), "r2")
+    await first.close()
+
+    second = SqliteSessions(path)  # what a new process would open
+    try:
+        assert await second.load("CA1") == Stored(active("CA1"), "r1")
+        assert await second.unrecorded() == [ended("CA2")]
+    finally:
+        await second.close()
+
+
+# -- Redis: several server processes share one store --------------------------------------------
+
+
+@pytest.fixture
+async def two_clients(redis_url: str) -> AsyncIterator[tuple[RedisSessions, RedisSessions]]:
+    a, b = RedisSessions(redis_url), RedisSessions(redis_url)
+    yield a, b
+    await a.close()
+    await b.close()
+
+
+async def test_redis_clients_share_sessions(
+    two_clients: tuple[RedisSessions, RedisSessions],
+) -> None:
+    a, b = two_clients
+    await a.save(ended("CA1"), "r")
+    assert await b.load("CA1") == Stored(ended("CA1"), "r")
+    assert await b.unrecorded() == [ended("CA1")]
+    await b.mark_recorded("CA1")
+    assert await a.unrecorded() == []
+
+
+async def test_redis_lock_excludes_another_client(
+    two_clients: tuple[RedisSessions, RedisSessions],
+) -> None:
+    a, b = two_clients
+    await a.save(active(), "r")
+    log: list[str] = []
+    turns = [bump(a, log, "a1"), bump(b, log, "b1"), bump(a, log, "a2"), bump(b, log, "b2")]
+    await asyncio.wait_for(asyncio.gather(*turns), DEADLOCK_BOUND)
+    assert_no_overlap(log, ["a1", "b1", "a2", "b2"])
+    stored = await b.load("CA1")
+    assert stored is not None and stored.session.vars["n"] == 4
+
+
+async def test_redis_lock_wait_gives_up_with_a_clear_error(
+    two_clients: tuple[RedisSessions, RedisSessions], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(redis_store, "LOCK_WAIT", 0.3)
+    a, b = two_clients
+    held, done = asyncio.Event(), asyncio.Event()
+
+    async def holder() -> None:
+        async with a.lock("CA1"):
+            held.set()
+            await done.wait()
+
+    task = asyncio.create_task(holder())
+    await held.wait()
+    try:
+        with pytest.raises(SessionLocked, match=r"call CA1: .* still held after 0.3 s"):
+            async with b.lock("CA1"):
+                pass
+    finally:
+        done.set()
+        await task
+    await asyncio.wait_for(_enter_and_leave(b, "CA1"), DEADLOCK_BOUND)
+
+
+async def test_redis_lock_of_a_crashed_holder_expires(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(redis_store, "LOCK_TTL", SHORT_TTL)
+    crashed = redis.asyncio.from_url(redis_url)
+    # what a process that died inside a turn leaves behind: the lock key, never released
+    assert await crashed.lock("ivr:lock:CA1", timeout=SHORT_TTL).acquire(blocking=False)
+    await crashed.aclose()
+
+    survivor = RedisSessions(redis_url)
+    try:
+        await asyncio.wait_for(_enter_and_leave(survivor, "CA1"), DEADLOCK_BOUND)
+    finally:
+        await survivor.close()
