@@ -394,7 +394,8 @@ class _Turn:
 
     def recorded(self, node: Node, result: Recorded) -> str | None:
         self.s.vars[node.spec.save_as] = result.reference
-        self.resolve(node)
+        if result.reference:  # an empty recording (silence at the beep) requested nothing
+            self.resolve(node)
         if node.next:
             return node.next
         self.out.append(act.Hangup("contained"))

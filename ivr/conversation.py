@@ -1,0 +1,502 @@
+"""Conversation tests: scripted calls in YAML, run through the engine against a local backend.
+
+A test file names a flow, the environment it loads with (`{backend}` is the base URL
+of a real aiohttp server the runner starts on 127.0.0.1), that server's answers by
+"METHOD /path", and tests. A test is a caller number, a clock and steps: caller
+steps (`press`, `say`, `silence`, `record`, `hangup`), `clock` (move time) and
+`expect` (`heard`, `not_heard`, `node`, `var`, `outcome`, `transfer`, `tasks`,
+`fetched`, `listening`). Every call must end by the last step. Runs also report
+the flow's nodes and node-to-node ways no test took. Format: docs/conversation-tests.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from ivr.backend import Backend
+from ivr.engine import actions as act
+from ivr.engine import new_session, step
+from ivr.engine.events import CallStarted, Digits, Event, HangUp, NoInput, Recorded, Speech
+from ivr.errors import FlowError, Problem
+from ivr.flow import load_flow
+from ivr.flow.loader import Document, parse_flow
+from ivr.flow.loader import Path as DocPath
+from ivr.flow.model import Flow
+
+DEFAULT_CLOCK = "2026-11-25T12:00:00+00:00"  # a Wednesday, noon UTC
+FILE_KEYS = frozenset({"flow", "env", "backend", "tests"})
+TEST_KEYS = frozenset({"name", "clock", "caller", "called", "backend", "steps"})
+CALLER_STEPS = ("press", "say", "silence", "record", "hangup")
+STEPS = frozenset({*CALLER_STEPS, "clock", "expect"})
+EXPECT_KEYS = frozenset(
+    {"heard", "not_heard", "node", "var", "outcome", "transfer", "tasks", "fetched", "listening"}
+)
+RESPONSE_KEYS = frozenset({"status", "json", "text", "headers", "delay"})
+TRANSFER_KEYS = frozenset({"to", "queue", "reason", "attributes", "caller_id", "timeout"})
+_UNSET = object()
+
+
+class ConversationError(FlowError):
+    """A test file that cannot run (bad YAML, unknown keys); carries every problem."""
+
+
+@dataclass
+class TestResult:
+    """One test: passed, or the failures (each `file:line: test: step N (kind): ...`)."""
+
+    __test__ = False  # a result, not something pytest should collect
+
+    name: str
+    passed: bool
+    failures: list[str]
+    steps: int  # steps run
+    visited: list[str] = field(default_factory=list)  # the call's path through the nodes
+    outcome: str | None = None
+
+
+@dataclass
+class Suite:
+    """A test file's results and its coverage of the flow's nodes."""
+
+    file: str
+    flow: Flow
+    results: list[TestResult]
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed for r in self.results)
+
+    @property
+    def visited(self) -> set[str]:
+        return {n for r in self.results for n in r.visited}
+
+    @property
+    def unvisited(self) -> list[str]:
+        """The flow's nodes no test reached, in the flow's order."""
+        return [n for n in self.flow.nodes if n not in self.visited]
+
+    @property
+    def untaken(self) -> list[str]:
+        """The flow's ways between two nodes that no call took, as `node -(label)-> target`
+        (re-prompts, which stay at a node, are not counted)."""
+        taken = {pair for r in self.results for pair in pairwise(r.visited)}
+        return [
+            f"{n.name} -({label})-> {to}"
+            for n in self.flow.nodes.values()
+            for label, to in n.edges()
+            if to != n.name and (n.name, to) not in taken
+        ]
+
+    def report(self) -> str:
+        failed = [r for r in self.results if not r.passed]
+        nodes, seen = len(self.flow.nodes), len(self.flow.nodes) - len(self.unvisited)
+        lines = [
+            f"{self.file}: {len(self.results) - len(failed)} passed, {len(failed)} failed; "
+            f"nodes visited {seen}/{nodes}"
+        ]
+        lines += [f"FAIL {r.name}\n  " + "\n  ".join(r.failures) for r in failed]
+        if self.unvisited:
+            lines.append(f"not visited by any test: {', '.join(self.unvisited)}")
+        lines += [f"not taken by any test: {edge}" for edge in self.untaken]
+        return "\n".join(lines)
+
+
+def run_file(path: str | os.PathLike[str]) -> list[TestResult]:
+    """Run every test in a conversation test file (sync wrapper over `run_suite_async`)."""
+    return run_suite(path).results
+
+
+def run_suite(path: str | os.PathLike[str]) -> Suite:
+    """Run a test file and collect its coverage; not inside a running event loop."""
+    return asyncio.run(run_suite_async(path))
+
+
+async def run_suite_async(path: str | os.PathLike[str]) -> Suite:
+    """Run a test file: start the local backend, load the flow, run each test in order."""
+    doc = _read(Path(path))
+    data = doc.data
+    server = _LocalBackend(data.get("backend") or {})
+    base = await server.start()
+    backend = Backend([urlsplit(base).netloc])
+    try:
+        env = {k: str(v).replace("{backend}", base) for k, v in (data.get("env") or {}).items()}
+        flow = load_flow(Path(path).parent / data["flow"], {**os.environ, **env})
+        results = []
+        for i, test in enumerate(data["tests"]):
+            results.append(await _Call(flow, backend, server, doc, i, test).run())
+    finally:
+        await backend.close()
+        await server.close()
+    return Suite(str(path), flow, results)
+
+
+def main(paths: Sequence[str | os.PathLike[str]]) -> int:
+    """`ivr test`: print each file's report; 1 when any test fails or a file cannot run."""
+    if not paths:
+        print("no conversation test files given", file=sys.stderr)
+        return 1
+    status = 0
+    for path in paths:
+        try:
+            suite = run_suite(path)
+        except FlowError as e:
+            print(e, file=sys.stderr)
+            status = 1
+            continue
+        print(suite.report())
+        status |= not suite.passed
+    return status
+
+
+class _LocalBackend:
+    """The test file's backend: a real aiohttp server on 127.0.0.1 answering from `routes`."""
+
+    def __init__(self, routes: Mapping[str, Any]) -> None:
+        self.defaults = dict(routes)
+        self.routes = dict(routes)
+        self._runner: web.AppRunner | None = None
+        self._closing = asyncio.Event()
+
+    def use(self, overrides: Mapping[str, Any] | None) -> None:
+        """The file's answers with a test's overrides on top (`null` removes one)."""
+        merged = {**self.defaults, **(overrides or {})}
+        self.routes = {k: v for k, v in merged.items() if v is not None}
+
+    async def start(self) -> str:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self.handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        host, port = self._runner.addresses[0][:2]
+        return f"http://{host}:{port}"
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        spec = self.routes.get(f"{request.method} {request.path_qs}")
+        if spec is None:
+            spec = self.routes.get(f"{request.method} {request.path}")
+        if spec is None:
+            message = f"no answer for {request.method} {request.path_qs} in the test file"
+            return web.json_response({"error": message}, status=404)
+        if spec.get("delay"):  # woken early when the run ends, so no handler outlives it
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), float(spec["delay"]))
+        status, headers = int(spec.get("status", 200)), spec.get("headers") or {}
+        if "json" in spec:
+            return web.json_response(spec["json"], status=status, headers=headers)
+        return web.Response(text=str(spec.get("text", "")), status=status, headers=headers)
+
+    async def close(self) -> None:
+        self._closing.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+
+class _Call:
+    """One test's call: the session, and what was heard and fetched since the caller acted."""
+
+    def __init__(
+        self,
+        flow: Flow,
+        backend: Backend,
+        server: _LocalBackend,
+        doc: Document,
+        index: int,
+        test: dict[str, Any],
+    ) -> None:
+        self.flow, self.backend, self.server, self.doc = flow, backend, server, doc
+        self.index, self.test, self.name = index, test, str(test["name"])
+        self.at = _timestamp(test.get("clock", DEFAULT_CLOCK))
+        self.session = new_session(flow, f"test-{index + 1}")
+        self.heard: list[str] = []
+        self.fetched: list[str] = []
+        self.transfer: act.Transfer | None = None
+
+    async def run(self) -> TestResult:
+        self.server.use(self.test.get("backend"))
+        called = self.test.get("called", self.flow.numbers[0] if self.flow.numbers else "")
+        await self.feed(CallStarted(self.at, str(self.test.get("caller", "")), str(called)))
+        failures: list[str] = []
+        number = 0
+        for number, item in enumerate(self.test["steps"], 1):
+            kind, value = next(iter(item.items()))
+            problem = await self.do(kind, value)
+            if problem:
+                failures.append(
+                    self.where(("steps", number - 1), f"step {number} ({kind})", problem)
+                )
+                break
+        if not failures and not self.session.ended:
+            failures.append(
+                self.where((), "end", f"the call did not end: add steps or hangup{self.state()}")
+            )
+        s = self.session
+        return TestResult(self.name, not failures, failures, number, list(s.path), s.outcome)
+
+    def where(self, path: DocPath, what: str, problem: str) -> str:
+        line = self.doc.mark(("tests", self.index, *path))[0]
+        return f"{self.doc.file}:{line}: {self.name}: {what}: {problem}"
+
+    async def do(self, kind: str, value: Any) -> str | None:
+        if kind == "clock":
+            self.at = _timestamp(value)
+            return None
+        if kind == "expect":
+            return self.expect(value)
+        wanted = {"hangup": None, "record": ("record",)}.get(kind, ("listen", "confirm"))
+        for i, event in enumerate(_events(kind, value, self.at)):
+            s = self.session
+            if s.ended:
+                return f"the call has already ended{self.state()}"
+            if wanted is not None and s.waiting not in wanted:
+                return f"the call does not wait for this{self.state()}"
+            if i == 0:  # what this step brings replaces what the previous one brought
+                self.heard, self.fetched = [], []
+            await self.feed(event)
+        return None
+
+    async def feed(self, event: Event) -> None:
+        """Step the engine; perform Fetch actions for real and feed back their results."""
+        self.session, actions = step(self.flow, self.session, event)
+        while True:
+            for a in actions:
+                if isinstance(a, act.Prompt):
+                    self.heard.append(a.text)
+                elif isinstance(a, act.Transfer):
+                    self.transfer = a
+            if not actions or not isinstance(actions[-1], act.Fetch):
+                return
+            fetch = actions[-1]
+            url = urlsplit(fetch.url)
+            local = url.netloc in self.backend.allow
+            self.fetched.append(f"{fetch.method} {_path_qs(url) if local else fetch.url}")
+            result = await self.backend.fetch(fetch)
+            self.session, actions = step(self.flow, self.session, replace(result, at=self.at))
+
+    def state(self) -> str:
+        s = self.session
+        if s.ended:
+            where = f"ended at node {s.node}, outcome {s.outcome}"
+        else:
+            where = f"at node {s.node}, waiting for {s.waiting}, no outcome yet"
+        said = " | ".join(self.heard) or "(nothing)"
+        fetched = f"\n    fetched: {', '.join(self.fetched)}" if self.fetched else ""
+        return f"\n    call: {where}\n    heard: {said}{fetched}"
+
+    def expect(self, want: dict[str, Any]) -> str | None:
+        s, said = self.session, " | ".join(self.heard).casefold()
+        wrong = [
+            f"expected to hear {t!r}" for t in _texts(want.get("heard")) if t.casefold() not in said
+        ]
+        wrong += [
+            f"expected not to hear {t!r}"
+            for t in _texts(want.get("not_heard"))
+            if t.casefold() in said
+        ]
+        if "node" in want and s.node != want["node"]:
+            wrong.append(f"expected node {want['node']}, but the call is at {s.node}")
+        if "outcome" in want and s.outcome != want["outcome"]:
+            wrong.append(f"expected outcome {want['outcome']}, got {s.outcome or 'none yet'}")
+        for name, value in (want.get("var") or {}).items():
+            got = _lookup(s.vars, str(name))
+            if not _same(got, value):
+                dropped = s.ended and str(name).split(".")[0] in s.sensitive
+                unset = "unset (sensitive: dropped when the call ended)" if dropped else "unset"
+                wrong.append(
+                    f"expected {name} = {value!r}, got {unset if got is _UNSET else got!r}"
+                )
+        if "transfer" in want:
+            wrong += self.transferred(want["transfer"] or {})
+        if "tasks" in want and sorted(s.tasks) != sorted(_texts(want["tasks"])):
+            wrong.append(f"expected tasks {_texts(want['tasks'])}, got {s.tasks}")
+        fetched = want.get("fetched")
+        if isinstance(fetched, list) and fetched != self.fetched:
+            wrong.append(f"expected requests {fetched}, got {self.fetched}")
+        elif isinstance(fetched, str) and fetched not in self.fetched:
+            wrong.append(f"expected request {fetched!r}, got {self.fetched or 'none'}")
+        if "listening" in want and (s.waiting in ("listen", "confirm")) != bool(want["listening"]):
+            wrong.append(f"expected the call {'' if want['listening'] else 'not '}to listen")
+        return "\n    ".join(wrong) + self.state() if wrong else None
+
+    def transferred(self, want: dict[str, Any]) -> list[str]:
+        if self.transfer is None:
+            return ["expected a transfer, but none happened"]
+        wrong = []
+        for key, value in want.items():
+            got = getattr(self.transfer, key)
+            if key == "attributes":
+                got = {k: got.get(k) for k in value}
+            if not _same(got, value):
+                wrong.append(f"expected transfer {key} {value!r}, got {got!r}")
+        return wrong
+
+
+def _read(path: Path) -> Document:
+    """The test file with line marks; raises ConversationError listing every problem."""
+    try:
+        doc = parse_flow(path.read_bytes(), str(path))
+    except OSError as e:
+        raise ConversationError(
+            [Problem(str(path), 1, 1, "", f"cannot read: {e.strerror}")]
+        ) from None
+    problems = _check(doc)
+    if problems:
+        raise ConversationError(sorted(problems, key=lambda p: (p.line, p.col)))
+    return doc
+
+
+def _check(doc: Document) -> list[Problem]:
+    data, out = doc.data, []
+
+    def bad(path: DocPath, message: str) -> None:
+        out.append(doc.problem(path, message))
+
+    def keys(path: DocPath, value: Any, allowed: frozenset[str]) -> bool:
+        if not isinstance(value, dict):
+            bad(path, "expected a mapping")
+            return False
+        for key in sorted(set(value) - allowed):
+            bad(
+                (*path, key), f"unknown key '{key}' (expected one of: {', '.join(sorted(allowed))})"
+            )
+        return True
+
+    def answers(path: DocPath, routes: Any) -> None:
+        for route, spec in (routes or {}).items():
+            method, _, where = str(route).partition(" ")
+            if not method.isupper() or not where.startswith("/"):
+                bad((*path, route), f"'{route}': write an answer's key as \"METHOD /path\"")
+            if spec is not None:
+                keys((*path, route), spec, RESPONSE_KEYS)
+
+    if not keys((), data, FILE_KEYS):
+        return out
+    if not isinstance(data.get("flow"), str):
+        bad(("flow",), "'flow' must name the flow file, relative to this file")
+    if not isinstance(data.get("env") or {}, dict):
+        bad(("env",), "'env' maps variable names to values ({backend} is the local server)")
+    answers(("backend",), data.get("backend"))
+    if not isinstance(data.get("tests"), list) or not data["tests"]:
+        bad(("tests",), "'tests' must be a list of tests")
+        return out
+    names: set[str] = set()
+    for i, test in enumerate(data["tests"]):
+        here: DocPath = ("tests", i)
+        if not keys(here, test, TEST_KEYS):
+            continue
+        name = str(test.get("name") or "")
+        if not name or name in names:
+            bad((*here, "name"), "each test needs a name of its own")
+        names.add(name)
+        answers((*here, "backend"), test.get("backend"))
+        steps = test.get("steps")
+        if not isinstance(steps, list) or not steps:
+            bad((*here, "steps"), "a test needs a list of steps")
+            steps = []
+        for j, item in enumerate(steps):
+            spot: DocPath = (*here, "steps", j)
+            if not isinstance(item, dict) or len(item) != 1 or next(iter(item)) not in STEPS:
+                bad(spot, f"a step is one of: {', '.join(sorted(STEPS))}")
+            elif "expect" in item:
+                ok = keys((*spot, "expect"), item["expect"], EXPECT_KEYS)
+                if ok and "transfer" in item["expect"]:
+                    keys(
+                        (*spot, "expect", "transfer"),
+                        item["expect"]["transfer"] or {},
+                        TRANSFER_KEYS,
+                    )
+            elif "clock" in item:
+                _clock_problem(doc, (*spot, "clock"), item["clock"], out)
+            else:
+                kind, value = next(iter(item.items()))
+                try:
+                    _events(kind, value, 0.0)
+                except (ValueError, TypeError, KeyError) as e:
+                    bad(
+                        (*spot, kind), str(e) if isinstance(e, ValueError) else f"{kind}: bad value"
+                    )
+        _clock_problem(doc, (*here, "clock"), test.get("clock", DEFAULT_CLOCK), out)
+    return out
+
+
+def _clock_problem(doc: Document, path: DocPath, value: Any, out: list[Problem]) -> None:
+    try:
+        _timestamp(value)
+    except (TypeError, ValueError) as e:
+        out.append(doc.problem(path, f"clock: {e}"))
+
+
+def _timestamp(value: Any) -> float:
+    """An ISO 8601 time with its UTC offset (YAML may hand over a datetime already)."""
+    when = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    if when.tzinfo is None:
+        raise ValueError(f"{value} has no UTC offset; write e.g. 2026-11-23T10:00:00+05:00")
+    return when.timestamp()
+
+
+def _events(kind: str, value: Any, at: float) -> list[Event]:
+    """What a caller step sends; raises ValueError, TypeError or KeyError on a bad value."""
+    if kind == "press":
+        keys = value if isinstance(value, str) else str(value) if type(value) is int else ""
+        if not keys or keys.strip("0123456789*#"):
+            raise ValueError('press takes keys as text, e.g. "1" or "12345674#"')
+        return [Digits(keys, at)]
+    if kind == "say":
+        said = value if isinstance(value, dict) else {"text": value}
+        if not isinstance(said.get("text"), str) or set(said) - {"text", "confidence"}:
+            raise ValueError("say takes words, or {text: words, confidence: 0.4}")
+        return [Speech(said["text"], float(said.get("confidence", 1.0)), at)]
+    if kind == "silence":
+        count = 1 if value is True else value
+        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+            raise ValueError("silence takes true, or how many silences in a row")
+        return [NoInput(at) for _ in range(count)]
+    if kind == "record":
+        rec = value if isinstance(value, dict) else {"reference": value}
+        return [Recorded(str(rec["reference"]), float(rec.get("seconds", 0)), at)]
+    if value is not True:
+        raise ValueError("write hangup: true")
+    return [HangUp(at)]
+
+
+def _path_qs(url: Any) -> str:
+    return url.path + (f"?{url.query}" if url.query else "")
+
+
+def _texts(value: Any) -> list[str]:
+    if value is None:
+        return []
+    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+
+
+def _lookup(variables: Mapping[str, Any], name: str) -> Any:
+    """`acct.balance` or `acct.transactions.0.amount` in the session's variables."""
+    value: Any = variables
+    for part in name.split("."):
+        if isinstance(value, dict) and part in value:
+            value = value[part]
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return _UNSET
+    return value
+
+
+def _same(got: Any, want: Any) -> bool:
+    """Equal, or equal as text for scalars (YAML `1234` matches the digits "1234")."""
+    if got == want:
+        return True
+    scalar = (str, int, float, bool)
+    return isinstance(got, scalar) and isinstance(want, scalar) and str(got) == str(want)
