@@ -26,6 +26,7 @@ MAX_BODY = 64 * 1024  # Twilio's webhook forms are a few KB
 
 FLOWS = web.AppKey("flows", FlowRegistry)
 METRICS = web.AppKey("metrics", Metrics)
+HOOKS = web.AppKey("hooks", TwilioWebhooks)
 
 
 def build_app(config: Config) -> web.Application:
@@ -58,7 +59,7 @@ def build_app(config: Config) -> web.Application:
         await writer.start()
         backend = Backend(config.http_allow)
         hooks = TwilioWebhooks(flows, sessions, backend, writer, metrics, signature, voice)
-        app["hooks"] = hooks
+        app[HOOKS] = hooks
         reloader = asyncio.create_task(_watch(flows, config)) if config.watch else None
         with contextlib.suppress(NotImplementedError, RuntimeError):
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, _reload, flows)
@@ -73,7 +74,7 @@ def build_app(config: Config) -> web.Application:
     app.cleanup_ctx.append(lifetime)
 
     async def twilio(request: web.Request) -> web.StreamResponse:
-        hooks: TwilioWebhooks = request.app["hooks"]
+        hooks = request.app[HOOKS]
         handler = hooks.handlers.get(request.match_info["name"])
         if handler is None:
             raise web.HTTPNotFound()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ivr.flow.model import Audio, Part, Text
+from ivr.flow.model import Audio, Listen, Part, Text
 
 __all__ = ["Action", "Audio", "Fetch", "Hangup", "Listen", "Prompt", "Record", "Text", "Transfer"]
 
@@ -17,23 +17,6 @@ class Prompt:
     @property
     def text(self) -> str:
         return " ".join(p.text if isinstance(p, Text) else f"[{p.file}]" for p in self.parts)
-
-
-@dataclass(frozen=True, slots=True)
-class Listen:
-    """Wait for the caller. `keys` are the menu keys accepted (empty for an ask); an ask
-    collects `min_digits`..`max_digits` ending on `finish_on`."""
-
-    node: str
-    modes: frozenset[str]  # "dtmf", "speech"
-    timeout: float
-    barge_in: bool = True
-    keys: str = ""
-    min_digits: int = 1
-    max_digits: int = 1
-    finish_on: str = ""
-    phrases: tuple[str, ...] = ()
-    sensitive: bool = False  # the answer must not be logged
 
 
 @dataclass(frozen=True, slots=True)

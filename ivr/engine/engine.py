@@ -35,7 +35,7 @@ from ivr.flow.model import (
     Text,
 )
 from ivr.flow.model import Transfer as TransferSpec
-from ivr.speech.intent import NO, YES, YES_NO, spoken_digits
+from ivr.speech.intent import YES_NO, spoken_digits
 
 APOLOGY = act.Prompt(
     (Text("Sorry, something went wrong on our side. Please call again later. Goodbye."),)
@@ -171,33 +171,8 @@ class _Turn:
     enter_ask = enter_menu
 
     def listen(self, node: Node) -> None:
-        spec = node.spec
         self.s.waiting = "listen"
-        if isinstance(spec, Menu):
-            self.out.append(
-                act.Listen(
-                    node.name,
-                    spec.modes,
-                    spec.listening.timeout,
-                    spec.listening.barge_in,
-                    keys="".join(spec.by_key),
-                    phrases=tuple(spec.matcher.phrases),
-                )
-            )
-        else:
-            modes = {"digits": {"dtmf", "speech"}, "speech": {"speech"}, "any": {"dtmf", "speech"}}
-            self.out.append(
-                act.Listen(
-                    node.name,
-                    frozenset(modes[spec.input]),
-                    spec.listening.timeout,
-                    spec.listening.barge_in,
-                    min_digits=spec.min_digits,
-                    max_digits=spec.max_digits,
-                    finish_on=spec.finish_on,
-                    sensitive=spec.sensitive,
-                )
-            )
+        self.out.append(node.listen)
 
     def enter_http(self, node: Node) -> str | None:
         h: Http = node.spec
@@ -297,16 +272,7 @@ class _Turn:
                             )
                         )
                     )
-                    self.out.append(
-                        act.Listen(
-                            node.name,
-                            frozenset({"dtmf", "speech"}),
-                            m.listening.timeout,
-                            True,
-                            keys="12",
-                            phrases=(*YES, *NO),
-                        )
-                    )
+                    self.out.append(node.confirm_listen)
                     return None
         if option is None:
             return self.miss(node, m.listening, "no_match", mode)

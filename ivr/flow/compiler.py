@@ -132,7 +132,9 @@ class _Compiler:
                     prefix + name,
                     kind,
                     None,
-                    next=first,
+                    # a subflow that cannot be inlined is an error already: pass it by,
+                    # so the graph checks do not add "stuck" errors for every node before it
+                    next=first or self.ref(raw[kind]["next"], (*path, kind, "next")),
                     resolves=raw.get("resolves"),
                     file=doc.file,
                     line=line,

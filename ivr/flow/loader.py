@@ -41,8 +41,14 @@ _Resolver12.add_implicit_resolver(
     _BOOL_TAG, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
 )
 
-if hasattr(yaml, "CParser"):  # libyaml: parsing in C, construction here
-    _CParser: Any = yaml.CParser  # type: ignore[attr-defined]
+try:  # libyaml: parsing in C (8x faster), construction here
+    import yaml.cyaml
+
+    _CParser: Any = yaml.cyaml.CParser  # type: ignore[attr-defined]
+except (ImportError, AttributeError):  # pragma: no cover - PyYAML built without libyaml
+    _CParser = None
+
+if _CParser is not None:
 
     class _Loader(_CParser, SafeConstructor, _Resolver12):  # type: ignore[misc]
         def __init__(self, text: str) -> None:
@@ -64,6 +70,25 @@ else:  # pragma: no cover - PyYAML built without libyaml
             Composer.__init__(self)
             SafeConstructor.__init__(self)
             _Resolver12.__init__(self)
+
+
+def _flatten_mapping(loader: Any, node: yaml.MappingNode) -> None:
+    """PyYAML's `<<` merge, keeping one pair per merged key (the winning one): a key
+    written here overrides a merged one without being a duplicate, and merges of
+    merges do not double their pairs at every level (a merge-key alias bomb)."""
+    own = {id(k) for k, _ in node.value if k.tag != _MERGE_TAG}
+    SafeConstructor.flatten_mapping(loader, node)  # calls back here for merged mappings
+    mine = [(k, v) for k, v in node.value if id(k) in own]
+    written = {_key(k) for k, _ in mine}
+    merged = {_key(k): (k, v) for k, v in node.value if id(k) not in own}
+    node.value = [kv for name, kv in merged.items() if name not in written] + mine
+
+
+def _key(node: yaml.Node) -> object:
+    return node.value if isinstance(node, yaml.ScalarNode) else id(node)
+
+
+_Loader.flatten_mapping = _flatten_mapping  # type: ignore[method-assign,assignment]
 
 
 @dataclass
@@ -131,7 +156,7 @@ def parse_flow(
     try:
         root = loader.get_single_node()
     except yaml.MarkedYAMLError as e:
-        raise FlowError([_yaml_problem(file, e)]) from None
+        raise FlowError([_yaml_problem(file, e, text)]) from None
     except RecursionError:  # PyYAML composes recursively: far too deep for the builder's check
         line, col = getattr(loader, "line", 0) + 1, getattr(loader, "column", 0) + 1
         raise FlowError(
@@ -141,6 +166,10 @@ def parse_flow(
         raise FlowError([Problem(file, 1, 1, "", f"not valid YAML: {e}")]) from None
     finally:
         loader.dispose()
+    if root is None:
+        raise FlowError(
+            [Problem(file, 1, 1, "", "the file is empty (expected a flow: flow, start, nodes)")]
+        )
     doc = Document(file, None, text)
     builder = _Builder(doc, loader, os.environ if env is None else env)
     doc.data = builder.build(root, (), 0)
@@ -169,11 +198,12 @@ def _decode(raw: bytes, file: str) -> str:
         ) from None
 
 
-def _yaml_problem(file: str, e: yaml.MarkedYAMLError) -> Problem:
+def _yaml_problem(file: str, e: yaml.MarkedYAMLError, text: str) -> Problem:
     mark = e.problem_mark or e.context_mark
     line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
     what = e.problem or "not valid YAML"
-    if "'\\t'" in what or "\t" in what:
+    lines = text.splitlines()
+    if 0 < line <= len(lines) and "\t" in lines[line - 1][: col + 1]:
         what = "a tab character; YAML indents with spaces only"
     elif e.context:
         what = f"{what} ({e.context})"

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from ivr.flow.hours import Hours
-from ivr.speech.intent import Matcher
+from ivr.speech.intent import NO, YES, Matcher
 
 Render = Callable[[Mapping[str, Any]], Any]  # a compiled template or expression
 
@@ -27,6 +28,23 @@ class Audio:
 
 
 Part = Text | Audio
+
+
+@dataclass(frozen=True, slots=True)
+class Listen:
+    """Wait for the caller. `keys` are the menu keys accepted (empty for an ask); an ask
+    collects `min_digits`..`max_digits` ending on `finish_on`."""
+
+    node: str
+    modes: frozenset[str]  # "dtmf", "speech"
+    timeout: float
+    barge_in: bool = True
+    keys: str = ""
+    min_digits: int = 1
+    max_digits: int = 1
+    finish_on: str = ""
+    phrases: tuple[str, ...] = ()
+    sensitive: bool = False  # the answer must not be logged
 
 
 @dataclass(frozen=True)
@@ -131,6 +149,13 @@ Spec = (
 )
 
 
+_ASK_MODES = {
+    "digits": frozenset({"dtmf", "speech"}),
+    "speech": frozenset({"speech"}),
+    "any": frozenset({"dtmf", "speech"}),
+}
+
+
 @dataclass(frozen=True)
 class Node:
     name: str
@@ -141,6 +166,40 @@ class Node:
     resolves: str | None = None
     file: str = ""
     line: int = 0
+
+    @cached_property
+    def listen(self) -> Listen:
+        """What this menu or ask listens for; built once per node, on first use."""
+        spec = self.spec
+        if isinstance(spec, Menu):
+            keys, phrases = "".join(spec.by_key), tuple(spec.matcher.phrases)
+            return Listen(
+                self.name,
+                spec.modes,
+                spec.listening.timeout,
+                spec.listening.barge_in,
+                keys=keys,
+                phrases=phrases,
+            )
+        assert isinstance(spec, Ask)
+        return Listen(
+            self.name,
+            _ASK_MODES[spec.input],
+            spec.listening.timeout,
+            spec.listening.barge_in,
+            min_digits=spec.min_digits,
+            max_digits=spec.max_digits,
+            finish_on=spec.finish_on,
+            sensitive=spec.sensitive,
+        )
+
+    @cached_property
+    def confirm_listen(self) -> Listen:
+        """Listening for yes (1) or no (2) after "Did you mean ...?"."""
+        timeout = self.spec.listening.timeout
+        return Listen(
+            self.name, frozenset({"dtmf", "speech"}), timeout, True, keys="12", phrases=(*YES, *NO)
+        )
 
     def edges(self) -> list[tuple[str, str]]:
         """(label, target) for every way out of this node, for checks and diagrams."""

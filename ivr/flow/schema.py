@@ -6,7 +6,7 @@ import difflib
 import json
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, cast
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
@@ -107,18 +107,18 @@ def _describe(doc: Document, error: ValidationError) -> Problem:
         missing = str(error.message).split("'")[1] if "'" in error.message else error.message
         return doc.problem(path, f"missing '{missing}'", key=True)
     if v == "type":
-        want = error.validator_value
-        wants = [want] if isinstance(want, str) else list(want)
-        got = type(inst).__name__
-        msg = f"expected {' or '.join(_TYPE_NAMES.get(w, w) for w in wants)}, got {_show(inst)}"
-        if "string" in wants and isinstance(inst, int | float | bool):
-            msg += f' (write it in quotes: "{inst}")' if got != "bool" else " (write it in quotes)"
-        return doc.problem(path, msg)
+        return doc.problem(path, _type_message(inst, [error.validator_value]))
+    if v in ("oneOf", "anyOf") and error.context:
+        # no branch fits (say: 5): tell what would, not "not valid under any of the given schemas"
+        here = [e for e in error.context if len(e.absolute_path) == len(path)]
+        if here and all(e.validator == "type" or e.validator == "const" for e in here):
+            types = [e.validator_value for e in here if e.validator == "type"]
+            return doc.problem(path, _type_message(inst, types))
     if v == "enum":
         return doc.problem(
             path,
             f"{_show(inst)} is not allowed (use one of: "
-            f"{', '.join(map(str, error.validator_value))})",
+            f"{', '.join(str(v) for v in cast(list[Any], error.validator_value))})",
         )
     if v == "pattern":
         about = sch.get("description", "") if isinstance(sch, dict) else ""
@@ -146,6 +146,15 @@ def _describe(doc: Document, error: ValidationError) -> Problem:
             path, "an option needs a key ('dtmf: \"1\"') or phrases ('speech: [...]')", key=True
         )
     return doc.problem(path, error.message)
+
+
+def _type_message(inst: Any, types: list[Any]) -> str:
+    wants = [w for t in types for w in ([t] if isinstance(t, str) else t)]
+    msg = f"expected {' or '.join(_TYPE_NAMES.get(w, w) for w in wants)}, got {_show(inst)}"
+    if "string" in wants and isinstance(inst, int | float | bool):
+        quoted = "" if isinstance(inst, bool) else f': "{inst}"'
+        msg += f" (write it in quotes{quoted})"
+    return msg
 
 
 def _show(value: Any) -> str:

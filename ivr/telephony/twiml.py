@@ -98,7 +98,7 @@ def _gather(
         method="POST",
         timeout=max(1, round(listen.timeout)),
         num_digits=1 if menu else (listen.max_digits if not listen.finish_on else None),
-        finish_on_key=None if menu else listen.finish_on,
+        finish_on_key="" if menu else listen.finish_on,  # Twilio's default "#" would eat a key
         speech_timeout="auto" if "speech" in listen.modes else None,
         hints=", ".join(listen.phrases) or None,
         language=voice.language if "speech" in listen.modes else None,

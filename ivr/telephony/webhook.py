@@ -124,6 +124,12 @@ class TwilioWebhooks:
             flow = self.flows.route(form.get("To", ""), request.query.get("flow"))
             if flow is None:
                 log.warning("no flow for called number %s", form.get("To", "")[:32])
+                # ended here, so the status callback that follows does not count an abandon
+                now = time.time()
+                session = Session(sid, "unknown", "", outcome="failed", started_at=now)
+                session.error, session.ended_at = "no flow for the called number", now
+                await self.sessions.save(session, NOT_IN_SERVICE)
+                self._ended(session)
                 return NOT_IN_SERVICE
             session = new_session(flow, sid)
             event = CallStarted(time.time(), form.get("From", "")[:32], form.get("To", "")[:32])

@@ -1,0 +1,254 @@
+"""`ivr serve` as real processes: a call survives a SIGKILL, and two processes share calls
+through Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.conftest import free_port
+from tests.functional.conftest import (
+    BANK,
+    CALLER,
+    TOKEN,
+    Backend,
+    metric,
+    read_records,
+)
+from tests.functional.twilio_sim import TwilioSim, wait_until
+
+IVR = Path(sys.executable).with_name("ivr")
+START_WAIT = 30.0  # seconds for a server process to answer /healthz
+STOP_WAIT = 15.0
+ACCOUNT = "Please enter or say your eight digit account number, then press the pound key."
+GOODBYE = "Thank you for calling Example Bank. Goodbye."
+
+
+@dataclass
+class Ivr:
+    """One `ivr serve` process."""
+
+    port: int
+    data: Path
+    log: Path
+    process: asyncio.subprocess.Process | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self, flows: Path, public_url: str, env: dict[str, str]) -> None:
+        command = [str(IVR), "serve", "--host", "127.0.0.1", "--port", str(self.port)]
+        command += ["--data", str(self.data), "--flows", str(flows), "--audio", str(self.data)]
+        command += ["--public-url", public_url, "--no-watch"]
+        with self.log.open("ab") as log:
+            self.process = await asyncio.create_subprocess_exec(
+                *command, env=env, stdout=log, stderr=log, stdin=asyncio.subprocess.DEVNULL
+            )
+        await self._ready()
+
+    async def _ready(self) -> None:
+        deadline = time.monotonic() + START_WAIT
+        async with aiohttp.ClientSession() as http:
+            while True:
+                assert self.process is not None
+                if self.process.returncode is not None:
+                    raise AssertionError(
+                        f"ivr serve exited: {self.process.returncode}\n{self.logs}"
+                    )
+                try:
+                    async with http.get(self.url + "/healthz") as response:
+                        if response.status == 200:
+                            return
+                except aiohttp.ClientConnectionError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"ivr serve not ready in {START_WAIT:g} s\n{self.logs}")
+                await asyncio.sleep(0.05)
+
+    async def kill(self, sig: int = signal.SIGKILL) -> int:
+        assert self.process is not None
+        if self.process.returncode is None:
+            self.process.send_signal(sig)
+        code = await asyncio.wait_for(self.process.wait(), STOP_WAIT)
+        self.process = None
+        return code
+
+    @property
+    def logs(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+@pytest.fixture
+async def processes(tmp_path: Path) -> AsyncIterator[Callable[[str], Ivr]]:
+    """Makes `ivr serve` processes (not started); kills what is left at the end."""
+    made: list[Ivr] = []
+
+    def make(name: str) -> Ivr:
+        data = tmp_path / name
+        data.mkdir()
+        server = Ivr(free_port(), data, tmp_path / f"{name}.log")
+        made.append(server)
+        return server
+
+    yield make
+    for server in made:
+        if server.process is not None:
+            await server.kill()
+
+
+def server_env(backend: Backend, sessions: str | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IVR_")}
+    env.update(
+        TWILIO_AUTH_TOKEN=TOKEN,
+        IVR_HTTP_ALLOW="127.0.0.1:*",
+        BANK_API=backend.url,
+        ORDERS_API=backend.url,
+        IVR_LOG_LEVEL="INFO",
+    )
+    if sessions:
+        env["IVR_SESSIONS"] = sessions
+    return env
+
+
+def twilio(base_url: str, public_url: str) -> TwilioSim:
+    # a new connection per webhook, as Twilio does: none outlives a killed server
+    http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True))
+    return TwilioSim(base_url, TOKEN, public_url, session=http)
+
+
+async def turns(sim: TwilioSim, base_urls: Sequence[str]) -> float:
+    total = 0.0
+    for url in base_urls:
+        async with sim.session.get(url + "/metrics") as response:
+            total += metric(await response.text(), "ivr_turns_total", flow="telebanking")
+    return total
+
+
+async def test_a_call_survives_a_crash(
+    processes: Callable[[str], Ivr], flows_dir: Path, backend: Backend
+) -> None:
+    server = processes("one")
+    env = server_env(backend)  # sessions in SQLite under --data, the default
+    await server.start(flows_dir, server.url, env)
+    sim = twilio(server.url, server.url)
+    try:
+        call = await sim.start(BANK, CALLER)
+        assert await call.press("1") == [ACCOUNT]
+        assert "t=2" in call.gather.get("action", "")
+
+        # a second call ends just before the crash: its record may be in the outbox only
+        other = await sim.call(BANK, CALLER, ["press:1", "press:12345674#", "press:2"])
+        assert other.end == "hangup"
+
+        assert await server.kill(signal.SIGKILL) == -signal.SIGKILL
+        await server.start(flows_dir, server.url, env)
+
+        heard = await call.press("12345674#")  # turn 2 goes on where the call was
+        assert heard[0] == "Your balance is $1,234.50."
+        assert await call.press("2") == [GOODBYE]
+        assert call.end == "hangup"
+    finally:
+        await sim.session.close()
+
+    assert await server.kill(signal.SIGTERM) == 0
+    assert '"level": "error"' not in server.logs
+    assert "12345674" not in server.logs  # a sensitive answer is never logged
+    assert call.sid in server.logs  # but every line of a call carries its SID
+
+    records = {r.call_sid: r for r in await read_records(server.data / "calls.db")}
+    assert set(records) == {call.sid, other.sid}  # no record lost
+    record = records[call.sid]
+    assert record.outcome == "contained"
+    assert record.tasks == ("balance_inquiry",)
+    assert record.path == (
+        "welcome",
+        "main",
+        "ask_account",
+        "lookup",
+        "route",
+        "balance",
+        "anything_else",
+        "goodbye",
+    )
+    assert records[other.sid].outcome == "contained"
+
+
+async def test_two_processes_share_calls_through_redis(
+    processes: Callable[[str], Ivr], flows_dir: Path, backend: Backend, redis_url: str
+) -> None:
+    a, b = processes("a"), processes("b")
+    public = "https://ivr.example.test"  # both behind one load balancer
+    env = server_env(backend, sessions=redis_url)
+    await asyncio.gather(a.start(flows_dir, public, env), b.start(flows_dir, public, env))
+    sim = twilio(a.url, public)
+    try:
+        call = sim.new_call(BANK, CALLER)
+        call.base_url = a.url
+        await call.start()
+        assert call.last[0] == "Welcome to Example Bank."
+        call.base_url = b.url
+        assert await call.press("1") == [ACCOUNT]
+        assert await turns(sim, [a.url, b.url]) == 2
+
+        # the same webhook reaches both processes at once: one step, the same answer
+        request = call.gather_request(keys="55555551#")  # a slow bank: a wide window
+        replies = await asyncio.gather(call.send(request, a.url), call.send(request, b.url))
+        assert replies[0].status == replies[1].status == 200
+        assert replies[0].text == replies[1].text
+        heard = await call.follow(request, replies[0])
+        assert heard[0] == "Your balance is $80.00."
+        assert backend.seen == ["GET /accounts/55555551"]  # the bank was asked once
+        assert await turns(sim, [a.url, b.url]) == 3
+
+        call.base_url = a.url
+        assert await call.press("2") == [GOODBYE]
+    finally:
+        await sim.session.close()
+
+    assert await a.kill(signal.SIGTERM) == 0
+    assert await b.kill(signal.SIGTERM) == 0
+    records = [r for s in (a, b) for r in await read_records(s.data / "calls.db")]
+    assert [(r.call_sid, r.outcome) for r in records] == [(call.sid, "contained")]
+    assert records[0].tasks == ("balance_inquiry",)
+
+
+async def test_sighup_reloads_flows(
+    processes: Callable[[str], Ivr], flows_dir: Path, backend: Backend
+) -> None:
+    server = processes("hup")
+    await server.start(flows_dir, server.url, server_env(backend))  # --no-watch: SIGHUP only
+    sim = twilio(server.url, server.url)
+    try:
+        before = await versions(sim, server.url)
+        old = await sim.start(BANK, CALLER)
+        path = flows_dir / "telebanking.yaml"
+        path.write_text(path.read_text().replace("Your balance is", "You have"))
+        assert server.process is not None
+        server.process.send_signal(signal.SIGHUP)
+
+        async def reloaded() -> bool:
+            return await versions(sim, server.url) != before
+
+        await wait_until(reloaded)
+        new = await sim.call(BANK, CALLER, ["press:1", "press:12345674#"])
+        assert new.last[0] == "You have $1,234.50."
+        await old.press("1")
+        assert (await old.press("12345674#"))[0] == "Your balance is $1,234.50."
+    finally:
+        await sim.session.close()
+    assert await server.kill(signal.SIGTERM) == 0
+
+
+async def versions(sim: TwilioSim, base_url: str) -> dict[str, str]:
+    async with sim.session.get(base_url + "/healthz") as response:
+        return dict((await response.json())["flows"])

@@ -1,0 +1,183 @@
+"""TwiML rendering against golden files: `UPDATE_GOLDEN=1 pytest tests/functional/test_twiml.py`
+rewrites them (review the diff before committing it)."""
+
+from __future__ import annotations
+
+import json
+import os
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from ivr.engine import actions as act
+from ivr.telephony.twiml import Voice, render
+
+GOLDEN = Path(__file__).parent / "golden"
+WORKFLOW = "WW" + "0123456789abcdef" * 2
+MENU = act.Prompt(
+    (act.Text("For your balance, press 1 or say balance. To speak to an agent, press 0."),)
+)
+WELCOME = act.Prompt((act.Text("Welcome to Example Bank."),))
+MENU_LISTEN = act.Listen(
+    "main",
+    frozenset({"dtmf", "speech"}),
+    5.0,
+    barge_in=True,
+    keys="10*",
+    phrases=("balance", "how much money", "agent"),
+)
+ASK_LISTEN = act.Listen(
+    "ask_account",
+    frozenset({"dtmf", "speech"}),
+    7.0,
+    barge_in=True,
+    min_digits=8,
+    max_digits=8,
+    finish_on="#",
+    sensitive=True,
+)
+AGENT = act.Transfer(
+    "+15550199",
+    "support",
+    "option:agent",
+    {"reason": "option:agent", "option": "agent"},
+    caller_id="+15550100",
+    timeout=20.0,
+)
+
+
+def pretty(document: str) -> str:
+    """The document indented for reading (its elements, attributes and texts unchanged)."""
+    root = ET.fromstring(document)
+    ET.indent(root, space="  ")
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, "unicode") + "\n"
+
+
+def golden(name: str, document: str) -> None:
+    path = GOLDEN / f"{name}.xml"
+    text = pretty(document)
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        GOLDEN.mkdir(exist_ok=True)
+        path.write_text(text)
+        return
+    assert path.exists(), f"{path} is missing: run with UPDATE_GOLDEN=1 to write it"
+    assert text == path.read_text(), f"{path} differs (UPDATE_GOLDEN=1 rewrites it)"
+
+
+CASES: dict[str, tuple[list[act.Action], Voice]] = {
+    "menu_barge_in": ([WELCOME, MENU, MENU_LISTEN], Voice()),
+    "menu_no_barge_in": (
+        [WELCOME, MENU, act.Listen("main", frozenset({"dtmf"}), 3.4, barge_in=False, keys="12")],
+        Voice(),
+    ),
+    "ask_digits_finish_key": (
+        [act.Prompt((act.Text("Enter your account number, then the pound key."),)), ASK_LISTEN],
+        Voice(),
+    ),
+    "ask_digits_fixed_length": (
+        [
+            act.Prompt((act.Text("Enter your six digit order number."),)),
+            act.Listen("ask_order", frozenset({"dtmf"}), 5.0, min_digits=6, max_digits=6),
+        ],
+        Voice(),
+    ),
+    "ask_speech": (
+        [
+            act.Prompt((act.Text("Tell me your city."),)),
+            act.Listen("ask_city", frozenset({"speech"}), 4.0, max_digits=32, finish_on="#"),
+        ],
+        Voice("en-GB", "Polly.Amy"),
+    ),
+    "transfer_number": ([act.Prompt((act.Text("Connecting you to an agent."),)), AGENT], Voice()),
+    "transfer_sip": (
+        [act.Transfer("sip:support@pbx.example.com;transport=tls", None, "node:main")],
+        Voice(),
+    ),
+    "enqueue_task": (
+        [act.Prompt((act.Text("Connecting you to an agent."),)), AGENT],
+        Voice(workflow_sid=WORKFLOW),
+    ),
+    "record": (
+        [
+            act.Prompt((act.Text("Leave a message after the tone."),)),
+            act.Record("closed", 60, "#"),
+        ],
+        Voice(),
+    ),
+    "hangup_end": (
+        [act.Prompt((act.Text("Thank you for calling. Goodbye."),)), act.Hangup("contained")],
+        Voice(),
+    ),
+    "audio_play": (
+        [
+            act.Prompt(
+                (
+                    act.Audio("welcome.wav"),
+                    act.Text("Your balance is $12.50 & no cents <none>."),
+                    act.Audio("jingles/thank you.wav"),
+                )
+            ),
+            act.Hangup("contained"),
+        ],
+        Voice("en-US", "Polly.Joanna"),
+    ),
+    "nothing_to_do": ([], Voice()),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_golden(name: str) -> None:
+    actions, voice = CASES[name]
+    golden(name, render(actions, voice, 3))
+
+
+def test_every_golden_file_has_a_case() -> None:
+    assert sorted(p.stem for p in GOLDEN.glob("*.xml")) == sorted(CASES)
+
+
+def test_menu_prompts_inside_gather_then_redirect() -> None:
+    root = ET.fromstring(render([WELCOME, MENU, MENU_LISTEN], Voice(), 7))
+    assert [v.tag for v in root] == ["Gather", "Redirect"]
+    gather, redirect = root
+    assert [(s.tag, s.text) for s in gather] == [
+        ("Say", "Welcome to Example Bank."),
+        ("Say", MENU.parts[0].text),  # type: ignore[union-attr]
+    ]
+    assert gather.get("action") == "/twilio/gather?t=7"
+    assert gather.get("numDigits") == "1"
+    assert redirect.text == "/twilio/gather?t=7&silence=1"
+
+
+def test_enqueue_task_is_json() -> None:
+    root = ET.fromstring(render([AGENT], Voice(workflow_sid=WORKFLOW), 2))
+    (enqueue,) = root
+    assert enqueue.tag == "Enqueue" and enqueue.get("workflowSid") == WORKFLOW
+    (task,) = enqueue
+    assert json.loads(task.text or "") == {
+        "queue": "support",
+        "reason": "option:agent",
+        "option": "agent",
+    }
+
+
+def test_without_workflow_a_queue_transfer_dials() -> None:
+    root = ET.fromstring(render([AGENT], Voice(), 2))
+    assert [v.tag for v in root] == ["Dial"]
+    assert [(n.tag, n.text) for n in root[0]] == [("Number", "+15550199")]
+
+
+def test_the_turn_is_the_only_difference_between_turns() -> None:
+    actions = [WELCOME, MENU, MENU_LISTEN]
+    two, three = render(actions, Voice(), 2), render(actions, Voice(), 3)
+    assert two != three
+    assert two.replace("t=2", "t=3") == three
+    assert render(actions, Voice(), 3) == three  # cached, and still right
+
+
+def test_transfer_attributes_change_the_document() -> None:
+    """Transfers hold a dict (not hashable, so not cached): each renders its own task."""
+    voice = Voice(workflow_sid=WORKFLOW)
+    a = render([AGENT], voice, 2)
+    b = render([act.Transfer("+15550199", "support", "option:agent", {"option": "x"})], voice, 2)
+    assert a != b and '"option": "x"' in b
