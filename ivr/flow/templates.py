@@ -12,6 +12,7 @@ from jinja2 import ChainableUndefined, TemplateSyntaxError, Undefined, nodes
 from jinja2.parser import Parser
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from ivr.flow.expressions import compile_fast
 from ivr.flow.model import Render
 
 
@@ -53,6 +54,13 @@ ENV = ImmutableSandboxedEnvironment(
     undefined=ChainableUndefined, autoescape=False, keep_trailing_newline=False
 )
 ENV.filters.update(currency=currency, luhn=luhn, spell=spell, last=last)
+# filters that take just their arguments (no environment or context): safe to call directly
+PLAIN_FILTERS = frozenset(
+    name
+    for name, fn in ENV.filters.items()
+    if getattr(fn, "jinja_pass_arg", None) is None
+    and not name.startswith(("attr", "map", "select", "reject"))
+)
 
 BUILTINS = frozenset(
     {
@@ -118,7 +126,24 @@ def compile_template(source: str) -> Render:
 @lru_cache(maxsize=8192)
 def compile_expression(source: str) -> Render:
     """A callable evaluating the expression `source` (compiled on first use)."""
+    try:
+        parser = Parser(ENV, source, state="variable")
+        fast = compile_fast(parser.parse_expression(), ENV, PLAIN_FILTERS)
+    except TemplateSyntaxError:
+        fast = None
+    if fast is not None and parser.stream.eos:
+        return _defined(fast)
     return _lazy(lambda: _jinja_expression(source))
+
+
+def _defined(fn: Render) -> Render:
+    """Conditions and `set` values see None, not Jinja's Undefined, for a missing value."""
+
+    def evaluate(ctx: Mapping[str, Any]) -> Any:
+        value = fn(ctx)
+        return None if isinstance(value, Undefined) else value
+
+    return evaluate
 
 
 def constant(value: Any) -> Render:

@@ -89,7 +89,9 @@ class TwilioWebhooks:
             sid = fields.get("CallSid", "")
             token = call_sid.set(sid if _SID.match(sid) else None)
             try:
-                why = self.signature.problem(request, fields)
+                # Twilio posts plain form fields; a file upload is nobody's webhook
+                signed = form if len(fields) == len(form) else {}
+                why = self.signature.problem(request, signed)
                 if why:
                     self.metrics.rejected.labels("signature").inc()
                     log.warning(
@@ -182,7 +184,7 @@ class TwilioWebhooks:
                 self._ended(session)
             elif not stored.session.ended:
                 flow = self.flows.get(stored.session.flow_id, stored.session.version)
-                session = stored.session
+                session = stored.session.copy()
                 if flow is not None:
                     session, _ = step(flow, session, HangUp(time.time()))
                 session.vars["call_status"] = status
