@@ -1,0 +1,812 @@
+"""The engine: every node kind, retries, confirmation, hours, and one honest outcome per call.
+
+A `Call` is a fake caller: it feeds events to `step` and keeps the session and the actions
+of the last step, the way a transport would.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from ivr.engine import OUTCOMES, Session, new_session, step
+from ivr.engine import actions as act
+from ivr.engine.engine import APOLOGY, GIVE_UP, MAX_HOPS
+from ivr.engine.events import (
+    CallStarted,
+    Digits,
+    Event,
+    FetchResult,
+    HangUp,
+    NoInput,
+    Recorded,
+    Speech,
+)
+from ivr.engine.session import MASK
+from ivr.flow import parse_and_compile
+from ivr.flow.model import Flow, Text
+
+TZ = ZoneInfo("Asia/Tokyo")  # UTC+9 all year: local time is never UTC time here
+
+
+def tokyo(year: int, month: int, day: int, hour: int, minute: int = 0) -> float:
+    return datetime(year, month, day, hour, minute, tzinfo=TZ).timestamp()
+
+
+MONDAY_10 = tokyo(2030, 1, 7, 10)  # 2030-01-07 is a Monday
+SUNDAY_10 = tokyo(2030, 1, 6, 10)
+HOLIDAY_10 = tokyo(2030, 1, 2, 10)  # a Wednesday, in closed_on
+MONDAY_20 = tokyo(2030, 1, 7, 20)
+
+BANK = """
+flow: bank
+start: welcome
+defaults:
+  retries: 2
+  on_fail: agent_check
+hours:
+  support: {tz: Asia/Tokyo, mon-fri: "09:00-18:00", sat: "10:00-14:00", closed_on: ["2030-01-02"]}
+global:
+  agent: {dtmf: "0", speech: [agent, operator], goto: agent_check}
+  repeat: {dtmf: "*", speech: [repeat, say that again], repeat: true}
+nodes:
+  welcome:
+    say: "Welcome."
+    next: main
+  main:
+    menu:
+      prompt: "Press 1 for your balance, 2 to block a card."
+      confirm_below: 0.5
+      timeout: 4
+      options:
+        balance: {dtmf: "1", speech: [balance, how much money], goto: ask_account}
+        block: {dtmf: "2", speech: [block card, block my card], goto: ask_account}
+  ask_account:
+    ask:
+      prompt: "Enter your account number, then the pound key."
+      digits: {min: 8, max: 8, finish_on: "#"}
+      validate: "value | luhn"
+      no_match: "That account number is not valid."
+      save_as: account
+      sensitive: true
+    next: lookup
+  lookup:
+    http:
+      url: "${API:-http://bank}/accounts/{{ account }}"
+      headers: {X-Key: "secret"}
+      timeout: 2
+      save_as: acct
+    next: tell
+    on_error: agent_check
+  tell:
+    say: "Your balance is {{ acct.balance | currency }}."
+    resolves: balance_inquiry
+    next: more
+  more:
+    menu:
+      prompt: "Anything else? Press 1 for the menu or 2 to end the call."
+      retries: 0
+      on_fail: bye
+      options:
+        again: {dtmf: "1", speech: ["yes"], goto: main}
+        done: {dtmf: "2", speech: ["no", goodbye], goto: bye}
+  agent_check:
+    branch:
+      - {if: "open('support')", goto: agent}
+      - {else: closed}
+  agent:
+    transfer:
+      to: "+15550199"
+      queue: support
+      say: "Connecting you to an agent."
+      attributes: {reason: "{{ reason }}", option: "{{ last_option }}"}
+  closed:
+    record: {prompt: "We are closed. Leave a message.", max_seconds: 30, save_as: voicemail}
+  bye:
+    end: {say: "Goodbye."}
+"""
+ACCOUNT = "12345674"  # passes the Luhn check
+NOT_LUHN = "12345678"
+
+
+def compile_flow(text: str) -> Flow:
+    return parse_and_compile(text, "f.yaml", {})
+
+
+@pytest.fixture(scope="module")
+def bank() -> Flow:
+    return compile_flow(BANK)
+
+
+class Call:
+    """A fake transport: one call, the session between steps, the last step's actions."""
+
+    def __init__(self, flow: Flow, at: float = MONDAY_10, caller: str = "+15550001") -> None:
+        self.flow, self.at = flow, at
+        self.session = new_session(flow, "call-1")
+        self.actions: list[act.Action] = []
+        self.send(CallStarted(at, caller, "+15550100"))
+
+    def send(self, event: Event) -> list[act.Action]:
+        self.session, self.actions = step(self.flow, self.session, event)
+        return self.actions
+
+    def press(self, digits: str) -> list[act.Action]:
+        return self.send(Digits(digits, self.at))
+
+    def say(self, text: str, confidence: float = 1.0) -> list[act.Action]:
+        return self.send(Speech(text, confidence, self.at))
+
+    def silence(self) -> list[act.Action]:
+        return self.send(NoInput(self.at))
+
+    @property
+    def heard(self) -> list[str]:
+        return [a.text for a in self.actions if isinstance(a, act.Prompt)]
+
+    @property
+    def last(self) -> act.Action:
+        return self.actions[-1]
+
+    @property
+    def node(self) -> str | None:
+        return self.session.node
+
+
+def at_lookup(flow: Flow, at: float = MONDAY_10) -> Call:
+    call = Call(flow, at)
+    call.press("1")
+    call.press(ACCOUNT + "#")
+    assert call.node == "lookup"
+    return call
+
+
+# -- node kinds --------------------------------------------------------------------------------
+
+
+def test_say_then_menu(bank):
+    call = Call(bank)
+    assert call.heard == ["Welcome.", "Press 1 for your balance, 2 to block a card."]
+    assert call.last == act.Listen(
+        "main",
+        frozenset({"dtmf", "speech"}),
+        4.0,
+        True,
+        keys="120*",
+        phrases=(
+            "balance",
+            "how much money",
+            "block card",
+            "block my card",
+            "agent",
+            "operator",
+            "repeat",
+            "say that again",
+        ),
+    )
+    assert call.session.path == ["welcome", "main"]
+    assert call.session.waiting == "listen"
+    assert call.session.vars["caller"] == "+15550001"
+    assert call.session.vars["called"] == "+15550100"
+
+
+def test_menu_by_key_and_by_speech(bank):
+    call = Call(bank)
+    call.press("2")
+    assert call.node == "ask_account"
+    assert call.session.vars["last_option"] == "block"
+    assert call.session.inputs == {"dtmf.match": 1}
+    call = Call(bank)
+    call.say("I want to block my card please")
+    assert call.node == "ask_account"
+    assert call.session.vars["last_option"] == "block"
+    assert call.session.inputs == {"speech.match": 1}
+
+
+def test_ask_listens_for_digits(bank):
+    call = Call(bank)
+    call.press("1")
+    assert call.heard == ["Enter your account number, then the pound key."]
+    assert call.last == act.Listen(
+        "ask_account",
+        frozenset({"dtmf", "speech"}),
+        5.0,
+        True,
+        min_digits=8,
+        max_digits=8,
+        finish_on="#",
+        sensitive=True,
+    )
+
+
+def test_ask_saves_digits_without_the_finish_key(bank):
+    call = at_lookup(bank)
+    assert call.session.vars["account"] == ACCOUNT
+
+
+def test_digits_said_as_words_fill_a_digits_ask(bank):
+    call = Call(bank)
+    call.press("1")
+    call.say("one two three four five six seven four")
+    assert call.node == "lookup"
+    assert call.session.vars["account"] == ACCOUNT
+    assert call.session.inputs["speech.match"] == 1
+
+
+def test_wrong_length_is_no_match(bank):
+    call = Call(bank)
+    call.press("1")
+    call.press("1234#")
+    assert call.node == "ask_account"
+    assert call.heard == [
+        "That account number is not valid.",
+        "Enter your account number, then the pound key.",
+    ]
+    assert call.session.inputs["dtmf.no_match"] == 1
+
+
+def test_validate_false_counts_as_no_match(bank):
+    call = Call(bank)
+    call.press("1")
+    call.press(NOT_LUHN + "#")
+    assert call.heard[0] == "That account number is not valid."
+    assert call.session.misses == 1
+    assert "account" not in call.session.vars
+    call.press(ACCOUNT + "#")
+    assert call.node == "lookup"
+
+
+def test_http_fetch_and_save_as(bank):
+    call = at_lookup(bank)
+    assert call.actions == [
+        act.Fetch(
+            "lookup",
+            "GET",
+            f"http://bank/accounts/{ACCOUNT}",
+            2.0,
+            headers=(("X-Key", "secret"),),
+            json=None,
+            sensitive=True,
+        )
+    ]
+    assert call.session.waiting == "fetch"
+    call.send(FetchResult(200, {"balance": 1234.5}))
+    assert call.session.vars["acct"] == {"balance": 1234.5}
+    assert call.heard == [
+        "Your balance is $1,234.50.",
+        "Anything else? Press 1 for the menu or 2 to end the call.",
+    ]
+    assert call.node == "more"
+
+
+def test_http_json_body_is_rendered():
+    flow = compile_flow(
+        """
+flow: t
+start: a
+vars: {card: "4111"}
+nodes:
+  a:
+    http:
+      method: POST
+      url: "http://bank/block"
+      json: {card: "{{ card }}", n: [1, "{{ card }}x"]}
+    next: b
+  b:
+    end:
+"""
+    )
+    call = Call(flow)
+    (fetch,) = call.actions
+    assert isinstance(fetch, act.Fetch)
+    assert (fetch.method, fetch.url, fetch.timeout) == ("POST", "http://bank/block", 5.0)
+    assert fetch.json == {"card": "4111", "n": [1, "4111x"]}
+    assert fetch.sensitive is False
+
+
+SMALL = """
+flow: t
+start: a
+vars: {tries: 0}
+nodes:
+  a:
+    set: {tries: "tries + 1", double: "tries * 2", vip: "caller == '+1999'"}
+    next: b
+  b:
+    branch:
+      - {if: "vip", goto: vip}
+      - {if: "double > 1", goto: two}
+      - {else: other}
+  vip:
+    end: {say: "VIP."}
+  two:
+    end: {say: "Two {{ tries }} {{ double }}."}
+  other:
+    end: {say: "Other."}
+"""
+
+
+def test_set_evaluates_in_order_and_branch_takes_the_first_true_case():
+    flow = compile_flow(SMALL)
+    call = Call(flow)
+    assert call.session.vars["tries"] == 1
+    assert call.session.vars["double"] == 2
+    assert call.session.vars["vip"] is False
+    assert call.heard == ["Two 1 2."]
+    assert Call(flow, caller="+1999").heard == ["VIP."]
+    assert Call(compile_flow(SMALL.replace("tries + 1", "tries"))).heard == ["Other."]
+
+
+def test_branch_with_no_true_case_and_no_else_fails():
+    flow = compile_flow(
+        "flow: t\nstart: a\nnodes:\n  a:\n    branch:\n"
+        "      - {if: \"caller == 'x'\", goto: b}\n  b:\n    end:\n"
+    )
+    call = Call(flow)
+    assert call.session.outcome == "failed"
+    assert call.actions == [APOLOGY, act.Hangup("failed")]
+    assert "no case of branch a is true" in (call.session.error or "")
+
+
+def test_transfer(bank):
+    call = Call(bank)
+    call.press("0")
+    assert call.heard == ["Connecting you to an agent."]
+    assert call.last == act.Transfer(
+        "+15550199", "support", "option:agent", {"reason": "option:agent", "option": "agent"}
+    )
+    assert call.session.outcome == "transferred"
+    assert call.session.queue == "support"
+    assert call.session.reason == "option:agent"
+
+
+def test_record_ends_the_call_contained(bank):
+    call = Call(bank, at=SUNDAY_10)
+    call.press("0")
+    assert call.heard == ["We are closed. Leave a message."]
+    assert call.last == act.Record("closed", 30, "#")
+    assert call.session.waiting == "record"
+    call.send(Recorded("RE123", 12.0))
+    assert call.actions == [act.Hangup("contained")]
+    assert call.session.outcome == "contained"
+    assert call.session.vars["voicemail"] == "RE123"
+
+
+def test_record_with_next_goes_on():
+    flow = compile_flow(
+        """
+flow: t
+start: rec
+nodes:
+  rec:
+    record: {prompt: "Speak.", save_as: msg}
+    next: bye
+  bye:
+    end: {say: "Got {{ msg }}."}
+"""
+    )
+    call = Call(flow)
+    assert call.last == act.Record("rec", 60, "#")
+    call.send(Recorded("RE9"))
+    assert call.heard == ["Got RE9."]
+    assert call.session.outcome == "contained"
+
+
+def test_subflow_returns_to_next(tmp_path):
+    from ivr.flow import load_flow
+
+    (tmp_path / "main.yaml").write_text(
+        "flow: main\nstart: auth\nnodes:\n"
+        "  auth:\n    subflow: {flow: pin, next: bye}\n"
+        "  bye:\n    end: {say: 'Bye {{ pin }}.'}\n"
+    )
+    (tmp_path / "pin.yaml").write_text(
+        "flow: pin\nstart: ask\nnodes:\n"
+        "  ask:\n    ask: {prompt: 'PIN?', save_as: pin, digits: {min: 4, max: 4}}\n"
+        "    next: done\n"
+        "  done:\n    end: {say: 'Thanks.'}\n"
+    )
+    flow = load_flow(tmp_path / "main.yaml", {})
+    call = Call(flow)
+    assert call.heard == ["PIN?"]
+    assert call.node == "auth.ask"
+    call.press("4321")
+    assert call.heard == ["Thanks.", "Bye 4321."]
+    assert call.session.path == ["auth", "auth.ask", "auth.done", "bye"]
+    assert call.session.outcome == "contained"
+
+
+def test_end(bank):
+    call = Call(bank)
+    call.press("1")
+    call.press(ACCOUNT + "#")
+    call.send(FetchResult(200, {"balance": 1}))
+    call.press("2")
+    assert call.actions == [act.Prompt((Text("Goodbye."),)), act.Hangup("contained")]
+    assert call.session.outcome == "contained"
+    assert call.session.ended_at == MONDAY_10
+
+
+def test_empty_end_hangs_up_silently():
+    call = Call(compile_flow("flow: t\nstart: a\nnodes:\n  a:\n    end:\n"))
+    assert call.actions == [act.Hangup("contained")]
+
+
+# -- retries -----------------------------------------------------------------------------------
+
+
+def test_no_input_and_no_match_reprompt_with_their_own_messages(bank):
+    call = Call(bank)
+    call.silence()
+    assert call.heard == [
+        "Sorry, I didn't hear anything.",
+        "Press 1 for your balance, 2 to block a card.",
+    ]
+    assert isinstance(call.last, act.Listen)
+    call.press("7")
+    assert call.heard == [
+        "Sorry, I didn't catch that.",
+        "Press 1 for your balance, 2 to block a card.",
+    ]
+    assert call.session.inputs == {"no_input": 1, "dtmf.no_match": 1}
+    call = Call(bank)
+    call.say("pizza")
+    assert call.heard[0] == "Sorry, I didn't catch that."
+    assert call.session.inputs == {"speech.no_match": 1}
+
+
+def test_retries_run_out_then_on_fail(bank):
+    call = Call(bank)  # retries: 2, so the third miss goes to on_fail
+    call.silence()
+    call.press("9")
+    assert call.node == "main" and call.session.misses == 2
+    call.silence()
+    assert call.session.outcome == "transferred"
+    assert call.last.reason == "on_fail:main"  # type: ignore[union-attr]
+    assert call.session.path == ["welcome", "main", "agent_check", "agent"]
+
+
+def test_retries_count_per_node(bank):
+    call = Call(bank)
+    call.silence()
+    call.silence()
+    call.press("1")  # two misses at main, none yet at ask_account
+    call.silence()
+    call.silence()
+    assert call.node == "ask_account" and call.session.misses == 2
+    assert isinstance(call.last, act.Listen)
+
+
+def test_no_on_fail_gives_up_with_outcome_failed():
+    flow = compile_flow(
+        "flow: t\nstart: m\nnodes:\n  m:\n    menu:\n      prompt: hi\n      retries: 0\n"
+        "      options:\n        x: {dtmf: '1', goto: bye}\n  bye:\n    end:\n"
+    )
+    call = Call(flow)
+    call.silence()
+    assert call.actions == [GIVE_UP, act.Hangup("failed")]
+    assert call.session.outcome == "failed"
+    assert call.session.error == "retries ran out at m and it has no on_fail"
+
+
+def test_global_repeat(bank):
+    call = Call(bank)
+    call.silence()
+    call.press("*")
+    assert call.heard == ["Press 1 for your balance, 2 to block a card."]
+    assert isinstance(call.last, act.Listen)
+    assert call.node == "main"
+    call.say("say that again")
+    assert call.heard == ["Press 1 for your balance, 2 to block a card."]
+
+
+def test_global_zero_out_from_any_menu(bank):
+    call = Call(bank)
+    call.press("1")
+    call.press(ACCOUNT + "#")
+    call.send(FetchResult(200, {"balance": 1}))
+    assert call.node == "more"
+    call.say("operator")
+    assert call.session.outcome == "transferred"
+    assert call.session.reason == "option:agent"
+
+
+# -- speech confirmation -----------------------------------------------------------------------
+
+
+def test_low_confidence_speech_is_confirmed_yes(bank):
+    call = Call(bank)
+    call.say("balance", confidence=0.4)
+    assert call.heard == ["Did you mean balance?"]
+    assert call.last == act.Listen(
+        "main",
+        frozenset({"dtmf", "speech"}),
+        4.0,
+        True,
+        keys="12",
+        phrases=call.last.phrases,  # type: ignore[union-attr]
+    )
+    assert {"yes", "no"} <= set(call.last.phrases)  # type: ignore[union-attr]
+    assert call.session.waiting == "confirm" and call.session.pending == "balance"
+    call.say("yes")
+    assert call.node == "ask_account"
+    assert call.session.vars["last_option"] == "balance"
+
+
+def test_low_confidence_speech_is_confirmed_no(bank):
+    call = Call(bank)
+    call.say("block my card", confidence=0.3)
+    assert call.heard == ["Did you mean block my card?"]
+    call.say("no")
+    assert call.node == "main"
+    assert call.heard == [
+        "Sorry, I didn't catch that.",
+        "Press 1 for your balance, 2 to block a card.",
+    ]
+    assert call.session.misses == 1
+    assert call.session.waiting == "listen"
+
+
+def test_confirmation_by_key(bank):
+    call = Call(bank)
+    call.say("how much money", confidence=0.2)
+    call.press("1")
+    assert call.node == "ask_account"
+
+
+def test_confident_speech_is_not_confirmed(bank):
+    call = Call(bank)
+    call.say("balance", confidence=0.9)
+    assert call.node == "ask_account"
+
+
+# -- opening hours -----------------------------------------------------------------------------
+
+
+def test_open_on_a_weekday_in_the_flow_time_zone(bank):
+    call = Call(bank, at=MONDAY_10)  # 01:00 UTC: closed if the engine used UTC
+    call.press("0")
+    assert call.session.outcome == "transferred"
+
+
+def test_closed_on_sunday(bank):
+    call = Call(bank, at=SUNDAY_10)
+    call.press("0")
+    assert call.node == "closed"
+    assert isinstance(call.last, act.Record)
+
+
+def test_closed_on_a_closed_on_date(bank):
+    call = Call(bank, at=HOLIDAY_10)
+    call.press("0")
+    assert call.node == "closed"
+
+
+def test_closed_after_hours(bank):
+    call = Call(bank, at=MONDAY_20)
+    call.press("0")
+    assert call.node == "closed"
+
+
+def test_the_clock_is_the_event_time(bank):
+    call = Call(bank, at=SUNDAY_10)  # started while closed, pressed 0 a day later
+    call.send(Digits("0", MONDAY_10))
+    assert call.session.outcome == "transferred"
+
+
+# -- outcomes ----------------------------------------------------------------------------------
+
+
+def test_end_with_outcome_failed():
+    call = Call(compile_flow("flow: t\nstart: a\nnodes:\n  a:\n    end: {outcome: failed}\n"))
+    assert call.actions == [act.Hangup("failed")]
+    assert call.session.outcome == "failed"
+
+
+def test_runtime_template_error_apologises_and_fails():
+    flow = compile_flow(
+        "flow: t\nstart: a\nnodes:\n  a:\n    set: {zero: 0}\n    next: b\n"
+        "  b:\n    say: 'Result {{ 1 // zero }}.'\n    next: c\n  c:\n    end:\n"
+    )
+    call = Call(flow)
+    assert call.actions == [APOLOGY, act.Hangup("failed")]
+    assert call.session.outcome == "failed"
+    assert call.session.error is not None and call.session.error.startswith(
+        "ZeroDivisionError at b"
+    )
+
+
+def test_http_failure_without_on_error_fails():
+    flow = compile_flow(
+        "flow: t\nstart: a\nnodes:\n  a:\n    http: {url: 'http://x'}\n    next: b\n"
+        "  b:\n    end:\n"
+    )
+    call = Call(flow)
+    call.send(FetchResult(error="timeout"))
+    assert call.actions == [APOLOGY, act.Hangup("failed")]
+    assert call.session.outcome == "failed"
+    assert call.session.error == "backend call at a failed: timeout"
+
+
+@pytest.mark.parametrize(
+    "result", [FetchResult(500, {"error": "x"}), FetchResult(404), FetchResult(error="timeout")]
+)
+def test_backend_failure_goes_to_on_error(bank, result):
+    call = at_lookup(bank)
+    call.send(result)
+    assert call.session.outcome == "transferred"
+    assert call.last == act.Transfer(
+        "+15550199",
+        "support",
+        "on_error:lookup",
+        {"reason": "on_error:lookup", "option": "balance"},
+    )
+
+
+def test_transfer_reason_on_fail(bank):
+    call = Call(bank)
+    for _ in range(3):
+        call.press("5")
+    assert call.last.reason == "on_fail:main"  # type: ignore[union-attr]
+
+
+def test_transfer_reason_node_when_nothing_led_there():
+    flow = compile_flow(
+        "flow: t\nstart: a\nnodes:\n  a:\n    say: hi\n    next: b\n"
+        "  b:\n    transfer: {to: '+1555'}\n"
+    )
+    assert Call(flow).last == act.Transfer("+1555", None, "node:a")
+
+
+def test_hang_up_mid_flow_is_abandoned_where_the_caller_left(bank):
+    call = Call(bank)
+    call.press("1")
+    call.send(HangUp(MONDAY_10 + 30))
+    assert call.actions == []
+    assert call.session.outcome == "abandoned"
+    assert call.session.node == "ask_account"
+    assert call.session.ended_at == MONDAY_10 + 30
+
+
+def test_every_outcome_is_known():
+    assert set(OUTCOMES) == {"contained", "transferred", "abandoned", "failed"}
+
+
+def test_resolves_is_counted_once_per_task(bank):
+    call = at_lookup(bank)
+    call.send(FetchResult(200, {"balance": 1}))
+    assert call.session.tasks == ["balance_inquiry"]
+    call.press("1")  # back to the main menu, and through the balance again
+    call.press("1")
+    call.press(ACCOUNT + "#")
+    call.send(FetchResult(200, {"balance": 2}))
+    assert call.session.path.count("tell") == 2
+    assert call.session.tasks == ["balance_inquiry"]
+
+
+def test_too_many_nodes_without_input_fails():
+    flow = compile_flow(
+        "flow: t\nstart: a\nvars: {n: 0}\nnodes:\n"
+        "  a:\n    set: {n: 'n + 1'}\n    next: b\n"
+        "  b:\n    branch:\n      - {if: 'n < 100000', goto: a}\n      - {else: c}\n"
+        "  c:\n    end:\n"
+    )
+    call = Call(flow)
+    assert call.session.outcome == "failed"
+    assert call.actions == [APOLOGY, act.Hangup("failed")]
+    assert f"more than {MAX_HOPS} nodes without input" in (call.session.error or "")
+
+
+# -- the session -------------------------------------------------------------------------------
+
+
+def test_events_after_the_end_change_nothing(bank):
+    call = Call(bank)
+    call.press("0")
+    ended = copy.deepcopy(call.session)
+    for event in [Digits("1"), Speech("balance"), NoInput(), FetchResult(200), HangUp()]:
+        assert call.send(event) == []
+        assert call.session == ended
+    assert call.send(CallStarted()) == []
+    assert call.session == ended
+
+
+def test_events_that_do_not_fit_what_the_call_waits_for_are_ignored(bank):
+    call = at_lookup(bank)
+    before = copy.deepcopy(call.session)
+    for event in [Digits("1"), Speech("balance"), NoInput(), Recorded("RE1"), CallStarted()]:
+        assert call.send(event) == []
+        assert (call.session.node, call.session.waiting) == ("lookup", "fetch")
+        assert call.session.vars == before.vars and call.session.path == before.path
+
+
+def test_step_does_not_mutate_the_session_passed_in(bank):
+    session = new_session(bank, "c")
+    events: list[Event] = [
+        CallStarted(MONDAY_10),
+        Digits("1"),
+        Digits(ACCOUNT + "#"),
+        FetchResult(200, {"balance": 3}),
+        Speech("operator"),
+    ]
+    for event in events:
+        before = copy.deepcopy(session)
+        after, _ = step(bank, session, event)
+        assert session == before
+        assert after is not session
+        session = after
+    assert session.outcome == "transferred"
+
+
+def test_step_is_deterministic(bank):
+    events = [CallStarted(MONDAY_10), Speech("balance", 0.3), Speech("yes"), NoInput()]
+    runs = []
+    for _ in range(2):
+        session, out = new_session(bank, "c"), []
+        for event in events:
+            session, actions = step(bank, session, event)
+            out.append(actions)
+        runs.append((session, out))
+    assert runs[0] == runs[1]
+
+
+def test_session_json_round_trip(bank):
+    call = at_lookup(bank)
+    call.send(FetchResult(200, {"balance": 12.5, "transactions": [{"amount": 1}]}))
+    call.silence()
+    text = call.session.to_json()
+    json.loads(text)
+    again = Session.from_json(text)
+    assert again == call.session
+    assert Session.from_json(text.encode()) == call.session
+    assert step(bank, again, Digits("2"))[1] == step(bank, call.session, Digits("2"))[1]
+
+
+def test_session_from_json_ignores_unknown_fields():
+    text = json.dumps({"call_id": "c", "flow_id": "f", "version": "v", "future": 1})
+    assert Session.from_json(text) == Session("c", "f", "v")
+
+
+def test_redacted_masks_sensitive_vars(bank):
+    call = at_lookup(bank)
+    assert call.session.sensitive == ["account"]
+    red = call.session.redacted()
+    assert red["vars"]["account"] == MASK
+    assert red["vars"]["caller"] == "+15550001"
+    assert ACCOUNT not in json.dumps(red)
+    assert call.session.vars["account"] == ACCOUNT  # the session itself keeps it during the call
+
+
+def test_sensitive_values_are_dropped_when_the_call_ends(bank):
+    call = at_lookup(bank)
+    call.send(HangUp())
+    assert "account" not in call.session.vars
+    assert ACCOUNT not in call.session.to_json()
+
+
+def test_expressions_cannot_change_shared_values():
+    flow = compile_flow(
+        """
+flow: t
+start: a
+vars: {items: [1]}
+nodes:
+  a:
+    ask: {prompt: "Say something.", save_as: v, input: speech}
+    next: b
+  b:
+    set: {n: "items.append(v)"}
+    next: a
+"""
+    )
+    call = Call(flow)
+    before = copy.deepcopy(call.session)
+    call.say("hello")
+    assert before.vars["items"] == [1]
+    assert flow.vars["items"] == [1]  # every call starts from these
+    assert call.session.outcome == "failed"  # mutating is a technical error, not a silent leak
+    assert call.actions[-2:] == [APOLOGY, act.Hangup("failed")]
