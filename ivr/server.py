@@ -125,6 +125,9 @@ def serve(config: Config) -> None:
 
     setup(config.log_level)
     log.info("ivr serving on %s:%d, flows from %s", config.host, config.port, config.flows)
+    import uvloop
+
+    # uvloop's transports and loop take about half of a turn's CPU off what asyncio's cost
     web.run_app(
         build_app(config),
         host=config.host,
@@ -133,4 +136,5 @@ def serve(config: Config) -> None:
         shutdown_timeout=10,
         access_log=None,
         handle_signals=True,
+        loop=uvloop.new_event_loop(),
     )
