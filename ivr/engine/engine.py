@@ -359,6 +359,12 @@ class _Turn:
                 self.s.vars[node.spec.save_as] = result.body
             return node.next
         self.s.reason = f"on_error:{node.name}"
+        # so the flow can tell "no such order" (404) from a backend that is down
+        self.s.vars["http_error"] = {
+            "node": node.name,
+            "status": result.status,
+            "error": result.error or f"HTTP {result.status}",
+        }
         if node.on_error is None:
             self.fail(f"backend call at {node.name} failed: {result.error or result.status}")
         return node.on_error

@@ -425,7 +425,9 @@ class _Compiler:
     def c_end(self, path: Path, spec: dict[str, Any] | None, raw: dict[str, Any]) -> End:
         spec = spec or {}
         say = self.prompt((*path, "say"), spec["say"]) if "say" in spec else None
-        return End(say, spec.get("outcome", "contained"), self.returns_to)
+        outcome = spec.get("outcome", "contained")
+        # a subflow's failed end fails the call: it must not return as if all went well
+        return End(say, outcome, self.returns_to if outcome == "contained" else None)
 
     def c_subflow(self, path: Path, spec: dict[str, Any], raw: dict[str, Any]) -> None:
         return None  # inlined by nodes()

@@ -73,6 +73,7 @@ BUILTINS = frozenset(
         "flow_id",
         "language",
         "reason",
+        "http_error",
         "range",
         "lipsum",
         "dict",

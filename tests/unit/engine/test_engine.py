@@ -420,6 +420,24 @@ def test_subflow_returns_to_next(tmp_path):
     assert call.session.outcome == "contained"
 
 
+def test_failed_end_in_a_subflow_fails_the_call(tmp_path):
+    from ivr.flow import load_flow
+
+    (tmp_path / "main.yaml").write_text(
+        "flow: main\nstart: auth\nnodes:\n"
+        "  auth:\n    subflow: {flow: pin, next: bye}\n"
+        "  bye:\n    end: {say: 'Bye.'}\n"
+    )
+    (tmp_path / "pin.yaml").write_text(
+        "flow: pin\nstart: locked\nnodes:\n"
+        "  locked:\n    end: {say: 'Your account is locked.', outcome: failed}\n"
+    )
+    call = Call(load_flow(tmp_path / "main.yaml", {}))
+    assert call.heard == ["Your account is locked."]
+    assert call.last == act.Hangup("failed")
+    assert call.session.outcome == "failed"
+
+
 def test_end(bank):
     call = Call(bank)
     call.press("1")
@@ -618,6 +636,27 @@ def test_runtime_template_error_apologises_and_fails():
     assert call.session.error is not None and call.session.error.startswith(
         "ZeroDivisionError at b"
     )
+
+
+def test_backend_failure_is_told_to_the_flow():
+    flow = compile_flow(
+        "flow: t\nstart: a\nnodes:\n"
+        "  a:\n    http: {url: 'http://x'}\n    next: ok\n    on_error: why\n"
+        "  why:\n    branch:\n"
+        "      - {if: 'http_error.status == 404', goto: unknown}\n"
+        "      - {else: down}\n"
+        "  ok:\n    end:\n"
+        "  unknown:\n    end: {say: 'No such order.'}\n"
+        "  down:\n    end: {say: 'Our systems are down.', outcome: failed}\n"
+    )
+    call = Call(flow)
+    call.send(FetchResult(404, {"error": "not found"}))
+    assert call.heard == ["No such order."]
+    assert call.session.vars["http_error"] == {"node": "a", "status": 404, "error": "HTTP 404"}
+    call = Call(flow)
+    call.send(FetchResult(error="timed out after 2 s"))
+    assert call.heard == ["Our systems are down."]
+    assert call.session.outcome == "failed"
 
 
 def test_http_failure_without_on_error_fails():
