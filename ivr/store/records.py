@@ -10,15 +10,13 @@ import asyncio
 import hashlib
 import json
 import logging
-import sqlite3
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from ivr.engine.session import MASK, Session
 from ivr.store.base import SessionStore
-from ivr.store.sqlite import connect
+from ivr.store.sqlite import WalDatabase
 
 log = logging.getLogger("ivr.records")
 
@@ -97,38 +95,26 @@ _JSON_FIELDS = ("tasks", "path", "inputs")
 
 
 class SqliteRecords:
+    """Call records in SQLite, written on the loop like sessions (see WalDatabase)."""
+
     def __init__(self, path: Path) -> None:
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix="ivr-records")
-        self._db: sqlite3.Connection = self._thread.submit(self._open, path).result()
-
-    @staticmethod
-    def _open(path: Path) -> sqlite3.Connection:
-        db = connect(path)
-        db.executescript(_SCHEMA)
-        return db
-
-    async def _run(self, sql: str, *args: Any) -> list[Any]:
-        def work() -> list[Any]:
-            return self._db.execute(sql, args).fetchall()
-
-        return await asyncio.get_running_loop().run_in_executor(self._thread, work)
+        self._db = WalDatabase(path, _SCHEMA)
 
     async def add(self, record: CallRecord) -> None:
         row = asdict(record)
         for key in _JSON_FIELDS:
             row[key] = json.dumps(row[key])
         names = ", ".join(row)
-        await self._run(
+        self._db.execute(
             f"INSERT OR REPLACE INTO calls ({names}) VALUES ({', '.join('?' * len(row))})",
-            *row.values(),
+            tuple(row.values()),
         )
 
     async def all(self) -> list[CallRecord]:
-        cursor_names = [f for f in CallRecord.__dataclass_fields__]
-        rows = await self._run(f"SELECT {', '.join(cursor_names)} FROM calls ORDER BY ended_at")
+        names = list(CallRecord.__dataclass_fields__)
         out = []
-        for row in rows:
-            data = dict(zip(cursor_names, row, strict=True))
+        for row in self._db.execute(f"SELECT {', '.join(names)} FROM calls ORDER BY ended_at"):
+            data = dict(zip(names, row, strict=True))
             for key in _JSON_FIELDS:
                 value = json.loads(data[key])
                 data[key] = tuple(value) if isinstance(value, list) else value
@@ -136,8 +122,7 @@ class SqliteRecords:
         return out
 
     async def close(self) -> None:
-        await asyncio.get_running_loop().run_in_executor(self._thread, self._db.close)
-        self._thread.shutdown()
+        self._db.close()
 
 
 class RecordWriter:

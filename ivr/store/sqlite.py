@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
+from typing import Any
 
 from ivr.engine.session import Session
 from ivr.store.base import LocalLocks, Stored, ttl
@@ -25,34 +27,63 @@ CREATE INDEX IF NOT EXISTS sessions_unrecorded ON sessions (unrecorded) WHERE un
 PURGE_EVERY = 1000  # saves between sweeps of expired sessions
 
 
-def connect(path: Path) -> sqlite3.Connection:
-    """A connection in WAL mode (a crash of the process loses no committed turn)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=NORMAL")  # durable against process crashes, fast
-    db.execute("PRAGMA busy_timeout=5000")
-    return db
+class WalDatabase:
+    """A SQLite database written from the event loop, checkpointed from a thread.
+
+    A commit in WAL mode with `synchronous=NORMAL` is a buffered write() with no
+    fsync (~30 µs) that survives a crash of the process; a hop to a thread and back
+    costs ~100 µs of CPU around it, so statements run on the loop. What can really
+    block, the checkpoint that copies the WAL into the database and syncs it, runs
+    every few seconds on a thread with a connection of its own.
+    """
+
+    def __init__(self, path: Path, schema: str, checkpoint_every: float = 5.0) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path, self._every = path, checkpoint_every
+        self.db = sqlite3.connect(path, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA busy_timeout=5000")
+        self.db.execute("PRAGMA wal_autocheckpoint=0")  # the thread's job
+        self.db.executescript(schema)
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="ivr-checkpoint")
+        self._task: asyncio.Task[None] | None = None
+
+    def execute(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
+        if self._task is None:
+            with contextlib.suppress(RuntimeError):  # no loop yet: start with the first on one
+                self._task = asyncio.get_running_loop().create_task(self._checkpoints())
+        return self.db.execute(sql, args).fetchall()
+
+    async def _checkpoints(self) -> None:
+        def checkpoint() -> None:
+            db = sqlite3.connect(self.path)
+            try:
+                db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            finally:
+                db.close()
+
+        while True:
+            await asyncio.sleep(self._every)
+            await asyncio.get_running_loop().run_in_executor(self._thread, checkpoint)
+
+    def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        self._thread.shutdown()
+        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self.db.close()
 
 
 class SqliteSessions:
     """Sessions of one `ivr serve` process (several processes share Redis instead).
 
-    A turn's write is a commit to the WAL without fsync (`synchronous=NORMAL`): a
-    buffered write() that survives a crash of the process, ~30 µs. Measured, a hop
-    to a thread and back costs ~100 µs of CPU around it, so commits run on the loop;
-    what can really block, the checkpoint that copies the WAL into the database
-    and syncs it, runs on a thread of its own. Calls in progress are kept in memory,
-    so a turn reads no disk; `_known` says which calls have a row at all.
+    Each turn commits on the loop (see WalDatabase). Calls in progress are kept in
+    memory, so a turn reads no disk; `_known` says which calls have a row at all.
     """
 
-    def __init__(self, path: Path, checkpoint_every: float = 5.0) -> None:
-        self._db = connect(path)
-        self._db.executescript(_SCHEMA)
-        self._db.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints are the thread's job
-        self._path, self._checkpoint_every = path, checkpoint_every
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix="ivr-checkpoint")
-        self._checkpointer: asyncio.Task[None] | None = None
+    def __init__(self, path: Path) -> None:
+        self._db = WalDatabase(path, _SCHEMA)
         self._locks = LocalLocks()
         self._saves = 0
         self._live: dict[str, tuple[Session, str, float]] = {}  # calls in progress
@@ -65,11 +96,11 @@ class SqliteSessions:
             return Stored(live[0].copy(), live[1])
         if call_id not in self._known:
             return None
-        row = self._db.execute(
+        rows = self._db.execute(
             "SELECT session, reply FROM sessions WHERE call_id = ? AND expires > ?",
             (call_id, time.time()),
-        ).fetchone()
-        return Stored(Session.from_json(row[0]), row[1]) if row else None
+        )
+        return Stored(Session.from_json(rows[0][0]), rows[0][1]) if rows else None
 
     async def save(self, session: Session, reply: str) -> None:
         expires = time.time() + ttl(session)
@@ -82,24 +113,9 @@ class SqliteSessions:
             "INSERT OR REPLACE INTO sessions VALUES (?, ?, ?, ?, ?)",
             (session.call_id, session.to_json(), reply, expires, int(session.ended)),
         )
-        if self._checkpointer is None:
-            self._checkpointer = asyncio.create_task(self._checkpoints())
         self._saves += 1
         if self._saves % PURGE_EVERY == 0:
             self._purge()
-
-    async def _checkpoints(self) -> None:
-        def checkpoint() -> None:
-            db = sqlite3.connect(self._path)
-            try:
-                db.execute("PRAGMA wal_checkpoint(PASSIVE)")
-            finally:
-                db.close()
-
-        loop = asyncio.get_running_loop()
-        while True:
-            await asyncio.sleep(self._checkpoint_every)
-            await loop.run_in_executor(self._thread, checkpoint)
 
     def _purge(self) -> None:
         now = time.time()
@@ -107,7 +123,7 @@ class SqliteSessions:
             del self._live[call_id]
         gone = self._db.execute(
             "DELETE FROM sessions WHERE expires < ? AND unrecorded = 0 RETURNING call_id", (now,)
-        ).fetchall()
+        )
         self._known.difference_update(r[0] for r in gone)
 
     def lock(self, call_id: str) -> AbstractAsyncContextManager[None]:
@@ -116,15 +132,11 @@ class SqliteSessions:
     async def unrecorded(self) -> list[Session]:
         rows = self._db.execute(
             "SELECT session FROM sessions WHERE unrecorded = 1 ORDER BY call_id"
-        ).fetchall()
+        )
         return [Session.from_json(r[0]) for r in rows]
 
     async def mark_recorded(self, call_id: str) -> None:
         self._db.execute("UPDATE sessions SET unrecorded = 0 WHERE call_id = ?", (call_id,))
 
     async def close(self) -> None:
-        if self._checkpointer is not None:
-            self._checkpointer.cancel()
-        self._thread.shutdown()
-        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self._db.close()
