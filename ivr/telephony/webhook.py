@@ -84,7 +84,14 @@ class TwilioWebhooks:
         """Signature check, form parsing and the never-a-traceback rule around a handler."""
 
         async def guarded(request: web.Request) -> web.StreamResponse:
-            form = await request.post()
+            try:
+                form = await request.post()
+            except web.HTTPException:
+                raise  # 413 for a body over the limit
+            except Exception as e:  # a body that is not a form
+                self.metrics.rejected.labels("bad_request").inc()
+                log.warning("refused %s: unreadable form (%s)", request.path, type(e).__name__)
+                raise web.HTTPBadRequest(text="expected a form") from None
             fields = {k: v for k, v in form.items() if isinstance(v, str)}
             sid = fields.get("CallSid", "")
             token = call_sid.set(sid if _SID.match(sid) else None)

@@ -452,6 +452,16 @@ async def test_body_over_the_size_limit(sim: TwilioSim, server: Server) -> None:
     assert reply.status == 413
 
 
+async def test_body_that_is_not_a_form(
+    sim: TwilioSim, server: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    request = Request(sim.public("/twilio/voice"), voice_form(new_call_sid()))
+    reply = await sim.send(request, body=b"\xff\xfe=%%%")
+    assert reply.status == 400
+    assert "expected a form" in reply.text
+    assert "unreadable form" in caplog.text
+
+
 async def test_unknown_route(sim: TwilioSim, server: Server) -> None:
     reply = await sim.post("/twilio/nothing", voice_form(new_call_sid()))
     assert reply.status == 404
