@@ -43,7 +43,8 @@ class Backend:
             host = urlsplit(action.url).netloc or action.url
             return FetchResult(error=f"host {host} is not in IVR_HTTP_ALLOW")
         if self._session is None:
-            self._session = aiohttp.ClientSession(raise_for_status=False)
+            # backends are APIs, not browsers: no cookies carried from one call to the next
+            self._session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
         try:
             async with self._session.request(
                 action.method,
