@@ -13,6 +13,7 @@ import random
 import sys
 import tempfile
 import time
+import timeit
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
@@ -43,6 +44,7 @@ TELEBANKING = ROOT / "flows" / "telebanking.yaml"
 STEPS_TARGET = 50_000  # steps/s on one core
 LOAD_TARGET = 0.5  # seconds to load, validate and compile 1,000 nodes
 MIN_STEPS = 200_000
+ROUNDS = 5
 FLOW_NODES = 1_000
 
 OPEN = 1772600400.0  # Wed 2026-03-04 10:00 Asia/Almaty: agents are in
@@ -115,6 +117,11 @@ def run_calls(flow: Flow, cases: list[Scenario], calls: int) -> int:
     return steps
 
 
+def calibration_us() -> float:
+    """A fixed piece of pure Python, to tell a slow machine (or minute) from slow code."""
+    return min(timeit.repeat("sum(range(1000))", number=2_000, repeat=5)) / 2_000 * 1e6
+
+
 class Clock:
     """Wall time (what the targets are judged on) and this process's CPU time: when other
     work shares the core, wall time grows and CPU time shows what the code itself costs."""
@@ -132,10 +139,16 @@ def bench_steps(flow: Flow) -> tuple[int, Clock, list[tuple[str, float]]]:
     cases = scenarios()
     check_paths(flow, cases)
     per_round = sum(len(c[1]) for c in cases)
-    calls = -(-MIN_STEPS // per_round) * len(cases)
+    calls = -(-MIN_STEPS // ROUNDS // per_round) * len(cases)
     run_calls(flow, cases, len(cases) * 50)  # warm up
-    with Clock() as clock:
-        steps = run_calls(flow, cases, calls)
+    # the best of several rounds, as timeit does: other tenants of a shared machine only
+    # ever slow a round down, so the fastest round is the closest to what the code costs
+    clock: Clock | None = None
+    for _ in range(ROUNDS):
+        with Clock() as one:
+            steps = run_calls(flow, cases, calls)
+        clock = one if clock is None or one.wall < clock.wall else clock
+    assert clock is not None
     each = []
     for case in cases:
         with Clock() as one:
@@ -285,8 +298,10 @@ def main() -> None:
     steps, run, each = bench_steps(flow)
     rate, cpu_rate = steps / run.wall, steps / run.cpu
     print(
-        f"engine on {TELEBANKING.name}: {steps:,} steps in {run.wall:.2f} s ({run.cpu:.2f} s CPU)"
+        f"engine on {TELEBANKING.name}: best of {ROUNDS} rounds of {steps:,} steps: "
+        f"{run.wall:.2f} s ({run.cpu:.2f} s CPU)"
     )
+    print(f"machine speed: sum(range(1000)) takes {calibration_us():.1f} µs (lower is faster)")
     for name, us in each:
         print(f"  {name:<28} {us:6.1f} µs/step (CPU)")
     with tempfile.TemporaryDirectory() as tmp:
