@@ -24,6 +24,13 @@ CREATE TABLE IF NOT EXISTS sessions (
 );
 CREATE INDEX IF NOT EXISTS sessions_unrecorded ON sessions (unrecorded) WHERE unrecorded = 1;
 """
+# an upsert rewrites the row in place: one page to the WAL per turn, where INSERT OR
+# REPLACE deletes and re-inserts it (new rowid, index and free-list pages: six pages)
+_UPSERT = """
+INSERT INTO sessions VALUES (?, ?, ?, ?, ?) ON CONFLICT (call_id) DO UPDATE SET
+    session = excluded.session, reply = excluded.reply, expires = excluded.expires,
+    unrecorded = excluded.unrecorded
+"""
 PURGE_EVERY = 1000  # saves between sweeps of expired sessions
 
 
@@ -110,7 +117,7 @@ class SqliteSessions:
             self._live[session.call_id] = (session.copy(), reply, expires)
         self._known.add(session.call_id)
         self._db.execute(
-            "INSERT OR REPLACE INTO sessions VALUES (?, ?, ?, ?, ?)",
+            _UPSERT,
             (session.call_id, session.to_json(), reply, expires, int(session.ended)),
         )
         self._saves += 1
