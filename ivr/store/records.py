@@ -10,7 +10,7 @@ import asyncio
 import hashlib
 import json
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -92,6 +92,7 @@ CREATE TABLE IF NOT EXISTS calls (
 CREATE INDEX IF NOT EXISTS calls_ended ON calls (ended_at);
 """
 _JSON_FIELDS = ("tasks", "path", "inputs")
+_FIELDS = tuple(CallRecord.__dataclass_fields__)
 
 
 class SqliteRecords:
@@ -101,7 +102,7 @@ class SqliteRecords:
         self._db = WalDatabase(path, _SCHEMA)
 
     async def add(self, record: CallRecord) -> None:
-        row = asdict(record)
+        row = {name: getattr(record, name) for name in _FIELDS}  # asdict() deep-copies: slow
         for key in _JSON_FIELDS:
             row[key] = json.dumps(row[key])
         names = ", ".join(row)
@@ -111,10 +112,9 @@ class SqliteRecords:
         )
 
     async def all(self) -> list[CallRecord]:
-        names = list(CallRecord.__dataclass_fields__)
         out = []
-        for row in self._db.execute(f"SELECT {', '.join(names)} FROM calls ORDER BY ended_at"):
-            data = dict(zip(names, row, strict=True))
+        for row in self._db.execute(f"SELECT {', '.join(_FIELDS)} FROM calls ORDER BY ended_at"):
+            data = dict(zip(_FIELDS, row, strict=True))
             for key in _JSON_FIELDS:
                 value = json.loads(data[key])
                 data[key] = tuple(value) if isinstance(value, list) else value
