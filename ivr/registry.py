@@ -10,7 +10,7 @@ import logging
 from collections.abc import Mapping
 from pathlib import Path
 
-from ivr.flow import check_flow
+from ivr.flow import check_flow, flow_files
 from ivr.flow.model import Flow
 
 log = logging.getLogger("ivr.flows")
@@ -27,13 +27,10 @@ class FlowRegistry:
         self._by_number: dict[str, str] = {}
         self._mtimes: dict[Path, int] = {}
 
-    def files(self) -> list[Path]:
-        return sorted(p for p in self.directory.glob("*.y*ml") if p.suffix in (".yaml", ".yml"))
-
     def reload(self) -> list[str]:
         """Load new and changed files; returns the ids of flows that changed."""
         changed: list[str] = []
-        files = self.files()
+        files = flow_files(self.directory)
         mtimes = {p: p.stat().st_mtime_ns for p in files}
         dirty = [p for p in files if self._mtimes.get(p) != mtimes[p]]
         if not dirty:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import gc
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -17,7 +17,7 @@ from ivr.flow.loader import Document, parse_flow, read_flow_file
 from ivr.flow.model import Flow
 from ivr.flow.schema import NODE_KINDS, check_schema
 
-__all__ = ["Flow", "FlowError", "NODE_KINDS", "Problem", "check_flow", "load_flow", "load_flows"]
+__all__ = ["Flow", "FlowError", "NODE_KINDS", "Problem", "check_flow", "flow_files", "load_flow"]
 
 
 @contextmanager
@@ -63,30 +63,21 @@ def load_flow(path: str | os.PathLike[str], env: Mapping[str, str] | None = None
     return flow
 
 
-def load_flows(
-    directory: str | os.PathLike[str], env: Mapping[str, str] | None = None
-) -> tuple[dict[str, Flow], list[Problem]]:
-    """Every flow in `directory` (*.yaml, *.yml) by id, and the problems of those that failed."""
-    flows: dict[str, Flow] = {}
-    problems: list[Problem] = []
-    for path in sorted(_flow_files(Path(directory))):
-        flow, found = check_flow(path, env)
-        problems += found
-        if flow is not None:
-            flows[flow.id] = flow
-    return flows, problems
+def flow_files(directory: str | os.PathLike[str]) -> list[Path]:
+    """The flow files (*.yaml, *.yml) in `directory`, sorted."""
+    return sorted(
+        p for p in Path(directory).iterdir() if p.suffix in (".yaml", ".yml") and p.is_file()
+    )
 
 
-def _flow_files(directory: Path) -> list[Path]:
-    return [p for p in directory.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file()]
-
-
-def _finder(directory: Path, this: str, env: Mapping[str, str] | None):  # type: ignore[no-untyped-def]
+def _finder(
+    directory: Path, this: str, env: Mapping[str, str] | None
+) -> Callable[[str], Document | None]:
     """Finds a subflow's document by flow id among the files beside `this`, `ID.yaml` first."""
 
     def find(flow_id: str) -> Document | None:
         candidates = [directory / f"{flow_id}.yaml", directory / f"{flow_id}.yml"]
-        candidates += [p for p in sorted(_flow_files(directory)) if p not in candidates]
+        candidates += [p for p in flow_files(directory) if p not in candidates]
         for path in candidates:
             if not path.is_file() or os.path.samefile(path, this):
                 continue
