@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
+import functools
 import os
 from collections.abc import Iterable
 from fnmatch import fnmatch
 from urllib.parse import urlsplit
 
 import aiohttp
+import orjson
 
 from ivr.engine.actions import Fetch
 from ivr.engine.events import FetchResult
@@ -44,14 +45,16 @@ class Backend:
             return FetchResult(error=f"host {host} is not in IVR_HTTP_ALLOW")
         if self._session is None:
             # backends are APIs, not browsers: no cookies carried from one call to the next
-            self._session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
+            self._session = aiohttp.ClientSession(
+                cookie_jar=aiohttp.DummyCookieJar(), json_serialize=_json
+            )
         try:
             async with self._session.request(
                 action.method,
                 action.url,
-                headers=dict(action.headers),
+                headers=action.headers or None,
                 json=action.json,
-                timeout=aiohttp.ClientTimeout(total=action.timeout),
+                timeout=_timeout(action.timeout),
                 allow_redirects=False,
             ) as response:
                 raw = await response.content.read(MAX_BODY + 1)
@@ -69,10 +72,18 @@ class Backend:
             self._session = None
 
 
+def _json(value: object) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+@functools.cache
+def _timeout(seconds: float) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=seconds)
+
+
 def _decode(raw: bytes) -> object:
     """JSON when the answer is JSON, else the text."""
-    text = raw.decode("utf-8", "replace")
     try:
-        return json.loads(text) if text.strip() else None
-    except ValueError:
-        return text
+        return orjson.loads(raw) if raw.strip() else None
+    except orjson.JSONDecodeError:
+        return raw.decode("utf-8", "replace")

@@ -6,6 +6,8 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+import orjson
+
 OUTCOMES = ("contained", "transferred", "abandoned", "failed")
 MASK = "****"
 
@@ -53,10 +55,14 @@ class Session:
         return out
 
     def to_json(self) -> str:
-        return json.dumps(self.__dict__, separators=(",", ":"), default=str)
+        # orjson: a tenth of json's time, and this runs every turn
+        try:
+            return orjson.dumps(self.__dict__, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+        except TypeError:  # an integer beyond 64 bits in vars
+            return json.dumps(self.__dict__, separators=(",", ":"), default=str)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Session:
-        data = json.loads(text)
+        data = orjson.loads(text)
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})

@@ -93,6 +93,9 @@ CREATE INDEX IF NOT EXISTS calls_ended ON calls (ended_at);
 """
 _JSON_FIELDS = ("tasks", "path", "inputs")
 _FIELDS = tuple(CallRecord.__dataclass_fields__)
+_INSERT = (
+    f"INSERT OR REPLACE INTO calls ({', '.join(_FIELDS)}) VALUES ({', '.join('?' * len(_FIELDS))})"
+)
 
 
 class SqliteRecords:
@@ -105,11 +108,7 @@ class SqliteRecords:
         row = {name: getattr(record, name) for name in _FIELDS}  # asdict() deep-copies: slow
         for key in _JSON_FIELDS:
             row[key] = json.dumps(row[key])
-        names = ", ".join(row)
-        self._db.execute(
-            f"INSERT OR REPLACE INTO calls ({names}) VALUES ({', '.join('?' * len(row))})",
-            tuple(row.values()),
-        )
+        await self._db.write(_INSERT, tuple(row.values()))
 
     async def all(self) -> list[CallRecord]:
         out = []
@@ -146,15 +145,23 @@ class RecordWriter:
         self._queue.put_nowait(session)
 
     async def _drain(self) -> None:
-        while (session := await self._queue.get()) is not None:
-            try:
-                await self.records.add(record_of(session, self.hash_caller, self.salt))
-                await self.sessions.mark_recorded(session.call_id)
-            except Exception:
-                log.exception(
-                    "call record not written; it stays in the outbox",
-                    extra={"call_sid": session.call_id},
-                )
+        stopping = False
+        while not stopping:
+            batch = [await self._queue.get()]
+            while not self._queue.empty():  # written together: the store commits them as one
+                batch.append(self._queue.get_nowait())
+            stopping = None in batch
+            await asyncio.gather(*(self._write(s) for s in batch if s is not None))
+
+    async def _write(self, session: Session) -> None:
+        try:
+            await self.records.add(record_of(session, self.hash_caller, self.salt))
+            await self.sessions.mark_recorded(session.call_id)
+        except Exception:
+            log.exception(
+                "call record not written; it stays in the outbox",
+                extra={"call_sid": session.call_id},
+            )
 
     async def stop(self) -> None:
         """Write what is queued, then stop."""

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import sqlite3
 import time
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
@@ -32,6 +33,7 @@ INSERT INTO sessions VALUES (?, ?, ?, ?, ?) ON CONFLICT (call_id) DO UPDATE SET
     unrecorded = excluded.unrecorded
 """
 PURGE_EVERY = 1000  # saves between sweeps of expired sessions
+RECENT = 1000  # ended calls kept in memory
 
 
 class WalDatabase:
@@ -55,12 +57,47 @@ class WalDatabase:
         self.db.executescript(schema)
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="ivr-checkpoint")
         self._task: asyncio.Task[None] | None = None
+        self._pending: list[tuple[str, tuple[Any, ...], asyncio.Future[None]]] = []
 
     def execute(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
         if self._task is None:
             with contextlib.suppress(RuntimeError):  # no loop yet: start with the first on one
                 self._task = asyncio.get_running_loop().create_task(self._checkpoints())
         return self.db.execute(sql, args).fetchall()
+
+    def write(self, sql: str, args: tuple[Any, ...]) -> asyncio.Future[None]:
+        """Queue a write; those queued in one pass of the loop commit in one transaction.
+
+        Under load several turns reach their save in the same pass, and one commit
+        costs about what each of theirs would have cost alone.
+        """
+        loop = asyncio.get_running_loop()
+        if not self._pending:
+            loop.call_soon(self._commit)
+        done = loop.create_future()
+        self._pending.append((sql, args, done))
+        return done
+
+    def _commit(self) -> None:
+        batch, self._pending = self._pending, []
+        try:
+            self.execute("BEGIN")
+            for sql, args, _ in batch:
+                self.db.execute(sql, args)
+            self.db.execute("COMMIT")
+        except sqlite3.Error:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            for sql, args, done in batch:  # one by one, so only a bad write fails
+                try:
+                    self.db.execute(sql, args)
+                except sqlite3.Error as e:
+                    _settle(done, e)
+                else:
+                    _settle(done, None)
+        else:
+            for _, _, done in batch:
+                _settle(done, None)
 
     async def _checkpoints(self) -> None:
         def checkpoint() -> None:
@@ -75,6 +112,8 @@ class WalDatabase:
             await asyncio.get_running_loop().run_in_executor(self._thread, checkpoint)
 
     def close(self) -> None:
+        if self._pending:
+            self._commit()
         if self._task is not None:
             self._task.cancel()
         self._thread.shutdown()
@@ -82,11 +121,21 @@ class WalDatabase:
         self.db.close()
 
 
+def _settle(done: asyncio.Future[None], error: Exception | None) -> None:
+    if done.cancelled():
+        return
+    if error is None:
+        done.set_result(None)
+    else:
+        done.set_exception(error)
+
+
 class SqliteSessions:
     """Sessions of one `ivr serve` process (several processes share Redis instead).
 
-    Each turn commits on the loop (see WalDatabase). Calls in progress are kept in
-    memory, so a turn reads no disk; `_known` says which calls have a row at all.
+    Each turn commits on the loop (see WalDatabase). Calls in progress and the
+    calls that ended last are kept in memory, so a turn or the status callback
+    after the end reads no disk; `_known` says which calls have a row at all.
     """
 
     def __init__(self, path: Path) -> None:
@@ -94,11 +143,12 @@ class SqliteSessions:
         self._locks = LocalLocks()
         self._saves = 0
         self._live: dict[str, tuple[Session, str, float]] = {}  # calls in progress
+        self._recent: OrderedDict[str, tuple[Session, str, float]] = OrderedDict()  # ended
         rows = self._db.execute("SELECT call_id FROM sessions WHERE expires > ?", (time.time(),))
         self._known: set[str] = {r[0] for r in rows}
 
     async def load(self, call_id: str) -> Stored | None:
-        live = self._live.get(call_id)
+        live = self._live.get(call_id) or self._recent.get(call_id)
         if live is not None and live[2] > time.time():
             return Stored(live[0].copy(), live[1])
         if call_id not in self._known:
@@ -111,12 +161,16 @@ class SqliteSessions:
 
     async def save(self, session: Session, reply: str) -> None:
         expires = time.time() + ttl(session)
-        if session.ended:  # ended calls are read rarely (retries, callbacks): disk is enough
+        kept = (session.copy(), reply, expires)
+        if session.ended:  # read by the status callback, seldom later: disk is enough then
             self._live.pop(session.call_id, None)
+            self._recent[session.call_id] = kept
+            if len(self._recent) > RECENT:
+                self._recent.popitem(last=False)
         else:
-            self._live[session.call_id] = (session.copy(), reply, expires)
+            self._live[session.call_id] = kept
         self._known.add(session.call_id)
-        self._db.execute(
+        await self._db.write(
             _UPSERT,
             (session.call_id, session.to_json(), reply, expires, int(session.ended)),
         )
@@ -143,7 +197,7 @@ class SqliteSessions:
         return [Session.from_json(r[0]) for r in rows]
 
     async def mark_recorded(self, call_id: str) -> None:
-        self._db.execute("UPDATE sessions SET unrecorded = 0 WHERE call_id = ?", (call_id,))
+        await self._db.write("UPDATE sessions SET unrecorded = 0 WHERE call_id = ?", (call_id,))
 
     async def close(self) -> None:
         self._db.close()

@@ -92,13 +92,13 @@ class TwilioWebhooks:
                 self.metrics.rejected.labels("bad_request").inc()
                 log.warning("refused %s: unreadable form (%s)", request.path, type(e).__name__)
                 raise web.HTTPBadRequest(text="expected a form") from None
-            fields = {k: v for k, v in form.items() if isinstance(v, str)}
+            pairs = [(k, v) for k, v in form.items() if isinstance(v, str)]
+            fields = dict(pairs)
             sid = fields.get("CallSid", "")
             token = call_sid.set(sid if _SID.match(sid) else None)
             try:
                 # Twilio posts plain form fields; a file upload is nobody's webhook
-                signed = form if len(fields) == len(form) else {}
-                why = self.signature.problem(request, signed)
+                why = self.signature.problem(request, pairs if len(pairs) == len(form) else ())
                 if why:
                     self.metrics.rejected.labels("signature").inc()
                     log.warning(
