@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
@@ -27,6 +27,7 @@ MAX_BODY = 64 * 1024  # Twilio's webhook forms are a few KB
 FLOWS = web.AppKey("flows", FlowRegistry)
 METRICS = web.AppKey("metrics", Metrics)
 HOOKS = web.AppKey("hooks", TwilioWebhooks)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def build_app(config: Config) -> web.Application:
@@ -73,19 +74,20 @@ def build_app(config: Config) -> web.Application:
 
     app.cleanup_ctx.append(lifetime)
 
-    async def twilio(request: web.Request) -> web.StreamResponse:
-        hooks = request.app[HOOKS]
-        handler = hooks.handlers.get(request.match_info["name"])
-        if handler is None:
-            raise web.HTTPNotFound()
-        return await handler(request)
-
-    app.router.add_post("/twilio/{name}", twilio)
+    for name in TwilioWebhooks.ROUTES:  # plain routes: found by a dict lookup, no pattern
+        app.router.add_post(f"/twilio/{name}", _route(name))
     app.router.add_get("/healthz", _health)
     app.router.add_get("/metrics", _metrics)
     if config.audio.is_dir():
         app.router.add_static("/audio", config.audio, show_index=False, follow_symlinks=False)
     return app
+
+
+def _route(name: str) -> Handler:
+    async def twilio(request: web.Request) -> web.StreamResponse:
+        return await request.app[HOOKS].handlers[name](request)
+
+    return twilio
 
 
 async def _health(request: web.Request) -> web.Response:

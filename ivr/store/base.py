@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -21,6 +20,9 @@ class Stored:
 
 
 class SessionStore(Protocol):
+    """Sessions are values: nobody changes a loaded or saved Session in place (the
+    engine's step works on a copy), so a store may keep and hand out the same object."""
+
     async def load(self, call_id: str) -> Stored | None: ...
 
     async def save(self, session: Session, reply: str) -> None:
@@ -41,21 +43,38 @@ class LocalLocks:
     """Per-call asyncio locks for stores used by one process; unused locks are dropped."""
 
     def __init__(self) -> None:
-        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+        self._locks: dict[str, _CallLock] = {}
 
-    @asynccontextmanager
-    async def __call__(self, call_id: str) -> AsyncIterator[None]:
-        lock, users = self._locks.get(call_id) or (asyncio.Lock(), 0)
-        self._locks[call_id] = (lock, users + 1)
+    def __call__(self, call_id: str) -> AbstractAsyncContextManager[None]:
+        lock = self._locks.get(call_id)
+        if lock is None:
+            lock = self._locks[call_id] = _CallLock(self._locks, call_id)
+        return lock
+
+
+class _CallLock:
+    """A lock that leaves its table when its last user is done (a class: no generator per turn)."""
+
+    def __init__(self, table: dict[str, _CallLock], call_id: str) -> None:
+        self._table, self._call_id = table, call_id
+        self._lock, self._users = asyncio.Lock(), 0
+
+    async def __aenter__(self) -> None:
+        self._users += 1
         try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[call_id]
-            if users <= 1:
-                del self._locks[call_id]
-            else:
-                self._locks[call_id] = (lock, users - 1)
+            await self._lock.acquire()
+        except BaseException:
+            self._leave()
+            raise
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._lock.release()
+        self._leave()
+
+    def _leave(self) -> None:
+        self._users -= 1
+        if self._users == 0:
+            del self._table[self._call_id]
 
 
 def ttl(session: Session) -> float:

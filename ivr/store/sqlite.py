@@ -150,7 +150,7 @@ class SqliteSessions:
     async def load(self, call_id: str) -> Stored | None:
         live = self._live.get(call_id) or self._recent.get(call_id)
         if live is not None and live[2] > time.time():
-            return Stored(live[0].copy(), live[1])
+            return Stored(live[0], live[1])
         if call_id not in self._known:
             return None
         rows = self._db.execute(
@@ -161,7 +161,7 @@ class SqliteSessions:
 
     async def save(self, session: Session, reply: str) -> None:
         expires = time.time() + ttl(session)
-        kept = (session.copy(), reply, expires)
+        kept = (session, reply, expires)
         if session.ended:  # read by the status callback, seldom later: disk is enough then
             self._live.pop(session.call_id, None)
             self._recent[session.call_id] = kept

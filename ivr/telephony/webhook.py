@@ -60,6 +60,8 @@ def xml(body: str) -> web.Response:
 
 
 class TwilioWebhooks:
+    ROUTES = ("voice", "gather", "recorded", "dial", "status")
+
     def __init__(
         self,
         flows: FlowRegistry,
@@ -73,10 +75,7 @@ class TwilioWebhooks:
         self.flows, self.sessions, self.backend = flows, sessions, backend
         self.writer, self.metrics, self.signature, self.voices = writer, metrics, signature, voices
 
-        self.handlers = {
-            name: self._guard(getattr(self, name))
-            for name in ("voice", "gather", "recorded", "dial", "status")
-        }
+        self.handlers = {name: self._guard(getattr(self, name)) for name in self.ROUTES}
 
     def _guard(
         self, handler: Callable[[web.Request, Mapping[str, str]], Awaitable[str]]
