@@ -6,7 +6,7 @@ import functools
 import os
 from collections.abc import Iterable
 from fnmatch import fnmatch
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 import aiohttp
 import orjson
@@ -30,13 +30,26 @@ class Backend:
     def __init__(self, allow: Iterable[str] = ()) -> None:
         self.allow = tuple(allow)
         self._session: aiohttp.ClientSession | None = None
+        self._origins: dict[tuple[str, str], bool] = {}  # (scheme, host:port) -> allowed
 
     def permits(self, url: str) -> bool:
         parts = urlsplit(url)
+        origin = (parts.scheme, parts.netloc)
+        known = self._origins.get(origin)
+        if known is None:
+            if len(self._origins) >= 1024:  # hosts come from flows, but stay bounded
+                self._origins.clear()
+            known = self._origins[origin] = self._allowed(parts)
+        return known
+
+    def _allowed(self, parts: SplitResult) -> bool:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             return False
         host = parts.hostname.lower()
-        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:  # a port that is not a number
+            return False
         return any(fnmatch(host, p) or fnmatch(f"{host}:{port}", p) for p in self.allow)
 
     async def fetch(self, action: Fetch) -> FetchResult:
@@ -57,7 +70,11 @@ class Backend:
                 timeout=_timeout(action.timeout),
                 allow_redirects=False,
             ) as response:
-                raw = await response.content.read(MAX_BODY + 1)
+                raw = b""  # read(n) answers what has arrived, up to n: read to the end
+                while chunk := await response.content.read(MAX_BODY + 1 - len(raw)):
+                    raw += chunk
+                    if len(raw) > MAX_BODY:
+                        break
                 if len(raw) > MAX_BODY:
                     return FetchResult(response.status, error="answer larger than 1 MiB")
                 return FetchResult(response.status, _decode(raw))
