@@ -22,6 +22,12 @@ class Metrics:
             ["flow", "queue", "reason"],
             registry=self.registry,
         )
+        self.transfer_results = Counter(
+            "ivr_transfer_results_total",
+            "Ended transfers by queue and what Twilio said of them (answered, no-answer, ...).",
+            ["flow", "queue", "result"],
+            registry=self.registry,
+        )
         self.tasks = Counter(
             "ivr_tasks_resolved_total",
             "Self-service tasks completed.",
@@ -52,6 +58,10 @@ class Metrics:
             self.transfers.labels(flow, session.queue or "", session.reason or "").inc()
         for task in session.tasks:
             self.tasks.labels(flow, task).inc()
+
+    def transfer_result(self, session: Session) -> None:
+        queue = session.queue or ""
+        self.transfer_results.labels(session.flow_id, queue, session.transfer_result or "").inc()
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -47,8 +48,18 @@ def build_app(config: Config) -> web.Application:
         config.auth_token, config.public_url, config.trust_proxy, config.insecure
     )
 
+    # behind a proxy that strips a path prefix (IVR_PUBLIC_URL=https://host/ivr), the URLs
+    # Twilio follows carry the prefix while the routes here do not
+    prefix = urlsplit(config.public_url or "").path.rstrip("/")
+
     def voice(flow: Flow) -> Voice:
-        return Voice(flow.language, flow.voice, workflow_sid=config.workflow_sid)
+        return Voice(
+            flow.language,
+            flow.voice,
+            base=f"{prefix}/twilio",
+            audio=f"{prefix}/audio",
+            workflow_sid=config.workflow_sid,
+        )
 
     async def lifetime(app: web.Application) -> AsyncIterator[None]:
         flows.reload()

@@ -35,6 +35,9 @@ class Session:
     started_at: float = 0.0
     ended_at: float | None = None
     sensitive: list[str] = field(default_factory=list)  # variable names never shown
+    # what the telephony told of the end, after the flow was done: not the engine's
+    call_status: str | None = None  # Twilio's final CallStatus
+    transfer_result: str | None = None  # what became of a transfer: did an agent take it
 
     @property
     def ended(self) -> bool:

@@ -37,6 +37,7 @@ class CallRecord:
     path: tuple[str, ...]
     inputs: dict[str, int] = field(default_factory=dict)
     status: str | None = None  # Twilio's final CallStatus when it told us
+    transfer_result: str | None = None  # Twilio's DialCallStatus or QueueResult
     error: str | None = None
 
 
@@ -60,7 +61,8 @@ def record_of(session: Session, hash_caller: bool = True, salt: str = "") -> Cal
         tasks=tuple(session.tasks),
         path=tuple(session.path),
         inputs=dict(session.inputs),
-        status=session.vars.get("call_status"),
+        status=session.call_status,
+        transfer_result=session.transfer_result,
         error=_masked(session.error, session),
     )
 
@@ -87,7 +89,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS calls (
     call_sid TEXT PRIMARY KEY, flow_id TEXT NOT NULL, flow_version TEXT NOT NULL, caller TEXT,
     started_at REAL, ended_at REAL, duration REAL, outcome TEXT NOT NULL, queue TEXT, reason TEXT,
-    tasks TEXT, path TEXT, inputs TEXT, status TEXT, error TEXT
+    tasks TEXT, path TEXT, inputs TEXT, status TEXT, error TEXT, transfer_result TEXT
 );
 CREATE INDEX IF NOT EXISTS calls_ended ON calls (ended_at);
 """
@@ -103,6 +105,10 @@ class SqliteRecords:
 
     def __init__(self, path: Path) -> None:
         self._db = WalDatabase(path, _SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(calls)")}
+        for name in _FIELDS:  # a database from an older version lacks the newer columns
+            if name not in columns:
+                self._db.execute(f"ALTER TABLE calls ADD COLUMN {name}")
 
     async def add(self, record: CallRecord) -> None:
         row = {name: getattr(record, name) for name in _FIELDS}  # asdict() deep-copies: slow

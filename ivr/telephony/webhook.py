@@ -35,6 +35,12 @@ _SID = re.compile(r"^CA[0-9a-fA-F]{32}$")
 _KEYS = re.compile(r"[^0-9*#]")
 MAX_FETCHES = 10  # backend calls in one turn before the flow counts as looping
 ENDED_STATUSES = ("completed", "busy", "failed", "no-answer", "canceled")
+# Twilio's DialCallStatus and QueueResult values; "hangup": the caller left the queue
+TRANSFER_RESULTS = frozenset(
+    "completed answered busy no-answer failed canceled bridged bridging-in-process queue-full"
+    " error hangup leave redirected redirected-from-bridged system-error".split()
+)
+TAKEN = ("completed", "answered", "bridged", "hangup")  # nothing more to say to the caller
 
 
 def _say_and_hang_up(text: str) -> str:
@@ -163,11 +169,20 @@ class TwilioWebhooks:
         return await self._continue(request, form, Recorded(reference, seconds, time.time()))
 
     async def dial(self, request: web.Request, form: Mapping[str, str]) -> str:
-        status = form.get("DialCallStatus") or form.get("QueueResult") or ""
-        log.info("transfer ended: %s", status[:32])
-        if status in ("completed", "answered", "bridged", "hangup"):
-            return EMPTY
-        return NO_AGENT
+        """The end of a transfer: the record learns whether an agent took the call."""
+        said = form.get("DialCallStatus") or form.get("QueueResult") or ""
+        result = said if said in TRANSFER_RESULTS else "other"
+        sid = form["CallSid"]
+        log.info("transfer ended: %s", result)
+        async with self.sessions.lock(sid):
+            stored = await self.sessions.load(sid)
+            if stored and stored.session.ended and stored.session.transfer_result is None:
+                session = stored.session.copy()
+                session.transfer_result = result
+                await self.sessions.save(session, stored.reply)
+                self.writer.submit(session)  # the record again, now with the result
+                self.metrics.transfer_result(session)
+        return EMPTY if result in TAKEN else NO_AGENT
 
     async def status(self, request: web.Request, form: Mapping[str, str]) -> str:
         sid, status = form["CallSid"], form.get("CallStatus", "")
@@ -185,7 +200,7 @@ class TwilioWebhooks:
                     started_at=time.time(),
                     ended_at=time.time(),
                 )
-                session.vars["call_status"] = status
+                session.call_status = status
                 await self.sessions.save(session, EMPTY)
                 self._ended(session)
             elif not stored.session.ended:
@@ -193,7 +208,7 @@ class TwilioWebhooks:
                 session = stored.session.copy()
                 if flow is not None:
                     session, _ = step(flow, session, HangUp(time.time()))
-                session.vars["call_status"] = status
+                session.call_status = status
                 log.info("caller left at %s", session.node)
                 await self.sessions.save(session, stored.reply)
                 self._ended(session)

@@ -10,6 +10,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from ivr.server import FLOWS
+from ivr.store.records import CallRecord
 from tests.functional.conftest import (
     BANK,
     CALLER,
@@ -21,7 +22,7 @@ from tests.functional.conftest import (
     Server,
     metric,
 )
-from tests.functional.twilio_sim import ACCOUNT_SID, Request, TwilioSim, new_call_sid
+from tests.functional.twilio_sim import ACCOUNT_SID, Request, TwilioSim, new_call_sid, wait_until
 
 WELCOME = "Welcome to Example Bank."
 MENU = "For your balance, press 1 or say balance."
@@ -243,8 +244,12 @@ async def test_zero_out_enqueues_a_task(make_server: MakeServer, backend) -> Non
     }
     assert call.last_request.params["QueueResult"] == "bridged"
     assert call.end == "enqueue"
-    record = await server.record(call.sid)
-    assert (record.outcome, record.queue) == ("transferred", "support")
+    record = await wait_until(lambda: _told(server, call.sid))
+    assert (record.outcome, record.queue, record.transfer_result) == (
+        "transferred",
+        "support",
+        "bridged",
+    )
 
 
 async def test_agent_who_does_not_answer(sim: TwilioSim, server: Server, backend) -> None:
@@ -260,6 +265,24 @@ async def test_agent_who_does_not_answer(sim: TwilioSim, server: Server, backend
     assert call.end == "hangup"
     record = await server.record(call.sid)
     assert (record.outcome, record.reason) == ("transferred", "on_error:lookup")
+    record = await wait_until(lambda: _told(server, call.sid))
+    assert record.transfer_result == "no-answer"
+    told = {"flow": "order_status", "queue": "orders", "result": "no-answer"}
+    assert metric(await metrics(sim), "ivr_transfer_results_total", **told) == 1
+
+    # Twilio retrying the callback changes neither the record nor the count
+    assert call.transfer is not None
+    retry = await sim.post(
+        call.transfer.get("action", ""), {**voice_form(call.sid), "DialCallStatus": "completed"}
+    )
+    assert retry.status == 200
+    assert (await server.record(call.sid)).transfer_result == "no-answer"
+    assert metric(await metrics(sim), "ivr_transfer_results_total", **told) == 1
+
+
+async def _told(server: Server, sid: str) -> CallRecord | None:
+    record = await server.record(sid)
+    return record if record.transfer_result else None
 
 
 async def test_closed_hours_take_a_voicemail(sim: TwilioSim, server: Server, backend) -> None:
@@ -423,6 +446,20 @@ async def test_behind_a_proxy(make_server: MakeServer, backend) -> None:
         assert await call.press("1") == [ACCOUNT]
     async with TwilioSim(server.url, TOKEN, public) as direct:  # no proxy: another URL
         assert (await direct.post("/twilio/voice", voice_form(new_call_sid()))).status == 403
+
+
+async def test_behind_a_proxy_under_a_path_prefix(make_server: MakeServer, backend) -> None:
+    """Twilio calls https://host/ivr/twilio/...; the proxy passes /twilio/... on."""
+    server = await make_server(public_url="https://ivr.example.test/ivr")
+    async with TwilioSim(server.url, TOKEN, "https://ivr.example.test/ivr") as sim:
+        call = await sim.start(BANK, CALLER)
+        assert call.last[0] == WELCOME
+        assert call.documents[-1][0] == "https://ivr.example.test/ivr/twilio/voice"
+        assert await call.press("1") == [ACCOUNT]
+        assert call.documents[-1][0] == "https://ivr.example.test/ivr/twilio/gather?t=1"
+        await call.hangup()
+    record = await server.record(call.sid)
+    assert (record.outcome, record.status) == ("abandoned", "completed")
 
 
 async def test_without_a_public_url_the_request_url_is_signed(

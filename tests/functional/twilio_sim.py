@@ -69,10 +69,12 @@ class TwilioSim:
         session: aiohttp.ClientSession | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        """`headers` go with every webhook, as a proxy in front of the server adds them."""
+        """`headers` go with every webhook, as a proxy in front of the server adds them;
+        the path of `public_url` is a prefix such a proxy strips before passing a request on."""
         self.base_url = base_url.rstrip("/")
         self.headers = dict(headers or {})
         self.public_url = (public_url or base_url).rstrip("/")
+        self.prefix = urlsplit(self.public_url).path
         self.validator = RequestValidator(auth_token)
         self._session = session
         self._own_session = session is None
@@ -117,7 +119,8 @@ class TwilioSim:
         `signature` replaces the real one (a forgery), `signed=False` leaves the header
         out, `body` replaces the form encoding (for oversized requests)."""
         parts = urlsplit(request.url)
-        path_qs = parts.path + (f"?{parts.query}" if parts.query else "")
+        path = parts.path.removeprefix(self.prefix) if parts.path.startswith(self.prefix) else ""
+        path_qs = path + (f"?{parts.query}" if parts.query else "")
         headers = {"User-Agent": "TwilioProxy/1.1", "Accept": "*/*", **self.headers}
         if signed:
             headers["X-Twilio-Signature"] = signature or self.sign(request.url, request.params)
@@ -211,7 +214,8 @@ class Call:
     # -- what the caller does --------------------------------------------------------------
 
     async def start(self) -> list[str]:
-        return await self._go(self._request(self.voice_path, CallStatus="ringing"))
+        voice = self.sim.public(self.voice_path)  # the URLs set in the console
+        return await self._go(self._request(voice, CallStatus="ringing"))
 
     @property
     def waiting(self) -> str | None:
@@ -332,6 +336,7 @@ class Call:
             "ToCountry": "US",
         }
         params.update(extra)
+        # TwiML's URLs are relative to the document that holds them
         return Request(urljoin(self._url or self.sim.public_url + "/", url), params)
 
     async def _go(self, request: Request) -> list[str]:
@@ -421,7 +426,7 @@ class Call:
     async def _finish(self, how: str) -> Reply:
         self.ended, self.end = True, how
         request = self._request(
-            self.status_path,
+            self.sim.public(self.status_path),
             CallStatus="completed",
             CallDuration=str(max(1, round(time.monotonic() - self._started))),
             CallbackSource="call-progress-events",

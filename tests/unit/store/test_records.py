@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -25,7 +26,7 @@ def ended(call_id: str = "CA1", outcome: str = "contained", **changes: object) -
         "telebanking",
         "v3",
         node="bye",
-        vars={"caller": CALLER, "account": ACCOUNT, "pin": PIN, "call_status": "completed"},
+        vars={"caller": CALLER, "account": ACCOUNT, "pin": PIN},
         path=["welcome", "main", "ask_account", "bye"],
         tasks=["balance_inquiry"],
         inputs={"dtmf.match": 2, "no_input": 1},
@@ -33,6 +34,7 @@ def ended(call_id: str = "CA1", outcome: str = "contained", **changes: object) -
         outcome=outcome,
         queue="support" if outcome == "transferred" else None,
         started_at=1700000000.0,
+        call_status="completed",
         ended_at=1700000042.5,
         sensitive=["account", "pin"],
     )
@@ -152,6 +154,31 @@ async def test_records_survive_reopen(tmp_path: Path) -> None:
         assert await second.all() == [record_of(ended())]
     finally:
         await second.close()
+
+
+async def test_a_database_of_an_older_version_gains_the_new_columns(tmp_path: Path) -> None:
+    path = tmp_path / "calls.db"
+    with sqlite3.connect(path) as db:  # the table as the first version made it
+        db.execute(
+            "CREATE TABLE calls (call_sid TEXT PRIMARY KEY, flow_id TEXT NOT NULL,"
+            " flow_version TEXT NOT NULL, caller TEXT, started_at REAL, ended_at REAL,"
+            " duration REAL, outcome TEXT NOT NULL, queue TEXT, reason TEXT, tasks TEXT,"
+            " path TEXT, inputs TEXT, status TEXT, error TEXT)"
+        )
+        db.execute(
+            "INSERT INTO calls VALUES ('CA0', 'telebanking', 'v1', '', 1.0, 2.0, 1.0,"
+            " 'contained', NULL, NULL, '[]', '[\"welcome\"]', '{}', 'completed', NULL)"
+        )
+    db.close()
+    records = SqliteRecords(path)
+    try:
+        transferred = record_of(ended("CA1", "transferred", transfer_result="no-answer"))
+        await records.add(transferred)
+        old, new = await records.all()
+        assert (old.call_sid, old.path, old.transfer_result) == ("CA0", ("welcome",), None)
+        assert new == transferred and new.transfer_result == "no-answer"
+    finally:
+        await records.close()
 
 
 # -- RecordWriter --------------------------------------------------------------------------------

@@ -110,7 +110,7 @@ async def test_outbox_holds_the_last_save(store: SessionStore) -> None:
     assert await store.unrecorded() == []
     await store.save(ended(), "r")
     final = ended()
-    final.vars["call_status"] = "completed"
+    final.call_status = "completed"
     await store.save(final, "r")
     assert await store.unrecorded() == [final]
 
