@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -52,14 +53,13 @@ def build_app(config: Config) -> web.Application:
     # Twilio follows carry the prefix while the routes here do not
     prefix = urlsplit(config.public_url or "").path.rstrip("/")
 
+    @functools.cache  # one Voice per flow's language and voice: TwiML's cache key
+    def spoken(language: str, name: str | None) -> Voice:
+        base, audio, workflow = f"{prefix}/twilio", f"{prefix}/audio", config.workflow_sid
+        return Voice(language, name, base=base, audio=audio, workflow_sid=workflow)
+
     def voice(flow: Flow) -> Voice:
-        return Voice(
-            flow.language,
-            flow.voice,
-            base=f"{prefix}/twilio",
-            audio=f"{prefix}/audio",
-            workflow_sid=config.workflow_sid,
-        )
+        return spoken(flow.language, flow.voice)
 
     async def lifetime(app: web.Application) -> AsyncIterator[None]:
         flows.reload()

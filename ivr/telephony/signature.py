@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import logging
 from collections.abc import Iterable
@@ -21,7 +20,7 @@ def signature(key: bytes, url: str, form: Iterable[tuple[str, str]]) -> str:
     hold it to that) at twice the cost: it looks every field up again, through caught
     exceptions when `form` is a dict."""
     data = url + "".join(name + value for name, value in sorted(set(form)))
-    return base64.b64encode(hmac.new(key, data.encode(), hashlib.sha1).digest()).decode()
+    return base64.b64encode(hmac.digest(key, data.encode(), "sha1")).decode()
 
 
 class SignatureCheck:
