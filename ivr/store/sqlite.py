@@ -81,10 +81,13 @@ class WalDatabase:
     def _commit(self) -> None:
         batch, self._pending = self._pending, []
         try:
-            self.execute("BEGIN")
-            for sql, args, _ in batch:
-                self.db.execute(sql, args)
-            self.db.execute("COMMIT")
+            if len(batch) == 1:  # a statement alone commits itself: no BEGIN and COMMIT
+                self.execute(*batch[0][:2])
+            else:
+                self.execute("BEGIN")
+                for sql, args, _ in batch:
+                    self.db.execute(sql, args)
+                self.db.execute("COMMIT")
         except sqlite3.Error:
             if self.db.in_transaction:
                 self.db.execute("ROLLBACK")
