@@ -15,6 +15,7 @@ per turn served in a measured window with every call slot busy, after a
 warm-up, compared with the bare app's in the same run; see docs/performance.md.
 
     .venv/bin/python bench/webhook.py [--calls N] [--concurrency 50] [--rounds R]
+        [--think 0,50]  # load phases: callers' mean pause before each webhook, in ms
         [--nice -10]  # root, on a shared machine: other sessions yield the cores
 """
 
@@ -92,7 +93,9 @@ class Snapshot:
     driver_cpu: float
 
 
-def measure(server: Server, bank: Server, args: argparse.Namespace, first: int) -> Result:
+def measure(
+    server: Server, bank: Server, args: argparse.Namespace, first: int, think_ms: float
+) -> Result:
     trees = process_tree(server.pid), process_tree(bank.pid)
     marks: list[Snapshot] = []
 
@@ -101,7 +104,7 @@ def measure(server: Server, bank: Server, args: argparse.Namespace, first: int) 
         busy, driver = core_busy(SERVER_CORE), time.process_time()
         marks.append(Snapshot(time.perf_counter(), cpu, wait, bank_cpu, busy, driver))
 
-    check, think = server.name == "ivr", args.think / 1000
+    check, think = server.name == "ivr", think_ms / 1000
     load = asyncio.run(
         drive(server.port, args.warmup, args.calls, args.concurrency, check, window, first, think)
     )
@@ -147,9 +150,12 @@ def ratios(results: list[Result]) -> tuple[float, float]:
     return by["ivr"] / by["bare"], by["ivr"] / by["naive"]
 
 
-def verdict(results: list[Result], concurrency: int) -> tuple[list[str], bool]:
+def verdict(results: list[Result], concurrency: int, think: float) -> tuple[list[str], bool]:
     ivr = next(r for r in results if r.server == "ivr")
     vs_bare, vs_naive = ratios(results)
+    # with no pause, each call posts again as soon as it is answered: by Little's law
+    # the mean latency is then the calls in flight over the throughput, whatever the server
+    queued = 1000 * concurrency / ivr.turns_per_s
     checks = [
         (f"ivr/bare CPU per turn   {vs_bare:5.2f}x  (target <= {TARGET_VS_BARE}x)",
          vs_bare <= TARGET_VS_BARE),
@@ -158,6 +164,9 @@ def verdict(results: list[Result], concurrency: int) -> tuple[list[str], bool]:
          f"at {concurrency} concurrent calls)", ivr.p99_ms < TARGET_P99_MS),
     ]  # fmt: skip
     lines = [f"{'PASS' if ok else 'MISS'}  {text}" for text, ok in checks]
+    if think == 0:
+        lines.append(f"      ({concurrency} calls / ivr's turns/s = {queued:.1f} ms: the mean "
+                     "latency of this closed loop, whatever the server does)")  # fmt: skip
     return lines, all(ok for _, ok in checks)
 
 
@@ -173,13 +182,15 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=50, help="calls in progress at once")
     parser.add_argument(
         "--think",
-        type=float,
-        default=0.0,
-        metavar="MS",
-        help="mean pause of a caller before each webhook after the first (exponential); "
-        "default 0: each call posts its next turn as soon as it has the answer",
+        default="0,50",
+        metavar="MS[,MS...]",
+        help="mean pause of a caller before each webhook after the first (exponential), one "
+        "load phase per value; 0: each call posts its next turn as soon as it is answered "
+        "(saturation), 50: the server about 80%% busy (a real caller pauses for seconds)",
     )
-    parser.add_argument("--rounds", type=int, default=1, help="ivr, bare, naive this many times")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="ivr, bare, naive this many times per phase"
+    )
     parser.add_argument("--only", default="ivr,bare,naive", help="servers to drive, in order")
     parser.add_argument(
         "--nice",
@@ -201,8 +212,12 @@ def main() -> int:
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
-    if args.calls < 1 or args.concurrency < 1 or args.warmup < 0:
-        parser.error("--calls and --concurrency must be at least 1, --warmup at least 0")
+    try:
+        thinks = [float(t) for t in args.think.split(",")]
+    except ValueError:
+        parser.error("--think takes milliseconds, comma-separated")
+    if args.calls < 1 or args.concurrency < 1 or args.warmup < 0 or min(thinks) < 0:
+        parser.error("--calls and --concurrency must be at least 1, --warmup and --think 0+")
     if len(os.sched_getaffinity(0)) < 2 or not shutil.which("taskset"):
         print("needs two cores and taskset (util-linux)", file=sys.stderr)
         return 2
@@ -211,10 +226,10 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     wanted = args.only.split(",")
-    rounds: list[list[Result]] = []
+    phases: dict[float, list[list[Result]]] = {think: [] for think in thinks}
     with tempfile.TemporaryDirectory(prefix="ivr-bench-") as tmp, niceness(args.nice):
         bank, targets = servers(Path(tmp), args.sessions, args.ivr_env)
-        targets = [s for s in targets if s.name in wanted]
+        targets = [s for name in wanted for s in targets if s.name == name]
         started = time.perf_counter()
         with running([bank, *targets], args.nice):
             print(
@@ -224,36 +239,72 @@ def main() -> int:
                 flush=True,
             )
             first = 0
-            for n in range(args.rounds):
-                results = []
-                for server in sorted(targets, key=lambda s: wanted.index(s.name)):
-                    results.append(measure(server, bank, args, first))
-                    first += args.warmup + args.calls
-                rounds.append(results)
-                if args.rounds > 1:
-                    print(f"\nround {n + 1}\n{table(results)}", flush=True)
+            for think, rounds in phases.items():
+                for n in range(args.rounds):
+                    results = []
+                    for server in targets:
+                        results.append(measure(server, bank, args, first, think))
+                        first += args.warmup + args.calls
+                    rounds.append(results)
+                    if args.rounds > 1:
+                        print(f"\n{_phase(think)}, round {n + 1}\n{table(results)}", flush=True)
         records, ivr_log = 0, []
         if "ivr" in wanted:
             records = call_records(Path(tmp) / "data")
             ivr_log = (Path(tmp) / "ivr.log").read_text(errors="replace").splitlines()
 
     total = time.perf_counter() - started
-    compared = {"ivr", "bare", "naive"} <= set(wanted)
-    final = rounds[-1]
-    if compared and args.rounds > 1:  # the round with the median ivr/bare ratio
-        final = sorted(rounds, key=lambda rs: ratios(rs)[0])[(args.rounds - 1) // 2]
     print(
-        f"\n{args.concurrency} calls at a time; per server {args.warmup} warm-up calls, then "
-        f"{args.calls} measured ones; {total:.0f} s in all"
-        + (f"; the round with the median ivr/bare of {args.rounds}" if len(rounds) > 1 else "")
+        f"\n{args.concurrency} calls at a time; per server and round {args.warmup} warm-up "
+        f"calls, then {args.calls} measured ones; {total:.0f} s in all"
     )
-    print(table(final))
+    compared = {"ivr", "bare", "naive"} <= set(wanted)
+    met = True
+    for think, rounds in phases.items():
+        met = report(think, rounds, args, compared) and met
     print(
-        f"server core: server CPU / wall time (core {SERVER_CORE}); others: other processes'\n"
+        f"\nserver core: server CPU / wall time (core {SERVER_CORE}); others: other processes'\n"
         "CPU on that core; waited: the server's threads runnable but not running (behind other\n"
         f"processes or each other); driver: the driver's CPU / wall time (core {DRIVER_CORE}; "
         "near\n100% means the driver, not the server, set the pace); bank: the backend (same core)"
     )
+    # wrong answers or lost records fail the run; missed targets only with --strict
+    correct = all(r.errors == 0 for rounds in phases.values() for rs in rounds for r in rs)
+    if "ivr" in wanted:
+        expected = len(thinks) * args.rounds * (args.calls + args.warmup)
+        print(f"ivr call records written: {records} of {expected} calls")
+        print(f"ivr serve logged {len(ivr_log)} line(s) at WARNING and above")
+        for line in ivr_log[:3]:
+            print(f"  {line[:300]}")
+        correct = correct and records == expected
+    print(f"answers and records: {'correct' if correct else 'WRONG (see above)'}")
+    if args.json:
+        rows = {
+            str(think): [
+                [{**r.__dict__, "cpu_us_per_turn": r.cpu_us_per_turn} for r in rs] for rs in rounds
+            ]
+            for think, rounds in phases.items()
+        }
+        args.json.write_text(json.dumps(rows, indent=2))
+    return 0 if correct and (met or not args.strict) else 1
+
+
+def _phase(think: float) -> str:
+    if think == 0:
+        return "no pause between a call's webhooks (saturation)"
+    return f"callers pausing {think:g} ms on average before each webhook"
+
+
+def report(
+    think: float, rounds: list[list[Result]], args: argparse.Namespace, compared: bool
+) -> bool:
+    """One phase's table (its median round by ivr/bare) and verdict; True when targets are met."""
+    final = rounds[-1]
+    if compared and len(rounds) > 1:
+        final = sorted(rounds, key=lambda rs: ratios(rs)[0])[(len(rounds) - 1) // 2]
+    median = f"; the round with the median ivr/bare of {len(rounds)}" if len(rounds) > 1 else ""
+    print(f"\n== {_phase(think)}{median}")
+    print(table(final))
     if any(min(r.others_cpu, r.waited) > 0.1 * r.seconds for r in final):
         hint = f"even at --nice {args.nice}" if args.nice else "try --nice -10 as root"
         print(
@@ -263,27 +314,14 @@ def main() -> int:
     for r in final:
         for problem in r.problems:
             print(f"  {r.server}: {problem}")
-    # wrong answers or lost records fail the run; missed targets only with --strict
-    correct = all(r.errors == 0 for rs in rounds for r in rs)
-    met = True
-    if compared:
-        lines, met = verdict(final, args.concurrency)
-        print("\n" + "\n".join(lines))
-        if args.rounds > 1:
-            each = ", ".join(f"{ratios(rs)[0]:.2f}" for rs in rounds)
-            print(f"ivr/bare per round: {each}")
-    if "ivr" in wanted:
-        expected = args.rounds * (args.calls + args.warmup)
-        print(f"ivr call records written: {records} of {expected} calls")
-        print(f"ivr serve logged {len(ivr_log)} line(s) at WARNING and above")
-        for line in ivr_log[:3]:
-            print(f"  {line[:300]}")
-        correct = correct and records == expected
-    print(f"answers and records: {'correct' if correct else 'WRONG (see above)'}")
-    if args.json:
-        rows = [[{**r.__dict__, "cpu_us_per_turn": r.cpu_us_per_turn} for r in rs] for rs in rounds]
-        args.json.write_text(json.dumps(rows, indent=2))
-    return 0 if correct and (met or not args.strict) else 1
+    if not compared:
+        return True
+    lines, met = verdict(final, args.concurrency, think)
+    print("\n".join(lines))
+    if len(rounds) > 1:
+        print("ivr/bare per round: " + ", ".join(f"{ratios(rs)[0]:.2f}" for rs in rounds))
+        print("ivr/naive per round: " + ", ".join(f"{ratios(rs)[1]:.2f}" for rs in rounds))
+    return met
 
 
 if __name__ == "__main__":
