@@ -13,7 +13,7 @@ import ivr.store.redis as redis_store
 from ivr.engine.session import Session
 from ivr.store import SessionStore, Stored, base, open_sessions
 from ivr.store.redis import RedisSessions, SessionLocked
-from ivr.store.sqlite import SqliteSessions
+from ivr.store.sqlite import SqliteSessions, WalDatabase
 
 SHORT_TTL = 0.4  # seconds a session lives in the expiry tests
 PAST_TTL = 0.8  # how long those tests wait for it to be gone
@@ -225,6 +225,38 @@ async def test_sqlite_survives_reopen(tmp_path: Path) -> None:
         assert await second.unrecorded() == [ended("CA2")]
     finally:
         await second.close()
+
+
+async def test_sqlite_commits_concurrent_saves_together(tmp_path: Path) -> None:
+    path = tmp_path / "sessions.db"
+    first = SqliteSessions(path)
+    calls = [f"CA{n}" for n in range(20)]
+    await asyncio.gather(*(first.save(active(c, turn=n), f"r{n}") for n, c in enumerate(calls)))
+    await first.close()
+
+    second = SqliteSessions(path)  # read from disk, not from the first one's memory
+    try:
+        for n, call in enumerate(calls):
+            assert await second.load(call) == Stored(active(call, turn=n), f"r{n}")
+    finally:
+        await second.close()
+
+
+async def test_a_failing_write_fails_alone(tmp_path: Path) -> None:
+    db = WalDatabase(tmp_path / "t.db", "CREATE TABLE t (k TEXT PRIMARY KEY, v TEXT NOT NULL);")
+    try:
+        writes = [db.write("INSERT INTO t VALUES (?, ?)", (k, v)) for k, v in ("a1", "b2", "c3")]
+        writes.insert(1, db.write("INSERT INTO t VALUES (?, ?)", ("x", None)))  # NOT NULL
+        results = await asyncio.gather(*writes, return_exceptions=True)
+        assert [type(r).__name__ for r in results] == [
+            "NoneType",
+            "IntegrityError",
+            "NoneType",
+            "NoneType",
+        ]
+        assert db.execute("SELECT k FROM t ORDER BY k") == [("a",), ("b",), ("c",)]
+    finally:
+        db.close()
 
 
 # -- Redis: several server processes share one store --------------------------------------------
