@@ -499,6 +499,21 @@ async def test_body_that_is_not_a_form(
     assert "unreadable form" in caplog.text
 
 
+@pytest.mark.parametrize(
+    "content_type, body",
+    [
+        ("application/json", b'{"CallSid": "CA00000000000000000000000000000001"}'),
+        ("multipart/form-data; boundary=b", b"--b\r\nContent-Disposition: form-data; "
+         b'name="CallSid"\r\n\r\nCA00000000000000000000000000000001\r\n--b--\r\n'),
+        ("", b"CallSid=CA00000000000000000000000000000001"),
+    ],
+)  # fmt: skip
+async def test_bodies_twilio_never_sends(sim: TwilioSim, server: Server, content_type, body):
+    headers = {"Content-Type": content_type, "X-Twilio-Signature": "x"}
+    async with sim.session.post(server.url + "/twilio/voice", data=body, headers=headers) as r:
+        assert (r.status, await r.text()) == (400, "expected a form")
+
+
 async def test_unknown_route(sim: TwilioSim, server: Server) -> None:
     reply = await sim.post("/twilio/nothing", voice_form(new_call_sid()))
     assert reply.status == 404
