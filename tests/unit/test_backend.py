@@ -47,8 +47,8 @@ async def backend(origin: str) -> AsyncIterator[Backend]:
     await backend.close()
 
 
-def fetch(url: str, **kw: object) -> Fetch:
-    return Fetch("lookup", str(kw.pop("method", "GET")), url, float(kw.pop("timeout", 3.0)), **kw)  # type: ignore[arg-type]
+def fetch(url: str, method: str = "GET", timeout: float = 3.0, json: object = None) -> Fetch:
+    return Fetch("lookup", method, url, timeout, json=json)
 
 
 async def test_json_goes_both_ways(backend: Backend, origin: str) -> None:
