@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import hmac
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from urllib.parse import urlparse
 
 from aiohttp import web
@@ -48,7 +48,7 @@ class SignatureCheck:
             return f"{proto}://{host}{request.path_qs}"
         return f"{request.scheme}://{request.host}{request.path_qs}"
 
-    def problem(self, request: web.Request, form: Iterable[tuple[str, str]]) -> str | None:
+    def problem(self, request: web.Request, form: Sequence[tuple[str, str]]) -> str | None:
         """None when the request is Twilio's, else why it is not."""
         if self.insecure:
             return None
@@ -57,12 +57,12 @@ class SignatureCheck:
         given = request.headers.get("X-Twilio-Signature", "").encode()
         if not given:
             return "no X-Twilio-Signature header"
-        url, fields = self.url(request), list(form)
-        if hmac.compare_digest(signature(self.key, url, fields).encode(), given):
+        url = self.url(request)
+        if hmac.compare_digest(signature(self.key, url, form).encode(), given):
             return None
         # Twilio signs with or without the default port; try the other only on a miss
         parsed = urlparse(url)
         other = remove_port(parsed) if parsed.port else add_port(parsed)
-        if other != url and hmac.compare_digest(signature(self.key, other, fields).encode(), given):
+        if other != url and hmac.compare_digest(signature(self.key, other, form).encode(), given):
             return None
         return "signature does not match"
