@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import logging
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -133,6 +134,15 @@ async def _watch(flows: FlowRegistry, config: Config) -> None:
             log.exception("flow reload failed")
 
 
+async def _settle_gc(app: web.Application) -> None:
+    """Fewer, cheaper cycle collections. Every collection of the youngest generation
+    walks the ~5,000 young objects of the calls in flight (~1.5 ms at 50 calls), and
+    at the default threshold (700) one ran every ~85 turns: 5-8% of a turn's CPU. What
+    was loaded at start-up is frozen out of the oldest generation's walks."""
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
+
+
 def serve(config: Config) -> None:
     from ivr.logs import setup
 
@@ -140,9 +150,11 @@ def serve(config: Config) -> None:
     log.info("ivr serving on %s:%d, flows from %s", config.host, config.port, config.flows)
     import uvloop
 
+    app = build_app(config)
+    app.on_startup.append(_settle_gc)  # runs after the stores opened and the flows loaded
     # uvloop's transports and loop take about half of a turn's CPU off what asyncio's cost
     web.run_app(
-        build_app(config),
+        app,
         host=config.host,
         port=config.port,
         print=None,
