@@ -13,7 +13,7 @@ import ivr.store.redis as redis_store
 from ivr.engine.session import Session
 from ivr.store import SessionStore, Stored, base, open_sessions
 from ivr.store.redis import RedisSessions, SessionLocked
-from ivr.store.sqlite import SqliteSessions, WalDatabase
+from ivr.store.sqlite import _PURGE, SqliteSessions, WalDatabase
 
 SHORT_TTL = 0.4  # seconds a session lives in the expiry tests
 PAST_TTL = 0.8  # how long those tests wait for it to be gone
@@ -240,6 +240,27 @@ async def test_sqlite_commits_concurrent_saves_together(tmp_path: Path) -> None:
             assert await second.load(call) == Stored(active(call, turn=n), f"r{n}")
     finally:
         await second.close()
+
+
+async def test_sqlite_purge_deletes_expired_recorded_sessions_by_index(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = SqliteSessions(tmp_path / "sessions.db")
+    try:
+        monkeypatch.setattr(base, "ENDED_TTL", -1.0)  # expired as soon as saved
+        await store.save(ended("CA1"), "r1")
+        await store.mark_recorded("CA1")
+        await store.save(ended("CA2"), "r2")  # expired, but its record is not written yet
+        monkeypatch.setattr(base, "ACTIVE_TTL", 3600.0)
+        await store.save(active("CA3"), "r3")
+        store._purge()
+        rows = store._db.execute("SELECT call_id FROM sessions ORDER BY call_id")
+        assert rows == [("CA2",), ("CA3",)]
+        # an hour of calls must not be read on every purge: the loop waits meanwhile
+        plan = " ".join(r[-1] for r in store._db.execute("EXPLAIN QUERY PLAN " + _PURGE, (0,)))
+        assert "USING INDEX sessions_expires" in plan, plan
+    finally:
+        await store.close()
 
 
 async def test_a_failing_write_fails_alone(tmp_path: Path) -> None:
