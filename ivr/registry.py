@@ -6,15 +6,26 @@ progress keep the version they started on, looked up by (id, version).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
-from ivr.flow import check_flow, flow_files
+from ivr.flow import Problem, check_flow, flow_files
 from ivr.flow.model import Flow
 
 log = logging.getLogger("ivr.flows")
 KEEP_VERSIONS = 20  # old versions kept per flow for calls still running on them
+
+
+@dataclass
+class Scan:
+    """What a reload found: the files' times, the changed ones, and each file compiled."""
+
+    mtimes: dict[Path, int]
+    dirty: list[Path]
+    results: list[tuple[Path, Flow | None, list[Problem]]]
 
 
 class FlowRegistry:
@@ -26,24 +37,39 @@ class FlowRegistry:
         self._versions: dict[tuple[str, str], Flow] = {}
         self._by_number: dict[str, str] = {}
         self._mtimes: dict[Path, int] = {}
+        self._reloading = asyncio.Lock()
 
     def reload(self) -> list[str]:
         """Load new and changed files; returns the ids of flows that changed."""
-        changed: list[str] = []
+        return self.apply(self.scan())
+
+    async def reload_aside(self) -> list[str]:
+        """`reload` with the compiling on a thread, so calls in flight are answered
+        meanwhile: a flow of 1,000 nodes takes ~0.4 s to compile."""
+        async with self._reloading:  # one scan at a time, or an older one could win
+            return self.apply(await asyncio.to_thread(self.scan))
+
+    def scan(self) -> Scan | None:
+        """Every flow file compiled again when any changed (a subflow edit changes its
+        callers); None when nothing changed. Reads the registry, changes nothing."""
         files = flow_files(self.directory)
         mtimes = {p: p.stat().st_mtime_ns for p in files}
         dirty = [p for p in files if self._mtimes.get(p) != mtimes[p]]
         if not dirty:
+            return None
+        return Scan(mtimes, dirty, [(p, *check_flow(p, self.env)) for p in files])
+
+    def apply(self, scan: Scan | None) -> list[str]:
+        changed: list[str] = []
+        if scan is None:
             return changed
-        # a subflow edit changes its callers, so every file is compiled again
-        for path in files:
-            flow, problems = check_flow(path, self.env)
+        for path, flow, problems in scan.results:
             for problem in problems:
                 level = logging.ERROR if problem.severity == "error" else logging.WARNING
-                if path in dirty or problem.severity == "error":
+                if path in scan.dirty or problem.severity == "error":
                     log.log(level, "flow problem: %s", problem, extra={"flow_file": str(path)})
             if flow is None:
-                if path in dirty:
+                if path in scan.dirty:
                     old = next(
                         (f.version for f in self.current.values() if f.file == str(path)), None
                     )
@@ -62,7 +88,7 @@ class FlowRegistry:
                 log.info(
                     "flow %s version %s loaded (%d nodes)", flow.id, flow.version, len(flow.nodes)
                 )
-        self._mtimes = mtimes
+        self._mtimes = scan.mtimes
         return changed
 
     def _add(self, flow: Flow) -> None:

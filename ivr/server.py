@@ -74,8 +74,10 @@ def build_app(config: Config) -> web.Application:
         hooks = TwilioWebhooks(flows, sessions, backend, writer, metrics, signature, voice)
         app[HOOKS] = hooks
         reloader = asyncio.create_task(_watch(flows, config)) if config.watch else None
+        sighups: set[asyncio.Task[None]] = set()
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, _reload, flows)
+            loop = asyncio.get_running_loop()
+            loop.add_signal_handler(signal.SIGHUP, _on_sighup, flows, sighups)
         yield
         if reloader:
             reloader.cancel()
@@ -119,19 +121,25 @@ async def _metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4"})
 
 
-def _reload(flows: FlowRegistry) -> None:
+async def _reload(flows: FlowRegistry) -> None:
+    try:
+        await flows.reload_aside()
+    except Exception:  # a reload must never take the server down
+        log.exception("flow reload failed")
+
+
+def _on_sighup(flows: FlowRegistry, running: set[asyncio.Task[None]]) -> None:
     log.info("reloading flows")
-    flows.reload()
+    task = asyncio.get_running_loop().create_task(_reload(flows))
+    running.add(task)  # the loop keeps only a weak reference to a task
+    task.add_done_callback(running.discard)
 
 
 async def _watch(flows: FlowRegistry, config: Config) -> None:
     from watchfiles import awatch
 
     async for _ in awatch(config.flows, debounce=200, step=50):
-        try:
-            flows.reload()
-        except Exception:  # a reload must never take the server down
-            log.exception("flow reload failed")
+        await _reload(flows)
 
 
 async def _settle_gc(app: web.Application) -> None:
