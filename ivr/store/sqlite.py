@@ -29,8 +29,8 @@ CREATE INDEX IF NOT EXISTS sessions_expires ON sessions (expires);
 # the purge runs on the loop: without the index on expires it read the whole table, and
 # with an hour of calls at 20 calls/s (72,000 rows) every call in flight waited 114 ms;
 # the index costs ~3 µs a saved turn
-# an upsert rewrites the row in place: one page to the WAL per turn, where INSERT OR
-# REPLACE deletes and re-inserts it (new rowid, index and free-list pages: six pages)
+# an upsert rewrites the row in place (and moves its entry in the expires index), where
+# INSERT OR REPLACE deletes and re-inserts it: new rowid, index and free-list pages
 _UPSERT = """
 INSERT INTO sessions VALUES (?, ?, ?, ?, ?) ON CONFLICT (call_id) DO UPDATE SET
     session = excluded.session, reply = excluded.reply, expires = excluded.expires,
