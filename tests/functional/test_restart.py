@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import sys
 import time
@@ -46,10 +47,12 @@ class Ivr:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    async def start(self, flows: Path, public_url: str, env: dict[str, str]) -> None:
+    async def start(
+        self, flows: Path, public_url: str, env: dict[str, str], watch: bool = False
+    ) -> None:
         command = [str(IVR), "serve", "--host", "127.0.0.1", "--port", str(self.port)]
         command += ["--data", str(self.data), "--flows", str(flows), "--audio", str(self.data)]
-        command += ["--public-url", public_url, "--no-watch"]
+        command += ["--public-url", public_url] + ([] if watch else ["--no-watch"])
         with self.log.open("ab") as log:
             self.process = await asyncio.create_subprocess_exec(
                 *command, env=env, stdout=log, stderr=log, stdin=asyncio.subprocess.DEVNULL
@@ -244,6 +247,43 @@ async def test_sighup_reloads_flows(
         assert new.last[0] == "You have $1,234.50."
         await old.press("1")
         assert (await old.press("12345674#"))[0] == "Your balance is $1,234.50."
+    finally:
+        await sim.session.close()
+    assert await server.kill(signal.SIGTERM) == 0
+
+
+async def test_the_watcher_reloads_edits_and_refuses_broken_ones(
+    processes: Callable[[str], Ivr], flows_dir: Path, backend: Backend
+) -> None:
+    server = processes("watch")
+    await server.start(flows_dir, server.url, server_env(backend), watch=True)
+    sim = twilio(server.url, server.url)
+    path = flows_dir / "telebanking.yaml"
+    try:
+        before = await versions(sim, server.url)
+        old = await sim.start(BANK, CALLER)
+        path.write_text(path.read_text().replace("Your balance is", "You have"))
+
+        async def reloaded() -> dict[str, str] | None:
+            now = await versions(sim, server.url)
+            return now if now != before else None
+
+        edited = await wait_until(reloaded)
+        new = await sim.call(BANK, CALLER, ["press:1", "press:12345674#"])
+        assert new.last[0] == "You have $1,234.50."
+        await old.press("1")
+        assert (await old.press("12345674#"))[0] == "Your balance is $1,234.50."
+
+        path.write_text(path.read_text().replace("nodes:\n", "nodes:\n  welcome: [unclosed\n"))
+
+        async def refused() -> bool:
+            return f"still serving version {edited['telebanking']}" in server.logs
+
+        await wait_until(refused)
+        assert re.search(r"telebanking\.yaml:\d+:\d+", server.logs), server.logs  # file:line:col
+        assert await versions(sim, server.url) == edited
+        third = await sim.call(BANK, CALLER, ["press:1", "press:12345674#"])
+        assert third.last[0] == "You have $1,234.50."
     finally:
         await sim.session.close()
     assert await server.kill(signal.SIGTERM) == 0
