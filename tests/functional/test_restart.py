@@ -186,6 +186,38 @@ async def test_a_call_survives_a_crash(
     assert records[other.sid].outcome == "contained"
 
 
+async def test_sigterm_lets_the_turn_in_flight_finish(
+    processes: Callable[[str], Ivr], flows_dir: Path, backend: Backend
+) -> None:
+    server = processes("term")
+    env = server_env(backend)
+    await server.start(flows_dir, server.url, env)
+    sim = twilio(server.url, server.url)
+    try:
+        call = await sim.start(BANK, CALLER)
+        await call.press("1")
+        request = call.gather_request(keys="55555551#")  # the bank takes 0.3 s to answer
+        in_flight = asyncio.create_task(call.send(request))
+
+        async def at_the_bank() -> bool:
+            return backend.seen == ["GET /accounts/55555551"]
+
+        await wait_until(at_the_bank)
+        assert server.process is not None
+        server.process.send_signal(signal.SIGTERM)  # while the turn waits on the bank
+        reply = await in_flight
+        assert reply.status == 200
+        assert (await call.follow(request, reply))[0] == "Your balance is $80.00."
+        assert await server.kill(signal.SIGTERM) == 0  # it exits by itself, cleanly
+
+        await server.start(flows_dir, server.url, env)  # the finished turn was saved
+        assert await call.press("2") == [GOODBYE]
+    finally:
+        await sim.session.close()
+    assert await server.kill(signal.SIGTERM) == 0
+    assert '"level": "error"' not in server.logs
+
+
 async def test_two_processes_share_calls_through_redis(
     processes: Callable[[str], Ivr], flows_dir: Path, backend: Backend, redis_url: str
 ) -> None:
