@@ -378,6 +378,30 @@ async def test_hang_up_mid_flow_is_abandoned_where_the_caller_left(
     assert metric(text, "ivr_calls_total", flow="telebanking", outcome="abandoned") == 1
 
 
+@pytest.mark.parametrize(
+    ("status", "outcome"),
+    [
+        ("busy", "abandoned"),
+        ("no-answer", "abandoned"),
+        ("canceled", "abandoned"),
+        ("failed", "failed"),
+    ],
+)
+async def test_calls_that_never_reached_a_flow_are_recorded(
+    sim: TwilioSim, server: Server, status: str, outcome: str
+) -> None:
+    """Twilio reports a call that never got to the voice webhook only by its status."""
+    sid = new_call_sid()
+    reply = await sim.post("/twilio/status", {**voice_form(sid), "CallStatus": status})
+    assert reply.status == 200 and len(reply.xml()) == 0
+
+    record = await server.record(sid)
+    assert (record.outcome, record.status, record.flow_id) == (outcome, status, "telebanking")
+    assert record.path == ()
+    text = await metrics(sim)
+    assert metric(text, "ivr_calls_total", flow="telebanking", outcome=outcome) == 1
+
+
 async def test_status_callbacks_before_the_end_change_nothing(
     sim: TwilioSim, server: Server, backend
 ) -> None:
