@@ -116,8 +116,9 @@ class TwilioWebhooks:
                 started = time.perf_counter()
                 try:
                     body = await handler(request, fields)
-                except Exception:
+                except Exception as e:
                     log.exception("webhook %s failed", request.path)
+                    await self._give_up(request, fields, e)
                     body = BROKEN
                 self.metrics.turn_seconds.observe(time.perf_counter() - started)
                 return xml(body)
@@ -256,6 +257,33 @@ class TwilioWebhooks:
         if session.ended:
             self._ended(session)
         return reply
+
+    async def _give_up(
+        self, request: web.Request, form: Mapping[str, str], error: Exception
+    ) -> None:
+        """After an internal error the caller hears BROKEN and is hung up on: the call ends
+        here as `failed`, so the status callback that follows cannot count it abandoned."""
+        sid = form["CallSid"]
+        try:
+            async with self.sessions.lock(sid):
+                stored = await self.sessions.load(sid)
+                if stored is not None and stored.session.ended:
+                    return
+                now = time.time()
+                if stored is None:
+                    flow = self.flows.route(form.get("To", ""), request.query.get("flow"))
+                    session = Session(
+                        sid, flow.id if flow else "unknown", flow.version if flow else ""
+                    )
+                    session.started_at = now
+                else:
+                    session = stored.session.copy()
+                session.outcome, session.ended_at, session.waiting = "failed", now, None
+                session.error = f"internal error: {type(error).__name__}"
+                await self.sessions.save(session, BROKEN)
+                self._ended(session)
+        except Exception:  # the store itself may be what failed: the log has it all
+            log.exception("the failed call could not be recorded")
 
     def _ended(self, session: Session) -> None:
         log.info(

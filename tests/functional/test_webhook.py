@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sqlite3
 import xml.etree.ElementTree as ET
 
 import pytest
 
-from ivr.server import FLOWS
+from ivr.server import FLOWS, HOOKS
 from ivr.store.records import CallRecord
+from ivr.telephony import twiml
 from tests.functional.conftest import (
     BANK,
     CALLER,
@@ -31,6 +33,7 @@ ANYTHING_ELSE = "Is there anything else?"
 NOT_HEARD = "Sorry, I didn't hear anything."
 NOT_CAUGHT = "Sorry, I didn't catch that."
 GOODBYE = "Thank you for calling Example Bank. Goodbye."
+APOLOGY = "Sorry, something went wrong on our side. Please call again later. Goodbye."
 WORKFLOW = "WW" + "0123456789abcdef" * 2
 STORES = pytest.mark.parametrize("sessions", ["memory://", None], ids=["memory", "sqlite"])
 
@@ -411,6 +414,59 @@ async def test_status_callbacks_before_the_end_change_nothing(
         assert reply.status == 200 and len(reply.xml()) == 0
     assert await call.press("1") == [ACCOUNT]
     assert await server.records() == []
+
+
+@pytest.mark.parametrize("fails_at", ["first webhook", "mid-call"])
+async def test_an_internal_error_apologises_and_counts_the_call_failed(
+    sim: TwilioSim,
+    server: Server,
+    backend,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    fails_at: str,
+) -> None:
+    def bug(*args: object) -> str:
+        raise RuntimeError("a bug")
+
+    call = sim.new_call(BANK, CALLER)
+    if fails_at == "mid-call":
+        await call.start()
+        await call.press("1")
+        monkeypatch.setattr(twiml, "render", bug)
+        heard = await call.press("12345674#")
+    else:
+        monkeypatch.setattr(twiml, "render", bug)
+        await call.start()
+        heard = call.last
+    assert heard == [APOLOGY]  # no 500 and no silence: Twilio would play its own error
+    assert call.end == "hangup" and call.status_sent is not None
+    assert "webhook /twilio/" in caplog.text and "RuntimeError: a bug" in caplog.text
+
+    # our failure, not the caller's: the status callback after it must not say abandoned
+    record = await server.record(call.sid)
+    assert (record.outcome, record.flow_id) == ("failed", "telebanking")
+    assert record.error == "internal error: RuntimeError"
+    text = await metrics(sim)
+    assert metric(text, "ivr_calls_total", flow="telebanking", outcome="failed") == 1
+    assert metric(text, "ivr_calls_total", flow="telebanking", outcome="abandoned") == 0
+
+
+async def test_a_failing_session_store_still_gets_an_apology(
+    sim: TwilioSim,
+    server: Server,
+    backend,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def disk_full(*args: object) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    call = await sim.start(BANK, CALLER)
+    monkeypatch.setattr(server.app[HOOKS].sessions, "save", disk_full)
+    assert await call.press("1") == [APOLOGY]
+    assert call.end == "hangup" and call.status_sent is not None
+    assert call.status_sent.status == 200
+    assert "the failed call could not be recorded" in caplog.text
 
 
 # -- requests that are not Twilio's --------------------------------------------------------
