@@ -25,7 +25,7 @@ from ivr.flow.model import Flow
 from ivr.logs import call_sid
 from ivr.metrics import Metrics
 from ivr.registry import FlowRegistry
-from ivr.store.base import SessionStore
+from ivr.store.base import SessionStore, Stored
 from ivr.store.records import RecordWriter
 from ivr.telephony import twiml
 from ivr.telephony.signature import SignatureCheck
@@ -138,13 +138,8 @@ class TwilioWebhooks:
             flow = self.flows.route(form.get("To", ""), request.query.get("flow"))
             if flow is None:
                 log.warning("no flow for called number %s", form.get("To", "")[:32])
-                # ended here, so the status callback that follows does not count an abandon
-                now = time.time()
-                session = Session(sid, "unknown", "", outcome="failed", started_at=now)
-                session.error, session.ended_at = "no flow for the called number", now
-                await self.sessions.save(session, NOT_IN_SERVICE)
-                self._ended(session)
-                return NOT_IN_SERVICE
+                error = "no flow for the called number"
+                return await self._failed(request, form, None, error, NOT_IN_SERVICE)
             session = new_session(flow, sid)
             event = CallStarted(time.time(), form.get("From", "")[:32], form.get("To", "")[:32])
             log.info("call started on %s version %s", flow.id, flow.version)
@@ -223,14 +218,15 @@ class TwilioWebhooks:
             stored = await self.sessions.load(sid)
             if stored is None:
                 log.warning("no session for this call (expired, or never started here)")
-                return LOST_CALL
+                return await self._failed(request, form, None, "no session", LOST_CALL)
             session = stored.session
             if session.ended or turn != str(session.turn):
                 return stored.reply  # a retried or late webhook: same answer, no second step
             flow = self.flows.get(session.flow_id, session.version)
             if flow is None:
-                log.error("flow %s is not loaded", session.flow_id)
-                return BROKEN
+                error = f"flow {session.flow_id} version {session.version} is not loaded"
+                log.error(error)
+                return await self._failed(request, form, stored, error, BROKEN)
             return await self._advance(flow, session, event)
 
     async def _advance(self, flow: Flow, session: Session, event: Event) -> str:
@@ -261,29 +257,38 @@ class TwilioWebhooks:
     async def _give_up(
         self, request: web.Request, form: Mapping[str, str], error: Exception
     ) -> None:
-        """After an internal error the caller hears BROKEN and is hung up on: the call ends
-        here as `failed`, so the status callback that follows cannot count it abandoned."""
-        sid = form["CallSid"]
+        """After an internal error the caller hears BROKEN and is hung up on."""
         try:
-            async with self.sessions.lock(sid):
-                stored = await self.sessions.load(sid)
-                if stored is not None and stored.session.ended:
-                    return
-                now = time.time()
-                if stored is None:
-                    flow = self.flows.route(form.get("To", ""), request.query.get("flow"))
-                    session = Session(
-                        sid, flow.id if flow else "unknown", flow.version if flow else ""
-                    )
-                    session.started_at = now
-                else:
-                    session = stored.session.copy()
-                session.outcome, session.ended_at, session.waiting = "failed", now, None
-                session.error = f"internal error: {type(error).__name__}"
-                await self.sessions.save(session, BROKEN)
-                self._ended(session)
+            async with self.sessions.lock(form["CallSid"]):
+                stored = await self.sessions.load(form["CallSid"])
+                if stored is None or not stored.session.ended:
+                    why = f"internal error: {type(error).__name__}"
+                    await self._failed(request, form, stored, why, BROKEN)
         except Exception:  # the store itself may be what failed: the log has it all
             log.exception("the failed call could not be recorded")
+
+    async def _failed(
+        self,
+        request: web.Request,
+        form: Mapping[str, str],
+        stored: Stored | None,
+        error: str,
+        reply: str,
+    ) -> str:
+        """The call ends here as `failed`, ivr's fault and not the caller's, so the status
+        callback that follows finds it ended and cannot count it abandoned."""
+        now = time.time()
+        if stored is None:
+            flow = self.flows.route(form.get("To", ""), request.query.get("flow"))
+            flow_id, version = (flow.id, flow.version) if flow else ("unknown", "")
+            session = Session(form["CallSid"], flow_id, version, started_at=now)
+        else:
+            session = stored.session.copy()
+        session.outcome, session.ended_at, session.waiting = "failed", now, None
+        session.error = error
+        await self.sessions.save(session, reply)
+        self._ended(session)
+        return reply
 
     def _ended(self, session: Session) -> None:
         log.info(

@@ -638,13 +638,23 @@ async def test_signed_url_is_the_url_as_sent(sim: TwilioSim, server: Server, bac
 
 
 async def test_gather_for_a_call_never_started(sim: TwilioSim, server: Server) -> None:
-    form = {**voice_form(new_call_sid()), "CallStatus": "in-progress", "Digits": "1"}
+    """A session lost (memory store restarted, a process without the shared store) is
+    ivr's failure: the call is counted failed, not abandoned by the caller."""
+    sid = new_call_sid()
+    form = {**voice_form(sid), "CallStatus": "in-progress", "Digits": "1"}
     reply = await sim.post("/twilio/gather?t=1", form)
     assert reply.status == 200
     assert [(v.tag, v.text) for v in reply.xml()] == [
         ("Say", "Sorry, we could not continue this call. Please call again. Goodbye."),
         ("Hangup", None),
     ]
+    ended = await sim.post("/twilio/status", {**voice_form(sid), "CallStatus": "completed"})
+    assert ended.status == 200
+    record = await server.record(sid)
+    assert (record.outcome, record.flow_id, record.error) == ("failed", "telebanking", "no session")
+    text = await metrics(sim)
+    assert metric(text, "ivr_calls_total", flow="telebanking", outcome="failed") == 1
+    assert metric(text, "ivr_calls_total", flow="telebanking", outcome="abandoned") == 0
 
 
 # -- retries ------------------------------------------------------------------------------
