@@ -8,7 +8,21 @@ import sys
 import time
 from contextvars import ContextVar
 
+from ivr.engine.session import MASK
+
 call_sid: ContextVar[str | None] = ContextVar("call_sid", default=None)
+# what a caller said or keyed in this webhook, and the call's sensitive answers: a
+# traceback may quote them, and no log line may show them
+hidden: ContextVar[tuple[str, ...]] = ContextVar("hidden", default=())
+SHORTEST_HIDDEN = 4  # a menu key ("1") masked would blot out every 1 of a traceback
+
+
+def hide(*values: object) -> None:
+    """Mask these values in the log lines of the current webhook."""
+    more = tuple(str(v) for v in values if v is not None and len(str(v)) >= SHORTEST_HIDDEN)
+    if more:
+        hidden.set(hidden.get() + more)
+
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 
@@ -28,6 +42,10 @@ class JsonFormatter(logging.Formatter):
         line.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD})
         if record.exc_info:
             line["error"] = self.formatException(record.exc_info)
+        for value in hidden.get():
+            for key in ("msg", "error"):
+                if key in line:
+                    line[key] = line[key].replace(value, MASK)
         return json.dumps(line, default=str)
 
 

@@ -22,7 +22,7 @@ from ivr.engine.engine import APOLOGY
 from ivr.engine.events import CallStarted, Digits, Event, HangUp, NoInput, Recorded, Speech
 from ivr.engine.session import Session
 from ivr.flow.model import Flow
-from ivr.logs import call_sid
+from ivr.logs import call_sid, hidden, hide
 from ivr.metrics import Metrics
 from ivr.registry import FlowRegistry
 from ivr.store.base import SessionStore, Stored
@@ -101,6 +101,8 @@ class TwilioWebhooks:
             fields = dict(pairs)
             sid = fields.get("CallSid", "")
             token = call_sid.set(sid if _SID.match(sid) else None)
+            secrets = hidden.set(())
+            hide(fields.get("Digits"), fields.get("SpeechResult"))
             try:
                 why = self.signature.problem(request, pairs)
                 if why:
@@ -123,6 +125,7 @@ class TwilioWebhooks:
                 self.metrics.turn_seconds.observe(time.perf_counter() - started)
                 return xml(body)
             finally:
+                hidden.reset(secrets)
                 call_sid.reset(token)
 
         return guarded
@@ -220,6 +223,7 @@ class TwilioWebhooks:
                 log.warning("no session for this call (expired, or never started here)")
                 return await self._failed(request, form, None, "no session", LOST_CALL)
             session = stored.session
+            hide(*(session.vars.get(name) for name in session.sensitive))
             if session.ended or turn != str(session.turn):
                 return stored.reply  # a retried or late webhook: same answer, no second step
             flow = self.flows.get(session.flow_id, session.version)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 import sqlite3
@@ -10,6 +11,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from ivr.logs import JsonFormatter
 from ivr.server import FLOWS, HOOKS
 from ivr.store.records import CallRecord
 from ivr.telephony import twiml
@@ -449,6 +451,30 @@ async def test_an_internal_error_apologises_and_counts_the_call_failed(
     text = await metrics(sim)
     assert metric(text, "ivr_calls_total", flow="telebanking", outcome="failed") == 1
     assert metric(text, "ivr_calls_total", flow="telebanking", outcome="abandoned") == 0
+
+
+async def test_a_traceback_never_shows_what_the_caller_keyed_in(
+    sim: TwilioSim, server: Server, backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lines = io.StringIO()
+    handler = logging.StreamHandler(lines)
+    handler.setFormatter(JsonFormatter())  # formats as it logs, inside the webhook
+    logging.getLogger("ivr").addHandler(handler)
+    try:
+        call = await sim.start(BANK, CALLER)
+        await call.press("1")
+        await call.press("12345674#")  # the account number: sensitive in the flow
+
+        def bug(*args: object) -> str:
+            raise ValueError("no account 12345674 and no speech block card")
+
+        monkeypatch.setattr(twiml, "render", bug)
+        assert await call.say("block card") == [APOLOGY]
+    finally:
+        logging.getLogger("ivr").removeHandler(handler)
+    logged = lines.getvalue()
+    assert "ValueError: no account **** and no speech ****" in logged
+    assert "12345674" not in logged and "block card" not in logged
 
 
 async def test_a_failing_session_store_still_gets_an_apology(
