@@ -189,16 +189,9 @@ class TwilioWebhooks:
         async with self.sessions.lock(sid):
             stored = await self.sessions.load(sid)
             if stored is None:
-                flow = self.flows.route(form.get("To", ""), request.query.get("flow"))
-                session = Session(
-                    sid,
-                    flow.id if flow else "unknown",
-                    flow.version if flow else "",
-                    outcome="failed" if status == "failed" else "abandoned",
-                    started_at=time.time(),
-                    ended_at=time.time(),
-                )
-                session.call_status = status
+                session = self._unstarted(request, form)
+                session.outcome = "failed" if status == "failed" else "abandoned"
+                session.ended_at, session.call_status = session.started_at, status
                 await self.sessions.save(session, EMPTY)
                 self._ended(session)
             elif not stored.session.ended:
@@ -281,18 +274,18 @@ class TwilioWebhooks:
     ) -> str:
         """The call ends here as `failed`, ivr's fault and not the caller's, so the status
         callback that follows finds it ended and cannot count it abandoned."""
-        now = time.time()
-        if stored is None:
-            flow = self.flows.route(form.get("To", ""), request.query.get("flow"))
-            flow_id, version = (flow.id, flow.version) if flow else ("unknown", "")
-            session = Session(form["CallSid"], flow_id, version, started_at=now)
-        else:
-            session = stored.session.copy()
-        session.outcome, session.ended_at, session.waiting = "failed", now, None
+        session = self._unstarted(request, form) if stored is None else stored.session.copy()
+        session.outcome, session.ended_at, session.waiting = "failed", time.time(), None
         session.error = error
         await self.sessions.save(session, reply)
         self._ended(session)
         return reply
+
+    def _unstarted(self, request: web.Request, form: Mapping[str, str]) -> Session:
+        """A session for a call no flow ever stepped: on the flow its number routes to."""
+        flow = self.flows.route(form.get("To", ""), request.query.get("flow"))
+        flow_id, version = (flow.id, flow.version) if flow else ("unknown", "")
+        return Session(form["CallSid"], flow_id, version, started_at=time.time())
 
     def _ended(self, session: Session) -> None:
         log.info(
