@@ -178,10 +178,15 @@ class SqliteSessions:
         else:
             self._live[session.call_id] = kept
         self._known.add(session.call_id)
-        await self._db.write(
-            _UPSERT,
-            (session.call_id, session.to_json(), reply, expires, int(session.ended)),
-        )
+        try:
+            await self._db.write(
+                _UPSERT,
+                (session.call_id, session.to_json(), reply, expires, int(session.ended)),
+            )
+        except Exception:  # memory must not claim what the disk may not have
+            self._live.pop(session.call_id, None)
+            self._recent.pop(session.call_id, None)
+            raise
         self._saves += 1
         if self._saves % PURGE_EVERY == 0:
             self._purge()

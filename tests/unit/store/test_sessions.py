@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -261,6 +262,31 @@ async def test_sqlite_purge_deletes_expired_recorded_sessions_by_index(
         assert "USING INDEX sessions_expires" in plan, plan
     finally:
         await store.close()
+
+
+async def test_sqlite_a_failed_save_leaves_the_last_durable_turn(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = SqliteSessions(tmp_path / "sessions.db")
+    try:
+        await store.save(active(turn=3), "r3")
+
+        def broken(sql: str, args: tuple[object, ...]) -> asyncio.Future[None]:
+            raise sqlite3.OperationalError("disk I/O error")
+
+        with monkeypatch.context() as patch:
+            patch.setattr(store._db, "write", broken)
+            with pytest.raises(sqlite3.OperationalError):
+                await store.save(active(turn=4), "r4")
+        assert await store.load("CA1") == Stored(active(turn=3), "r3")
+        await store.save(active(turn=5), "r5")
+    finally:
+        await store.close()
+    reopened = SqliteSessions(tmp_path / "sessions.db")
+    try:
+        assert await reopened.load("CA1") == Stored(active(turn=5), "r5")
+    finally:
+        await reopened.close()
 
 
 async def test_a_failing_write_fails_alone(tmp_path: Path) -> None:
