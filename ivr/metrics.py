@@ -43,12 +43,19 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
             registry=self.registry,
         )
+        self._turns: dict[str, Counter] = {}  # by flow: labels() locks and checks each time
         self.rejected = Counter(
             "ivr_webhook_rejected_total",
             "Webhooks refused, by reason.",
             ["reason"],
             registry=self.registry,
         )
+
+    def turn(self, flow: str) -> None:
+        counter = self._turns.get(flow)
+        if counter is None:
+            counter = self._turns[flow] = self.turns.labels(flow)
+        counter.inc()
 
     def ended(self, session: Session) -> None:
         """Count an ended call once (labels never carry caller input or sensitive values)."""

@@ -100,7 +100,8 @@ class TwilioWebhooks:
                 raise web.HTTPBadRequest(text="expected a form") from None
             fields = dict(pairs)
             sid = fields.get("CallSid", "")
-            token = call_sid.set(sid if _SID.match(sid) else None)
+            valid_sid = _SID.match(sid) is not None
+            token = call_sid.set(sid if valid_sid else None)
             secrets = hidden.set(())
             hide(fields.get("Digits"), fields.get("SpeechResult"))
             try:
@@ -111,7 +112,7 @@ class TwilioWebhooks:
                         "refused %s: %s", request.path, why, extra={"remote": request.remote}
                     )
                     raise web.HTTPForbidden(text="invalid Twilio signature")
-                if not _SID.match(sid):
+                if not valid_sid:
                     self.metrics.rejected.labels("bad_request").inc()
                     log.warning("refused %s: missing or malformed CallSid", request.path)
                     raise web.HTTPBadRequest(text="CallSid missing or malformed")
@@ -246,7 +247,7 @@ class TwilioWebhooks:
             said += [APOLOGY, act.Hangup("failed")]
         reply = twiml.render(said, self.voices(flow), session.turn)
         await self.sessions.save(session, reply)
-        self.metrics.turns.labels(flow.id).inc()
+        self.metrics.turn(flow.id)
         if session.ended:
             self._ended(session)
         return reply

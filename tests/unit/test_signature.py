@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 
-from ivr.telephony.signature import signature
+from ivr.telephony.signature import keyed, signature
 
 TOKEN = "12345678901234567890123456789012"
 text = st.text(st.characters(codec="utf-8"), max_size=12)
@@ -28,7 +28,7 @@ def test_signature_is_twilios(url: str, form: list[tuple[str, str]]) -> None:
             return [v for k, v in form if k == name]
 
     params = Pairs(form)
-    assert signature(TOKEN.encode(), url, form) == RequestValidator(TOKEN).compute_signature(
+    assert signature(keyed(TOKEN), url, form) == RequestValidator(TOKEN).compute_signature(
         url, params
     )
 
@@ -43,4 +43,4 @@ def test_twilios_documented_example() -> None:
         "From": "+12349013030",
         "To": "+18005551212",
     }
-    assert signature(b"12345", url, form.items()) == "0/KCTR6DLpKmkAf8muzZqo1nDgQ="
+    assert signature(keyed("12345"), url, form.items()) == "0/KCTR6DLpKmkAf8muzZqo1nDgQ="
