@@ -1,10 +1,11 @@
 """Twilio's side of the webhook benchmark: simulated calls through flows/telebanking.yaml.
 
 Each call has its own CallSid and walks one of a few scenarios (DTMF, speech,
-silence, backend lookups, a transfer), posting what Twilio posts, signed the
-way Twilio signs it, to the URL the previous TwiML reply named, then sends the
-status callback. A small keep-alive HTTP/1.1 client keeps the driver's own CPU
-per turn well below a server's.
+silence, mistyped input, a transfer, a hang-up; in the self-service mix, backend
+lookups), posting what Twilio posts, signed the way Twilio signs it, to the URL
+the previous TwiML reply named, then sends the status callback. A small
+keep-alive HTTP/1.1 client keeps the driver's own CPU per turn well below a
+server's.
 """
 
 from __future__ import annotations
@@ -45,9 +46,35 @@ MENU = ("For your balance",)
 ACCOUNT = ("eight digit account number",)
 GOODBYE = ("Goodbye.</Say><Hangup",)
 
+AGENT = ("Connecting you to an agent", "Leave a message")  # office hours decide which
+NOT_VALID = ("That account number is not valid",)
+
 # (name, steps): every call starts with /twilio/voice (answered with MENU) and ends with
 # the status callback once the caller is gone
 SCENARIOS: dict[str, tuple[Step, ...]] = {
+    # the phone tree: menus, retries, validated input and transfers, no backend call
+    "silence, then an agent by voice": (
+        Step(SILENCE, "", ("didn't hear anything",)),
+        Step(SPEECH, "operator", AGENT),  # <Enqueue>/<Dial> to an agent, or <Record>
+        Step(TRANSFER_ENDS, "", ("<Response",)),
+    ),
+    "three mistyped account numbers, then an agent": (
+        Step(KEYS, "1", ACCOUNT),
+        Step(KEYS, "12345678#", NOT_VALID),
+        Step(SPEECH, "1 2 3 4 5 6 7 8", NOT_VALID),
+        Step(KEYS, "11111111#", AGENT),
+        Step(TRANSFER_ENDS, "", ("<Response",)),
+    ),
+    "menu again, not understood, then hanging up": (
+        Step(KEYS, "*", MENU),
+        Step(SPEECH, "pizza delivery", ("didn't catch that",)),
+        Step(KEYS, "3", ACCOUNT),
+    ),
+    "zero out to an agent": (
+        Step(KEYS, "0", AGENT),
+        Step(TRANSFER_ENDS, "", ("<Response",)),
+    ),
+    # self-service: the flow's `http` nodes call the bank backend
     "balance, then block a card by voice": (
         Step(KEYS, "1", ACCOUNT),
         Step(KEYS, "12345674#", ("Your balance is $1,234.56",)),
@@ -68,14 +95,13 @@ SCENARIOS: dict[str, tuple[Step, ...]] = {
         Step(KEYS, "12345674#", ("Your balance is",)),
         Step(KEYS, "2", GOODBYE),
     ),
-    "zero out to an agent": (
-        # office hours decide: <Enqueue>/<Dial> to an agent, or <Record> a voicemail
-        Step(KEYS, "0", ("Connecting you to an agent", "Leave a message")),
-        Step(TRANSFER_ENDS, "", ("<Response",)),
-    ),
 }
-A, B, C, D = SCENARIOS
-MIX = (A, B, A, C, D, A, B, C, A, D)  # 4:2:2:2 by call number
+SILENCE_AGENT, MISTYPED, HANG_UP, ZERO_OUT, BLOCK, TRANSACTIONS, BALANCE = SCENARIOS
+# the calls of a run, by call number: the path the webhook targets are set for (signature,
+# session, step, TwiML, metrics) and, apart, the same with backend calls (~0.25 a turn)
+PHONE_TREE = (MISTYPED, HANG_UP, SILENCE_AGENT, MISTYPED, ZERO_OUT) * 2
+SELF_SERVICE = (BLOCK, TRANSACTIONS, BLOCK, BALANCE, ZERO_OUT) * 2
+MIXES = {"phone tree": PHONE_TREE, "self-service": SELF_SERVICE}
 
 _PLAIN = re.compile(r"[A-Za-z0-9_.~-]*")
 _ACTION = re.compile(r'\saction="([^"]*)"')
@@ -300,6 +326,7 @@ async def drive(
     window: Callable[[bool], None],
     first: int = 0,
     think: float = 0.0,
+    mix: tuple[str, ...] = PHONE_TREE,
 ) -> Load:
     """`warmup + calls` calls, `concurrency` at a time, each worker starting a call as its last
     one ends. The measured window opens as call `warmup` starts and closes when the last call
@@ -315,7 +342,7 @@ async def drive(
                 window(True)
                 load.measuring = True
             try:
-                await caller.call(MIX[n % len(MIX)])
+                await caller.call(mix[n % len(mix)])
             except (ConnectionError, OSError) as e:
                 load.problem(f"call {n}: {type(e).__name__}: {e}")
                 caller.conn = None

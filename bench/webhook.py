@@ -1,14 +1,20 @@
 """Webhook benchmark: server CPU per Twilio turn of `ivr serve`, beside a bare and a naive app.
 
 One run starts three servers pinned to core 0 -- `ivr serve` (the real CLI:
-SQLite sessions, signature checks, the telebanking flow calling a local bank
-backend), a bare aiohttp app answering constant TwiML (`_bare.py`) and a naive
-aiohttp app that checks each signature and builds each `<Gather>` with the
-twilio library (`_naive.py`) -- then drives each in turn from core 1 with the
-same simulated Twilio calls. Every call has its own CallSid, every request is
-signed the way Twilio signs it, and each call walks a real multi-turn path of
-flows/telebanking.yaml (DTMF, speech, silence, a backend lookup, a transfer),
-following the action URL of each TwiML reply, and ends with a status callback.
+SQLite sessions, signature checks, the telebanking flow), a bare aiohttp app
+answering constant TwiML (`_bare.py`) and a naive aiohttp app that checks each
+signature and builds each `<Gather>` with the twilio library (`_naive.py`) --
+then drives each in turn from core 1 with the same simulated Twilio calls.
+Every call has its own CallSid, every request is signed the way Twilio signs
+it, and each call walks a real multi-turn path of flows/telebanking.yaml (DTMF,
+speech, silence, mistyped input, a transfer), following the action URL of each
+TwiML reply, and ends with a status callback.
+
+`ivr` walks the phone tree: the path the targets are set for (signature check,
+session read and write, engine step, TwiML, metrics), which is also all the bare
+and naive apps are asked to do. `ivr+api` is the same server on self-service
+paths whose `http` nodes call a local bank backend (~0.25 calls a turn): shown
+for what backend calls cost, with no target.
 
 The figure that matters is server CPU (user+sys of all its threads, from /proc)
 per turn served in a measured window with every call slot busy, after a
@@ -34,7 +40,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from _caller import drive
+from _caller import PHONE_TREE, SELF_SERVICE, drive
 from _servers import (
     DRIVER_CORE,
     SERVER_CORE,
@@ -94,7 +100,13 @@ class Snapshot:
 
 
 def measure(
-    server: Server, bank: Server, args: argparse.Namespace, first: int, think_ms: float
+    server: Server,
+    bank: Server,
+    args: argparse.Namespace,
+    first: int,
+    think_ms: float,
+    label: str,
+    warmup: int,
 ) -> Result:
     trees = process_tree(server.pid), process_tree(bank.pid)
     marks: list[Snapshot] = []
@@ -105,13 +117,14 @@ def measure(
         marks.append(Snapshot(time.perf_counter(), cpu, wait, bank_cpu, busy, driver))
 
     check, think = server.name == "ivr", think_ms / 1000
+    mix = SELF_SERVICE if label == "ivr+api" else PHONE_TREE
     load = asyncio.run(
-        drive(server.port, args.warmup, args.calls, args.concurrency, check, window, first, think)
+        drive(server.port, warmup, args.calls, args.concurrency, check, window, first, think, mix)
     )
     a, b = marks
     cpu = b.server_cpu - a.server_cpu
     return Result(
-        server.name,
+        label,
         load.turns,
         load.errors,
         b.at - a.at,
@@ -164,6 +177,13 @@ def verdict(results: list[Result], concurrency: int, think: float) -> tuple[list
          f"at {concurrency} concurrent calls)", ivr.p99_ms < TARGET_P99_MS),
     ]  # fmt: skip
     lines = [f"{'PASS' if ok else 'MISS'}  {text}" for text, ok in checks]
+    by = {r.server: r for r in results}
+    if "ivr+api" in by:
+        api = by["ivr+api"]
+        lines.append(
+            f"      ivr+api/bare {api.cpu_us_per_turn / by['bare'].cpu_us_per_turn:.2f}x, p99 "
+            f"{api.p99_ms:.1f} ms: with backend calls (no target; neither app makes any)"
+        )
     if think == 0:
         lines.append(f"      ({concurrency} calls / ivr's turns/s = {queued:.1f} ms: the mean "
                      "latency of this closed loop, whatever the server does)")  # fmt: skip
@@ -179,6 +199,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=1500, help="calls per load phase")
     parser.add_argument("--warmup", type=int, default=150, help="calls before each phase")
+    parser.add_argument(
+        "--settle",
+        type=int,
+        default=1500,
+        help="more warm-up calls before a server's first measurement: a fresh process spends "
+        "its first seconds growing its heap, its SQLite files and the WAL (+40%% CPU a turn)",
+    )
     parser.add_argument("--concurrency", type=int, default=50, help="calls in progress at once")
     parser.add_argument(
         "--think",
@@ -191,7 +218,9 @@ def main() -> int:
     parser.add_argument(
         "--rounds", type=int, default=1, help="ivr, bare, naive this many times per phase"
     )
-    parser.add_argument("--only", default="ivr,bare,naive", help="servers to drive, in order")
+    parser.add_argument(
+        "--only", default="ivr,ivr+api,bare,naive", help="servers to drive, in order"
+    )
     parser.add_argument(
         "--nice",
         type=int,
@@ -216,8 +245,8 @@ def main() -> int:
         thinks = [float(t) for t in args.think.split(",")]
     except ValueError:
         parser.error("--think takes milliseconds, comma-separated")
-    if args.calls < 1 or args.concurrency < 1 or args.warmup < 0 or min(thinks) < 0:
-        parser.error("--calls and --concurrency must be at least 1, --warmup and --think 0+")
+    if args.calls < 1 or args.concurrency < 1 or min(args.warmup, args.settle, *thinks) < 0:
+        parser.error("--calls, --concurrency at least 1; --warmup, --settle, --think 0+")
     if len(os.sched_getaffinity(0)) < 2 or not shutil.which("taskset"):
         print("needs two cores and taskset (util-linux)", file=sys.stderr)
         return 2
@@ -229,7 +258,11 @@ def main() -> int:
     phases: dict[float, list[list[Result]]] = {think: [] for think in thinks}
     with tempfile.TemporaryDirectory(prefix="ivr-bench-") as tmp, niceness(args.nice):
         bank, targets = servers(Path(tmp), args.sessions, args.ivr_env)
-        targets = [s for name in wanted for s in targets if s.name == name]
+        by_name = {s.name: s for s in targets}
+        if unknown := [n for n in wanted if n.removesuffix("+api") not in by_name]:
+            parser.error(f"--only: no server {', '.join(unknown)}")
+        drives = [(name, by_name[name.removesuffix("+api")]) for name in wanted]
+        targets = list({id(s): s for _, s in drives}.values())
         started = time.perf_counter()
         with running([bank, *targets], args.nice):
             print(
@@ -238,25 +271,30 @@ def main() -> int:
                 + f"; driver pid {os.getpid()} and bank pid {bank.pid} on core {DRIVER_CORE}",
                 flush=True,
             )
-            first = 0
+            first, settled, warmed = 0, set(), 0
             for think, rounds in phases.items():
                 for n in range(args.rounds):
                     results = []
-                    for server in targets:
-                        results.append(measure(server, bank, args, first, think))
-                        first += args.warmup + args.calls
+                    for label, server in drives:
+                        warmup = args.warmup + (0 if server.name in settled else args.settle)
+                        settled.add(server.name)
+                        results.append(measure(server, bank, args, first, think, label, warmup))
+                        first += warmup + args.calls
+                        warmed += warmup if server.name == "ivr" else 0
                     rounds.append(results)
                     if args.rounds > 1:
                         print(f"\n{_phase(think)}, round {n + 1}\n{table(results)}", flush=True)
         records, ivr_log = 0, []
-        if "ivr" in wanted:
+        ivr_drives = sum(server.name == "ivr" for _, server in drives)
+        if ivr_drives:
             records = call_records(Path(tmp) / "data")
             ivr_log = (Path(tmp) / "ivr.log").read_text(errors="replace").splitlines()
 
     total = time.perf_counter() - started
     print(
         f"\n{args.concurrency} calls at a time; per server and round {args.warmup} warm-up "
-        f"calls, then {args.calls} measured ones; {total:.0f} s in all"
+        f"calls (and {args.settle} more before a server's first), then {args.calls} measured "
+        f"ones; {total:.0f} s in all"
     )
     compared = {"ivr", "bare", "naive"} <= set(wanted)
     met = True
@@ -270,8 +308,8 @@ def main() -> int:
     )
     # wrong answers or lost records fail the run; missed targets only with --strict
     correct = all(r.errors == 0 for rounds in phases.values() for rs in rounds for r in rs)
-    if "ivr" in wanted:
-        expected = len(thinks) * args.rounds * (args.calls + args.warmup)
+    if ivr_drives:
+        expected = ivr_drives * len(thinks) * args.rounds * args.calls + warmed
         print(f"ivr call records written: {records} of {expected} calls")
         print(f"ivr serve logged {len(ivr_log)} line(s) at WARNING and above")
         for line in ivr_log[:3]:
