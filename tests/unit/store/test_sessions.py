@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 import redis.asyncio
 
 import ivr.store.redis as redis_store
+import ivr.store.sqlite as sqlite_store
 from ivr.engine.session import Session
 from ivr.store import SessionStore, Stored, base, open_sessions
 from ivr.store.redis import RedisSessions, SessionLocked
@@ -287,6 +289,67 @@ async def test_sqlite_a_failed_save_leaves_the_last_durable_turn(
         assert await reopened.load("CA1") == Stored(active(turn=5), "r5")
     finally:
         await reopened.close()
+
+
+async def test_a_long_wal_holds_writes_for_one_more_checkpoint_then_starts_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Writes that never pause leave every checkpoint behind, so the WAL never started over
+    (550 MB in 40 s of the webhook bench). Past WAL_LIMIT frames writes wait while one
+    more checkpoint copies the rest, and the next write starts the WAL over."""
+    monkeypatch.setattr(sqlite_store, "WAL_LIMIT", 10)
+    held, release, sizes = threading.Event(), threading.Event(), []
+    checkpoint = WalDatabase._checkpoint
+
+    def watched(db: WalDatabase) -> int:
+        if db._held:
+            held.set()
+            release.wait(DEADLOCK_BOUND)
+        sizes.append(checkpoint(db))
+        return sizes[-1]
+
+    monkeypatch.setattr(WalDatabase, "_checkpoint", watched)
+    db = WalDatabase(tmp_path / "t.db", "CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT);", 0.01)
+    try:
+        writes: list[asyncio.Future[None]] = []
+        while not held.is_set() and len(writes) < 10_000:
+            writes.append(db.write("INSERT INTO t VALUES (?, ?)", (len(writes), "x" * 3000)))
+            await asyncio.sleep(0.001)
+        assert held.is_set(), f"no checkpoint held the writes; the WAL had {sizes[-3:]} frames"
+        waiting = db.write("INSERT INTO t VALUES (?, ?)", (len(writes), "queued"))
+        await asyncio.sleep(0.05)
+        assert not waiting.done()
+        before = max(sizes)
+        release.set()
+        await asyncio.wait_for(asyncio.gather(*writes, waiting), DEADLOCK_BOUND)
+        assert db.execute("SELECT count(*) FROM t") == [(len(writes) + 1,)]  # none lost
+        assert checkpoint(db) < before  # the WAL started over
+    finally:
+        release.set()
+        db.close()
+
+
+async def test_a_failed_checkpoint_is_logged_and_the_next_one_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls: list[int] = []
+
+    def flaky(db: WalDatabase) -> int:
+        calls.append(1)
+        if len(calls) == 1:
+            raise sqlite3.OperationalError("disk I/O error")
+        return 0
+
+    monkeypatch.setattr(WalDatabase, "_checkpoint", flaky)
+    db = WalDatabase(tmp_path / "t.db", "CREATE TABLE t (k INTEGER PRIMARY KEY);", 0.01)
+    try:
+        await db.write("INSERT INTO t VALUES (1)", ())
+        async with asyncio.timeout(DEADLOCK_BOUND):
+            while len(calls) < 3:
+                await asyncio.sleep(0.01)
+    finally:
+        db.close()
+    assert "checkpoint of" in caplog.text and "disk I/O error" in caplog.text
 
 
 async def test_a_failing_write_fails_alone(tmp_path: Path) -> None:
