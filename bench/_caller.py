@@ -98,10 +98,9 @@ SCENARIOS: dict[str, tuple[Step, ...]] = {
 }
 SILENCE_AGENT, MISTYPED, HANG_UP, ZERO_OUT, BLOCK, TRANSACTIONS, BALANCE = SCENARIOS
 # the calls of a run, by call number: the path the webhook targets are set for (signature,
-# session, step, TwiML, metrics) and, apart, the same with backend calls (~0.25 a turn)
+# session, step, TwiML, metrics) and, apart, self-service with backend calls (0.24 a turn)
 PHONE_TREE = (MISTYPED, HANG_UP, SILENCE_AGENT, MISTYPED, ZERO_OUT) * 2
 SELF_SERVICE = (BLOCK, TRANSACTIONS, BLOCK, BALANCE, ZERO_OUT) * 2
-MIXES = {"phone tree": PHONE_TREE, "self-service": SELF_SERVICE}
 
 _PLAIN = re.compile(r"[A-Za-z0-9_.~-]*")
 _ACTION = re.compile(r'\saction="([^"]*)"')

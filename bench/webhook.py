@@ -13,7 +13,7 @@ TwiML reply, and ends with a status callback.
 `ivr` walks the phone tree: the path the targets are set for (signature check,
 session read and write, engine step, TwiML, metrics), which is also all the bare
 and naive apps are asked to do. `ivr+api` is the same server on self-service
-paths whose `http` nodes call a local bank backend (~0.25 calls a turn): shown
+paths whose `http` nodes call a local bank backend (0.24 calls a turn): shown
 for what backend calls cost, with no target.
 
 The figure that matters is server CPU (user+sys of all its threads, from /proc)
@@ -216,7 +216,7 @@ def main() -> int:
         "(saturation), 50: the server about 80%% busy (a real caller pauses for seconds)",
     )
     parser.add_argument(
-        "--rounds", type=int, default=1, help="ivr, bare, naive this many times per phase"
+        "--rounds", type=int, default=1, help="each server this many times per phase"
     )
     parser.add_argument(
         "--only", default="ivr,ivr+api,bare,naive", help="servers to drive, in order"
