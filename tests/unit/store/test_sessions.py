@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import threading
 from collections.abc import AsyncIterator
@@ -215,6 +216,15 @@ async def _enter_and_leave(store: SessionStore, call_id: str) -> None:
 # -- SQLite: durable across restarts ---------------------------------------------------------
 
 
+@contextlib.asynccontextmanager
+async def sqlite_sessions(path: Path) -> AsyncIterator[SqliteSessions]:
+    store = SqliteSessions(path)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
 async def test_sqlite_survives_reopen(tmp_path: Path) -> None:
     path = tmp_path / "sessions.db"
     first = SqliteSessions(path)
@@ -222,12 +232,9 @@ async def test_sqlite_survives_reopen(tmp_path: Path) -> None:
     await first.save(ended("CA2"), "r2")
     await first.close()
 
-    second = SqliteSessions(path)  # what a new process would open
-    try:
+    async with sqlite_sessions(path) as second:  # what a new process would open
         assert await second.load("CA1") == Stored(active("CA1"), "r1")
         assert await second.unrecorded() == [ended("CA2")]
-    finally:
-        await second.close()
 
 
 async def test_sqlite_commits_concurrent_saves_together(tmp_path: Path) -> None:
@@ -237,19 +244,15 @@ async def test_sqlite_commits_concurrent_saves_together(tmp_path: Path) -> None:
     await asyncio.gather(*(first.save(active(c, turn=n), f"r{n}") for n, c in enumerate(calls)))
     await first.close()
 
-    second = SqliteSessions(path)  # read from disk, not from the first one's memory
-    try:
+    async with sqlite_sessions(path) as second:  # from disk, not the first one's memory
         for n, call in enumerate(calls):
             assert await second.load(call) == Stored(active(call, turn=n), f"r{n}")
-    finally:
-        await second.close()
 
 
 async def test_sqlite_purge_deletes_expired_recorded_sessions_by_index(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store = SqliteSessions(tmp_path / "sessions.db")
-    try:
+    async with sqlite_sessions(tmp_path / "sessions.db") as store:
         monkeypatch.setattr(base, "ENDED_TTL", -1.0)  # expired as soon as saved
         await store.save(ended("CA1"), "r1")
         await store.mark_recorded("CA1")
@@ -262,15 +265,12 @@ async def test_sqlite_purge_deletes_expired_recorded_sessions_by_index(
         # an hour of calls must not be read on every purge: the loop waits meanwhile
         plan = " ".join(r[-1] for r in store._db.execute("EXPLAIN QUERY PLAN " + _PURGE, (0,)))
         assert "USING INDEX sessions_expires" in plan, plan
-    finally:
-        await store.close()
 
 
 async def test_sqlite_a_failed_save_leaves_the_last_durable_turn(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store = SqliteSessions(tmp_path / "sessions.db")
-    try:
+    async with sqlite_sessions(tmp_path / "sessions.db") as store:
         await store.save(active(turn=3), "r3")
 
         def broken(sql: str, args: tuple[object, ...]) -> asyncio.Future[None]:
@@ -282,13 +282,8 @@ async def test_sqlite_a_failed_save_leaves_the_last_durable_turn(
                 await store.save(active(turn=4), "r4")
         assert await store.load("CA1") == Stored(active(turn=3), "r3")
         await store.save(active(turn=5), "r5")
-    finally:
-        await store.close()
-    reopened = SqliteSessions(tmp_path / "sessions.db")
-    try:
+    async with sqlite_sessions(tmp_path / "sessions.db") as reopened:
         assert await reopened.load("CA1") == Stored(active(turn=5), "r5")
-    finally:
-        await reopened.close()
 
 
 async def test_a_long_wal_holds_writes_for_one_more_checkpoint_then_starts_over(
