@@ -148,7 +148,7 @@ def servers(tmp: Path, sessions: str | None, extra_env: list[str]) -> tuple[Serv
         **env,
         "IVR_LOG_LEVEL": "WARNING",
         "IVR_HTTP_ALLOW": f"127.0.0.1:{bank_port}",
-        "BANK_API": f"http://127.0.0.1:{bank_port}",
+        "IVR_FLOW_BANK_API": f"http://127.0.0.1:{bank_port}",
         "IVR_DATA": str(tmp / "data"),
     }
     for name in ("IVR_SESSIONS", "IVR_RECORDS", "IVR_INSECURE", "IVR_TRUST_PROXY"):

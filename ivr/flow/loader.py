@@ -3,6 +3,8 @@
 YAML 1.2 booleans only (`yes`, `no`, `on`, `off` stay words, menus say them),
 duplicate keys are errors, and aliases are expanded under a budget so a
 "billion laughs" file fails with a message instead of eating the machine.
+`${NAME}` reads only `IVR_FLOW_*` variables and those listed in `IVR_FLOW_ENV`,
+never the server's own settings: a flow file must not be a way to read its secrets.
 """
 
 from __future__ import annotations
@@ -14,8 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+from yaml.composer import Composer
 from yaml.constructor import SafeConstructor
+from yaml.parser import Parser
+from yaml.reader import Reader
 from yaml.resolver import Resolver
+from yaml.scanner import Scanner
 
 from ivr.errors import FlowError, Problem
 
@@ -24,6 +30,9 @@ Path = tuple[str | int, ...]
 MAX_NODES = 200_000  # nodes after alias expansion; real flows have a few thousand
 MAX_DEPTH = 64
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+FLOW_ENV_PREFIX = "IVR_FLOW_"  # what flows may read: secrets they need, never the server's
+FLOW_ENV_LIST = "IVR_FLOW_ENV"  # more names the operator lets flows read, comma-separated
+SERVER_ENV_PREFIXES = ("TWILIO_", "IVR_")  # the server's own settings and secrets
 _BOOL_TAG = "tag:yaml.org,2002:bool"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _COLLECTION_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
@@ -48,28 +57,29 @@ try:  # libyaml: parsing in C (8x faster), construction here
 except (ImportError, AttributeError):  # pragma: no cover - PyYAML built without libyaml
     _CParser = None
 
+
+class _PyLoader(Reader, Scanner, Parser, Composer, SafeConstructor, _Resolver12):
+    """The loader in pure Python: PyYAML built without libyaml."""
+
+    def __init__(self, text: str) -> None:
+        Reader.__init__(self, text)
+        Scanner.__init__(self)
+        Parser.__init__(self)
+        Composer.__init__(self)
+        SafeConstructor.__init__(self)
+        _Resolver12.__init__(self)
+
+
+_Loader: Any = _PyLoader
 if _CParser is not None:
 
-    class _Loader(_CParser, SafeConstructor, _Resolver12):  # type: ignore[misc]
+    class _CLoader(_CParser, SafeConstructor, _Resolver12):  # type: ignore[misc]
         def __init__(self, text: str) -> None:
             _CParser.__init__(self, text)
             SafeConstructor.__init__(self)
             _Resolver12.__init__(self)
 
-else:  # pragma: no cover - PyYAML built without libyaml
-    from yaml.composer import Composer
-    from yaml.parser import Parser
-    from yaml.reader import Reader
-    from yaml.scanner import Scanner
-
-    class _Loader(Reader, Scanner, Parser, Composer, SafeConstructor, _Resolver12):  # type: ignore[no-redef]
-        def __init__(self, text: str) -> None:
-            Reader.__init__(self, text)
-            Scanner.__init__(self)
-            Parser.__init__(self)
-            Composer.__init__(self)
-            SafeConstructor.__init__(self)
-            _Resolver12.__init__(self)
+    _Loader = _CLoader
 
 
 def _flatten_mapping(loader: Any, node: yaml.MappingNode) -> None:
@@ -88,7 +98,9 @@ def _key(node: yaml.Node) -> object:
     return node.value if isinstance(node, yaml.ScalarNode) else id(node)
 
 
-_Loader.flatten_mapping = _flatten_mapping  # type: ignore[method-assign,assignment]
+_PyLoader.flatten_mapping = _flatten_mapping  # type: ignore[method-assign,assignment]
+if _CParser is not None:
+    _CLoader.flatten_mapping = _flatten_mapping  # type: ignore[method-assign,assignment]
 
 
 @dataclass
@@ -119,6 +131,30 @@ class Document:
     ) -> Problem:
         line, col = self.mark(path, key)
         return Problem(self.file, line, col, dotted(path), message, severity)
+
+
+def listed_env(env: Mapping[str, str]) -> frozenset[str]:
+    """The names the operator listed in IVR_FLOW_ENV (in `env`) for flows to read too."""
+    return frozenset(n.strip() for n in env.get(FLOW_ENV_LIST, "").split(",") if n.strip())
+
+
+def env_refusal(name: str, listed: frozenset[str]) -> str | None:
+    """Why a flow may not read the environment variable `name`; None when it may."""
+    if name.startswith(FLOW_ENV_PREFIX):
+        return None
+    if name.startswith(SERVER_ENV_PREFIXES):
+        return (
+            f"environment variable {name} is the server's own setting: no flow may read it, "
+            f"even when listed in {FLOW_ENV_LIST}; put what the flow needs in a variable "
+            f"named {FLOW_ENV_PREFIX}..."
+        )
+    if name in listed:
+        return None
+    return (
+        f"flows may read only environment variables named {FLOW_ENV_PREFIX}...: rename "
+        f"{name} to {FLOW_ENV_PREFIX}{name}, or list {name} in {FLOW_ENV_LIST} "
+        "(comma-separated names)"
+    )
 
 
 def dotted(path: Path) -> str:
@@ -156,12 +192,15 @@ def parse_flow(
     try:
         root = loader.get_single_node()
     except yaml.MarkedYAMLError as e:
-        raise FlowError([_yaml_problem(file, e, text)]) from None
-    except RecursionError:  # PyYAML composes recursively: far too deep for the builder's check
-        line, col = getattr(loader, "line", 0) + 1, getattr(loader, "column", 0) + 1
-        raise FlowError(
-            [Problem(file, line, col, "", f"nested more than {MAX_DEPTH} levels deep")]
-        ) from None
+        if "maximum nesting depth" not in (e.problem or ""):
+            raise FlowError([_yaml_problem(file, e, text)]) from None
+        # libyaml refuses 1,000 levels with its own words, and before the builder sees any
+        mark = e.problem_mark
+        told = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        raise FlowError([_too_deep(file, text, told)]) from None
+    except RecursionError:  # PyYAML without libyaml composes recursively
+        told = getattr(loader, "line", 0) + 1, getattr(loader, "column", 0) + 1
+        raise FlowError([_too_deep(file, text, told)]) from None
     except yaml.YAMLError as e:
         raise FlowError([Problem(file, 1, 1, "", f"not valid YAML: {e}")]) from None
     finally:
@@ -210,11 +249,67 @@ def _yaml_problem(file: str, e: yaml.MarkedYAMLError, text: str) -> Problem:
     return Problem(file, line, col, "", f"YAML syntax: {what}")
 
 
+def _too_deep(file: str, text: str, told: tuple[int, int]) -> Problem:
+    """The builder's error for a file PyYAML itself refused as too deep, placed where the
+    nesting passes MAX_DEPTH; where the events cannot tell, at the place PyYAML told."""
+    found = _first_too_deep(text)
+    line, col, path = found if found is not None else (*told, ())
+    return Problem(file, line, col, dotted(path), f"nested more than {MAX_DEPTH} levels deep")
+
+
+@dataclass
+class _Open:
+    """A collection still open while reading events: where it is and what comes next in it."""
+
+    path: Path
+    mapping: bool
+    index: int = 0
+    key: str | None = None  # a mapping's key waiting for its value
+
+
+def _first_too_deep(text: str) -> tuple[int, int, Path] | None:
+    """The first value nested deeper than MAX_DEPTH, as the builder would find it. Read from
+    the pure-Python parser's events: they come one by one, with no recursion and no depth
+    limit, so the place is found however deep the file goes on."""
+    open_: list[_Open] = []  # outermost first
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.CollectionEndEvent):
+                open_.pop()
+            elif isinstance(event, yaml.NodeEvent):
+                path = _event_path(open_, event)
+                mark = event.start_mark
+                if path is not None and len(open_) > MAX_DEPTH and mark is not None:
+                    return mark.line + 1, mark.column + 1, path
+                if isinstance(event, yaml.CollectionStartEvent):
+                    mapping = isinstance(event, yaml.MappingStartEvent)
+                    open_.append(_Open(() if path is None else path, mapping))
+    except yaml.YAMLError:
+        return None
+    return None
+
+
+def _event_path(open_: list[_Open], event: yaml.NodeEvent) -> Path | None:
+    """The path of the value `event` starts; None when it starts a mapping's key."""
+    if not open_:
+        return ()
+    top = open_[-1]
+    if not top.mapping:
+        top.index += 1
+        return (*top.path, top.index - 1)
+    if top.key is None:
+        top.key = str(event.value) if isinstance(event, yaml.ScalarEvent) else "?"
+        return None
+    key, top.key = top.key, None
+    return (*top.path, key)
+
+
 class _Builder:
     """Turns the composed YAML node tree into dicts/lists/scalars, recording marks."""
 
-    def __init__(self, doc: Document, loader: _Loader, env: Mapping[str, str]) -> None:
+    def __init__(self, doc: Document, loader: SafeConstructor, env: Mapping[str, str]) -> None:
         self.doc, self.loader, self.env = doc, loader, env
+        self.readable = listed_env(env)
         self.problems: list[Problem] = []
         self.count = 0
 
@@ -286,6 +381,10 @@ class _Builder:
 
         def sub(m: re.Match[str]) -> str:
             name, default = m.group(1), m.group(2)
+            refused = env_refusal(name, self.readable)
+            if refused:
+                self.fail(node, path, refused)
+                return m.group(0)
             if name in self.env:
                 return self.env[name]
             if default is not None:

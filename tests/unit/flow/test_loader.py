@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ivr.errors import FlowError, Problem
+from ivr.flow import loader
 from ivr.flow.loader import MAX_DEPTH, MAX_NODES, parse_flow, read_flow_file
 
 
@@ -135,27 +136,74 @@ def test_nesting_too_deep_for_the_yaml_parser():
     assert problem.line == 1
 
 
+NESTED = {  # a file nested `depth` levels, in each of YAML's ways to nest
+    "flow sequences": lambda depth: "a: " + "[" * depth + "]" * depth + "\n",
+    "flow mappings": lambda depth: "a: " + "{k: " * depth + "x" + "}" * depth + "\n",
+    "block sequences": lambda depth: "a:\n" + "".join("  " * i + "-\n" for i in range(1, depth)),
+}
+
+
+@pytest.mark.parametrize("nested", NESTED.values(), ids=NESTED.keys())
+def test_far_too_deep_is_placed_like_just_too_deep(nested):
+    """Past libyaml's own limit (1,000 levels): the builder's error, place and path."""
+    assert only(nested(5000)) == only(nested(MAX_DEPTH + 5))
+
+
+@pytest.mark.parametrize("nested", NESTED.values(), ids=NESTED.keys())
+def test_far_too_deep_without_libyaml(nested, monkeypatch):
+    """PyYAML built without libyaml composes recursively and runs out of stack instead."""
+    monkeypatch.setattr(loader, "_Loader", loader._PyLoader)
+    assert only(nested(5000)) == only(nested(MAX_DEPTH + 5))
+
+
 def test_missing_env_var_is_named():
-    assert only('flow: a\nurl: "${BANK_API}/x"\n') == (
-        "f.yaml:2:6: url: environment variable BANK_API is not set "
-        "(set it, or write ${BANK_API:-default})"
+    assert only('flow: a\nurl: "${IVR_FLOW_BANK_API}/x"\n') == (
+        "f.yaml:2:6: url: environment variable IVR_FLOW_BANK_API is not set "
+        "(set it, or write ${IVR_FLOW_BANK_API:-default})"
     )
 
 
 def test_env_var_set():
-    doc = parse_flow('url: "${BANK_API}/x"\n', "f.yaml", {"BANK_API": "https://bank"})
+    env = {"IVR_FLOW_BANK_API": "https://bank"}
+    doc = parse_flow('url: "${IVR_FLOW_BANK_API}/x"\n', "f.yaml", env)
     assert doc.data == {"url": "https://bank/x"}
 
 
 def test_env_var_default():
-    doc = parse_flow('url: "${BANK_API:-http://127.0.0.1:8099}/x"\n', "f.yaml", {})
-    assert doc.data == {"url": "http://127.0.0.1:8099/x"}
-    doc = parse_flow('url: "${BANK_API:-http://127.0.0.1}/x"\n', "f.yaml", {"BANK_API": "h"})
+    text = 'url: "${IVR_FLOW_BANK_API:-http://127.0.0.1:8099}/x"\n'
+    assert parse_flow(text, "f.yaml", {}).data == {"url": "http://127.0.0.1:8099/x"}
+    doc = parse_flow(text, "f.yaml", {"IVR_FLOW_BANK_API": "h"})
     assert doc.data == {"url": "h/x"}
 
 
 def test_env_var_empty_default():
-    assert parse_flow('x: "a${NOPE:-}b"\n', "f.yaml", {}).data == {"x": "ab"}
+    assert parse_flow('x: "a${IVR_FLOW_NOPE:-}b"\n', "f.yaml", {}).data == {"x": "ab"}
+
+
+@pytest.mark.parametrize("text", ['url: "${BANK_API}/x"', 'url: "${BANK_API:-http://h}/x"'])
+def test_env_var_outside_ivr_flow_is_refused(text):
+    """Set or not, with a default or not: a flow reads only what the operator gave it."""
+    assert only(f"flow: a\n{text}\n", {"BANK_API": "https://bank"}) == (
+        "f.yaml:2:6: url: flows may read only environment variables named IVR_FLOW_...: "
+        "rename BANK_API to IVR_FLOW_BANK_API, or list BANK_API in IVR_FLOW_ENV "
+        "(comma-separated names)"
+    )
+
+
+def test_env_var_listed_in_ivr_flow_env():
+    env = {"IVR_FLOW_ENV": "OTHER, BANK_API", "BANK_API": "https://bank", "OTHER": "o"}
+    doc = parse_flow('url: "${BANK_API}/${OTHER}"\n', "f.yaml", env)
+    assert doc.data == {"url": "https://bank/o"}
+
+
+@pytest.mark.parametrize("name", ["TWILIO_AUTH_TOKEN", "IVR_CALLER_SALT", "IVR_HTTP_ALLOW"])
+def test_server_settings_are_refused_even_when_listed(name):
+    env = {"IVR_FLOW_ENV": name, name: "secret"}
+    assert only(f'flow: a\nx: "${{{name}:-none}}"\n', env) == (
+        f"f.yaml:2:4: x: environment variable {name} is the server's own setting: no flow "
+        "may read it, even when listed in IVR_FLOW_ENV; put what the flow needs in a "
+        "variable named IVR_FLOW_..."
+    )
 
 
 def test_yes_no_on_off_stay_words():
@@ -209,11 +257,11 @@ def test_non_scalar_key():
 
 
 def test_several_problems_reported_together():
-    found = problems('a: "${X}"\nb: 1\na: 2\nc: "${Y}"\n')
+    found = problems('a: "${IVR_FLOW_X}"\nb: 1\na: 2\nc: "${IVR_FLOW_Y}"\n')
     assert [(p.line, p.message.split(" (")[0]) for p in found] == [
-        (1, "environment variable X is not set"),
+        (1, "environment variable IVR_FLOW_X is not set"),
         (3, "duplicate key 'a'"),
-        (4, "environment variable Y is not set"),
+        (4, "environment variable IVR_FLOW_Y is not set"),
     ]
 
 
