@@ -2,19 +2,84 @@
 
 from __future__ import annotations
 
+import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from ivr.backend import allowed_hosts
+from ivr.errors import ConfigError
+
+TWILIO_WAIT = 15.0  # seconds Twilio waits for a webhook's answer before it gives up
+SESSION_STORES = ("sqlite", "memory", "redis", "rediss", "unix")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_ON, _OFF = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
 
 
-def _flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+def port(text: str, name: str = "IVR_PORT") -> int:
+    """`text` as a TCP port to listen on; ConfigError naming the setting otherwise."""
+    try:
+        value = int(text.strip())
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 65535:
+        raise ConfigError(f"{name}: expected a port number 1-65535, got {text!r}")
+    return value
+
+
+def turn_budget(text: str, name: str = "IVR_TURN_BUDGET") -> float:
+    """`text` as the seconds a webhook turn may take; it must end before Twilio gives up."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan  # fails the check below, as do inf and nan themselves
+    if not 0 < value < TWILIO_WAIT:
+        raise ConfigError(
+            f"{name}: expected seconds more than 0 and less than {TWILIO_WAIT:g} "
+            f"(Twilio gives up on a webhook after {TWILIO_WAIT:g} s), got {text!r}"
+        )
+    return value
+
+
+def sessions_url(text: str, name: str = "IVR_SESSIONS") -> str:
+    """`text` as a session store URL of a kind ivr has."""
+    if urlsplit(text).scheme not in SESSION_STORES:
+        raise ConfigError(
+            f"{name}: unknown store {text!r} "
+            "(use sqlite:///path, memory:// or redis://host:port/db)"
+        )
+    return text
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw not in _ON + _OFF:
+        raise ConfigError(
+            f"{name}: expected on or off (1/0, true/false, yes/no), got {env[name]!r}"
+        )
+    return raw in _ON
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = env.get(name, default)
+    for choice in choices:
+        if value.strip().lower() == choice.lower():
+            return choice
+    raise ConfigError(f"{name}: expected one of {', '.join(choices)}, got {value!r}")
+
+
+def _records_url(url: str) -> str:
+    if not url.startswith("sqlite://"):
+        raise ConfigError(f"IVR_RECORDS: only sqlite:///path is supported so far, not {url!r}")
+    return url
 
 
 @dataclass
 class Config:
+    """How `ivr serve` runs: made by `from_env` and the CLI's flags, read by the server."""
+
     host: str = "0.0.0.0"
     port: int = 8080
     flows: Path = Path("flows")
@@ -33,28 +98,38 @@ class Config:
     workflow_sid: str | None = None
     log_level: str = "INFO"
     watch: bool = True
+    turn_budget: float = 10.0  # seconds a webhook turn may take before ivr must answer
+    demo: bool = False  # serve the example flows' demo backends too (ivr/demo.py)
 
     @classmethod
-    def from_env(cls) -> Config:
-        env = os.environ
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
+        """The settings in `env` (default: the process environment) over the defaults;
+        ConfigError names the first one that cannot be used."""
+        env = os.environ if env is None else env
+        sessions, records = env.get("IVR_SESSIONS"), env.get("IVR_RECORDS")
         return cls(
             host=env.get("IVR_HOST", cls.host),
-            port=int(env.get("IVR_PORT", cls.port)),
+            port=port(env["IVR_PORT"]) if env.get("IVR_PORT") else cls.port,
             flows=Path(env.get("IVR_FLOWS", "flows")),
             audio=Path(env.get("IVR_AUDIO", "audio")),
             data=Path(env.get("IVR_DATA", "data")),
             public_url=env.get("IVR_PUBLIC_URL") or None,
             auth_token=env.get("TWILIO_AUTH_TOKEN") or None,
-            insecure=_flag("IVR_INSECURE"),
-            trust_proxy=_flag("IVR_TRUST_PROXY"),
-            sessions=env.get("IVR_SESSIONS") or None,
-            records=env.get("IVR_RECORDS") or None,
-            http_allow=allowed_hosts(),
+            insecure=_flag(env, "IVR_INSECURE"),
+            trust_proxy=_flag(env, "IVR_TRUST_PROXY"),
+            sessions=sessions_url(sessions) if sessions else None,
+            records=_records_url(records) if records else None,
+            http_allow=allowed_hosts(env.get("IVR_HTTP_ALLOW", "")),
             default_flow=env.get("IVR_DEFAULT_FLOW") or None,
-            hash_caller=env.get("IVR_STORE_CALLER", "hashed") != "plain",
+            hash_caller=_choice(env, "IVR_STORE_CALLER", "hashed", ("hashed", "plain")) == "hashed",
             caller_salt=env.get("IVR_CALLER_SALT", ""),
             workflow_sid=env.get("TWILIO_WORKFLOW_SID") or None,
-            log_level=env.get("IVR_LOG_LEVEL", "INFO").upper(),
+            log_level=_choice(env, "IVR_LOG_LEVEL", "INFO", LOG_LEVELS),
+            turn_budget=(
+                turn_budget(env["IVR_TURN_BUDGET"])
+                if env.get("IVR_TURN_BUDGET")
+                else cls.turn_budget
+            ),
         )
 
     @property
@@ -63,7 +138,5 @@ class Config:
 
     @property
     def records_path(self) -> Path:
-        url = self.records or f"sqlite:///{(self.data / 'calls.db').resolve()}"
-        if not url.startswith("sqlite://"):
-            raise ValueError(f"IVR_RECORDS: only sqlite:///path is supported so far, not {url!r}")
+        url = _records_url(self.records or f"sqlite:///{(self.data / 'calls.db').resolve()}")
         return Path(url.removeprefix("sqlite://"))

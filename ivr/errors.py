@@ -38,3 +38,7 @@ class FlowError(IvrError):
 
 class BackendError(IvrError):
     """A backend HTTP call that is not allowed or failed before it was sent."""
+
+
+class ConfigError(IvrError):
+    """A setting (environment variable or flag) that cannot be used: says which and why."""

@@ -1,6 +1,7 @@
 """The flows a server runs: loaded from a directory, routed by called number, hot-reloaded.
 
-A flow that fails to load never replaces the version that works; calls in
+A flow that fails to load never replaces the version that works, nor does one that
+lists a number another flow answers (the first to list it keeps it); calls in
 progress keep the version they started on, looked up by (id, version).
 """
 
@@ -13,7 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ivr.flow import Problem, check_flow, flow_files
+from ivr.flow.compiler import TURN_BUDGET
 from ivr.flow.model import Flow
+from ivr.flow.numbers import claim_problem, taken
 
 log = logging.getLogger("ivr.flows")
 KEEP_VERSIONS = 20  # old versions kept per flow for calls still running on them
@@ -29,10 +32,17 @@ class Scan:
 
 
 class FlowRegistry:
+    """The flows of one directory, made by the server and read by every webhook."""
+
     def __init__(
-        self, directory: Path, env: Mapping[str, str] | None = None, default: str | None = None
+        self,
+        directory: Path,
+        env: Mapping[str, str] | None = None,
+        default: str | None = None,
+        turn_budget: float = TURN_BUDGET,
     ) -> None:
         self.directory, self.env, self.default = directory, env, default
+        self.turn_budget = turn_budget
         self.current: dict[str, Flow] = {}
         self._versions: dict[tuple[str, str], Flow] = {}
         self._by_number: dict[str, str] = {}
@@ -57,12 +67,13 @@ class FlowRegistry:
         dirty = [p for p in files if self._mtimes.get(p) != mtimes[p]]
         if not dirty:
             return None
-        return Scan(mtimes, dirty, [(p, *check_flow(p, self.env)) for p in files])
+        return Scan(mtimes, dirty, [(p, *check_flow(p, self.env, self.turn_budget)) for p in files])
 
     def apply(self, scan: Scan | None) -> list[str]:
-        changed: list[str] = []
+        """Takes a scan's new versions, each unless it would take another flow's number."""
         if scan is None:
-            return changed
+            return []
+        waiting: list[tuple[Path, Flow]] = []
         for path, flow, problems in scan.results:
             for problem in problems:
                 level = logging.ERROR if problem.severity == "error" else logging.WARNING
@@ -70,26 +81,55 @@ class FlowRegistry:
                     log.log(level, "flow problem: %s", problem, extra={"flow_file": str(path)})
             if flow is None:
                 if path in scan.dirty:
-                    old = next(
-                        (f.version for f in self.current.values() if f.file == str(path)), None
-                    )
-                    log.error(
-                        "flow %s not loaded; %s",
-                        path,
-                        f"still serving version {old}" if old else "no version serves",
-                    )
+                    self._not_loaded(path)
                 continue
             if (
                 self.current.get(flow.id, None) is None
                 or self.current[flow.id].version != flow.version
             ):
+                waiting.append((path, flow))
+        changed = self._take(waiting, scan.dirty)
+        self._mtimes = scan.mtimes
+        return changed
+
+    def _take(self, waiting: list[tuple[Path, Flow]], dirty: list[Path]) -> list[str]:
+        """Loads new versions in order. One that lists a number a flow of another id has
+        waits (that flow's own new version may give it up) and is tried again after the
+        others; what still waits then is not loaded, and its claim is logged as an error."""
+        changed: list[str] = []
+        while waiting:
+            refused = []
+            for path, flow in waiting:
+                if taken(flow, self._owners()):
+                    refused.append((path, flow))
+                    continue
                 self._add(flow)
                 changed.append(flow.id)
                 log.info(
                     "flow %s version %s loaded (%d nodes)", flow.id, flow.version, len(flow.nodes)
                 )
-        self._mtimes = scan.mtimes
+            if len(refused) == len(waiting):
+                break
+            waiting = refused
+        for path, flow in waiting:
+            owners = self._owners()
+            for number in taken(flow, owners):
+                problem = claim_problem(flow, number, owners[number], self.env)
+                log.error("flow problem: %s", problem, extra={"flow_file": str(path)})
+            if path in dirty:
+                self._not_loaded(path)
         return changed
+
+    def _owners(self) -> dict[str, Flow]:
+        return {n: self.current[flow_id] for n, flow_id in self._by_number.items()}
+
+    def _not_loaded(self, path: Path) -> None:
+        old = next((f.version for f in self.current.values() if f.file == str(path)), None)
+        log.error(
+            "flow %s not loaded; %s",
+            path,
+            f"still serving version {old}" if old else "no version serves",
+        )
 
     def _add(self, flow: Flow) -> None:
         self.current[flow.id] = flow

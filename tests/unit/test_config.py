@@ -1,0 +1,72 @@
+"""Server settings from the environment: every value checked, every bad one named."""
+
+from __future__ import annotations
+
+import pytest
+
+from ivr.config import Config
+from ivr.errors import ConfigError, IvrError
+
+
+def test_defaults():
+    config = Config.from_env({})
+    assert (config.host, config.port, config.turn_budget) == ("0.0.0.0", 8080, 10.0)
+    assert (config.insecure, config.hash_caller, config.log_level) == (False, True, "INFO")
+
+
+@pytest.mark.parametrize(
+    ("env", "field", "value"),
+    [
+        ({"IVR_PORT": " 9000 "}, "port", 9000),
+        ({"IVR_PORT": ""}, "port", 8080),
+        ({"IVR_TURN_BUDGET": "4.5"}, "turn_budget", 4.5),
+        ({"IVR_TURN_BUDGET": "14.9"}, "turn_budget", 14.9),
+        ({"IVR_INSECURE": "on"}, "insecure", True),
+        ({"IVR_INSECURE": "Yes"}, "insecure", True),
+        ({"IVR_INSECURE": "0"}, "insecure", False),
+        ({"IVR_TRUST_PROXY": "true"}, "trust_proxy", True),
+        ({"IVR_STORE_CALLER": "plain"}, "hash_caller", False),
+        ({"IVR_LOG_LEVEL": "debug"}, "log_level", "DEBUG"),
+        ({"IVR_SESSIONS": "memory://"}, "sessions", "memory://"),
+        (
+            {"IVR_HTTP_ALLOW": "a.example, 127.0.0.1:8099"},
+            "http_allow",
+            ("a.example", "127.0.0.1:8099"),
+        ),
+    ],
+)
+def test_good_values(env, field, value):
+    assert getattr(Config.from_env(env), field) == value
+
+
+BAD = {
+    "IVR_PORT": ("abc", "expected a port number 1-65535, got 'abc'"),
+    "IVR_PORT=0": ("0", "expected a port number 1-65535, got '0'"),
+    "IVR_PORT=65536": ("65536", "expected a port number 1-65535, got '65536'"),
+    "IVR_TURN_BUDGET": (
+        "soon",
+        "expected seconds more than 0 and less than 15 "
+        "(Twilio gives up on a webhook after 15 s), got 'soon'",
+    ),
+    "IVR_TURN_BUDGET=0": ("0", "expected seconds more than 0 and less than 15"),
+    "IVR_TURN_BUDGET=15": ("15", "expected seconds more than 0 and less than 15"),
+    "IVR_TURN_BUDGET=nan": ("nan", "expected seconds more than 0 and less than 15"),
+    "IVR_INSECURE": ("maybe", "expected on or off (1/0, true/false, yes/no), got 'maybe'"),
+    "IVR_STORE_CALLER": ("hash", "expected one of hashed, plain, got 'hash'"),
+    "IVR_LOG_LEVEL": ("loud", "expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL, got 'loud'"),
+    "IVR_SESSIONS": (
+        "postgres://db",
+        "unknown store 'postgres://db' (use sqlite:///path, memory:// or redis://host:port/db)",
+    ),
+    "IVR_RECORDS": ("redis://r", "only sqlite:///path is supported so far, not 'redis://r'"),
+}
+
+
+@pytest.mark.parametrize(("case", "bad"), BAD.items(), ids=BAD.keys())
+def test_bad_values_are_named(case, bad):
+    name = case.split("=")[0]
+    value, message = bad
+    with pytest.raises(ConfigError) as e:
+        Config.from_env({name: value})
+    assert str(e.value).startswith(f"{name}: {message}")
+    assert isinstance(e.value, IvrError)
