@@ -60,7 +60,7 @@ ACCT = {
         {"amount": 1500, "merchant": "Salary"},
     ],
 }
-OK = FetchResult(200, ACCT)
+OK = FetchResult(200, ACCT, at=0)
 
 # name, events, expected outcome, expected tasks: each a real path through the flow
 Scenario = tuple[str, list[Event], str, list[str]]
@@ -70,26 +70,29 @@ def scenarios() -> list[Scenario]:
     def at(t0: float, *events: Event) -> list[Event]:
         return [replace(e, at=t0 + 7 * i) for i, e in enumerate(events)]
 
-    call = CallStarted(caller="+15550123", called="+15550100")
+    call = CallStarted(caller="+15550123", called="+15550100", at=0)
+    key = lambda keys: Digits(keys, at=0)  # noqa: E731 - times are set by at()
+    say = lambda words, confidence: Speech(words, confidence, at=0)  # noqa: E731
+    silence = NoInput(at=0)
     return [
-        ("balance by digits", at(OPEN, call, Digits("1"), Digits(ACCOUNT + "#"), OK, Digits("2")),
+        ("balance by digits", at(OPEN, call, key("1"), key(ACCOUNT + "#"), OK, key("2")),
          "contained", ["balance_inquiry"]),
-        ("balance by speech", at(OPEN, call, Speech("balance", 0.9), Speech(SPOKEN, 0.8), OK,
-                                 Speech("no thanks", 0.9)), "contained", ["balance_inquiry"]),
-        ("block card, confirmed", at(OPEN, call, Speech("block card", 0.3), Speech("yes", 0.9),
-                                     Digits(ACCOUNT + "#"), OK, Digits("1"), FetchResult(204),
-                                     Speech("no", 0.9)), "contained", ["card_blocked"]),
-        ("transactions, then agent", at(OPEN, call, Digits("3"), Digits(ACCOUNT + "#"), OK,
-                                        Digits("1"), Digits("0")), "transferred", ["transactions"]),
-        ("zero-out to an agent", at(OPEN, call, Digits("0")), "transferred", []),
-        ("no input x3, voicemail", at(CLOSED, call, NoInput(), NoInput(), NoInput(),
-                                      Recorded("RE123", 12.0)),
+        ("balance by speech", at(OPEN, call, say("balance", 0.9), say(SPOKEN, 0.8), OK,
+                                 say("no thanks", 0.9)), "contained", ["balance_inquiry"]),
+        ("block card, confirmed", at(OPEN, call, say("block card", 0.3), say("yes", 0.9),
+                                     key(ACCOUNT + "#"), OK, key("1"), FetchResult(204, at=0),
+                                     say("no", 0.9)), "contained", ["card_blocked"]),
+        ("transactions, then agent", at(OPEN, call, key("3"), key(ACCOUNT + "#"), OK,
+                                        key("1"), key("0")), "transferred", ["transactions"]),
+        ("zero-out to an agent", at(OPEN, call, key("0")), "transferred", []),
+        ("no input x3, voicemail", at(CLOSED, call, silence, silence, silence,
+                                      Recorded("RE123", 12.0, at=0)),
          "contained", ["callback_requested"]),
-        ("bad account, backend down", at(OPEN, call, Digits("1"), Digits("12345678#"),
-                                         Digits(ACCOUNT + "#"), FetchResult(error="timeout")),
+        ("bad account, backend down", at(OPEN, call, key("1"), key("12345678#"),
+                                         key(ACCOUNT + "#"), FetchResult(error="timeout", at=0)),
          "transferred", []),
-        ("repeat, then hang up", at(OPEN, call, Digits("*"), Speech("how much money", 0.9),
-                                    HangUp()), "abandoned", []),
+        ("repeat, then hang up", at(OPEN, call, key("*"), say("how much money", 0.9),
+                                    HangUp(at=0)), "abandoned", []),
     ]  # fmt: skip
 
 
@@ -170,7 +173,7 @@ def generated_flow(size: int = FLOW_NODES, seed: int = 7) -> dict[str, Any]:
     """A flow of `size` nodes: modules of menu, ask, set, http, branch, say, transfer, end;
     every node reachable from start and able to reach an end."""
     rng = random.Random(seed)
-    api = "${BANK_API:-http://127.0.0.1:8099}"
+    api = "${IVR_FLOW_BANK_API:-http://127.0.0.1:8099}"
     modules = (size - 5) // MODULE
     nodes: dict[str, Any] = {
         "welcome": {"say": "Welcome to Example Bank. You are calling from {{ caller }}.",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import time
 from collections.abc import Iterable
 from fnmatch import fnmatch
 from urllib.parse import SplitResult, urlsplit
@@ -52,10 +53,12 @@ class Backend:
             return False
         return any(fnmatch(host, p) or fnmatch(f"{host}:{port}", p) for p in self.allow)
 
-    async def fetch(self, action: Fetch) -> FetchResult:
+    async def fetch(self, action: Fetch, timeout: float | None = None) -> FetchResult:
+        """One attempt of `action` (within `timeout` seconds, default the action's own)."""
+        timeout = action.timeout if timeout is None else timeout
         if not self.permits(action.url):
             host = urlsplit(action.url).netloc or action.url
-            return FetchResult(error=f"host {host} is not in IVR_HTTP_ALLOW")
+            return FetchResult(error=f"host {host} is not in IVR_HTTP_ALLOW", at=time.time())
         if self._session is None:
             # backends are APIs, not browsers: no cookies carried from one call to the next
             self._session = aiohttp.ClientSession(
@@ -67,7 +70,7 @@ class Backend:
                 action.url,
                 headers=action.headers or None,
                 json=action.json,
-                timeout=_timeout(action.timeout),
+                timeout=_timeout(timeout),
                 allow_redirects=False,
             ) as response:
                 raw = b""  # read(n) answers what has arrived, up to n: read to the end
@@ -76,12 +79,13 @@ class Backend:
                     if len(raw) > MAX_BODY:
                         break
                 if len(raw) > MAX_BODY:
-                    return FetchResult(response.status, error="answer larger than 1 MiB")
-                return FetchResult(response.status, _decode(raw))
+                    error = "answer larger than 1 MiB"
+                    return FetchResult(response.status, error=error, at=time.time())
+                return FetchResult(response.status, _decode(raw), at=time.time())
         except TimeoutError:
-            return FetchResult(error=f"timed out after {action.timeout:g} s")
+            return FetchResult(error=f"timed out after {timeout:g} s", at=time.time())
         except (aiohttp.ClientError, OSError, ValueError) as e:
-            return FetchResult(error=f"{type(e).__name__}: {e}")
+            return FetchResult(error=f"{type(e).__name__}: {e}", at=time.time())
 
     async def close(self) -> None:
         if self._session is not None:

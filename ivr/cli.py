@@ -1,20 +1,85 @@
-"""The `ivr` command: validate, graph, call and test flows."""
+"""The `ivr` command: validate, graph, call, test and serve flows."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from importlib import metadata
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
-from ivr.errors import FlowError
+from ivr import __version__
+from ivr.errors import ConfigError, FlowError
 from ivr.flow import flow_files
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The `ivr` command; returns its exit status (argparse exits itself on usage errors)."""
+    try:
+        try:
+            return _run(_parser().parse_args(argv))
+        finally:
+            sys.stdout.flush()  # a reader that went away shows here, not in Python's exit
+    except BrokenPipeError:
+        # `ivr graph FLOW | head -1`: the reader has all it wanted. What is still buffered
+        # goes nowhere, so the flush at exit cannot fail again and print a traceback.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 128 + signal.SIGPIPE  # what a shell reports for a program that pipe ended
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        return int(args.run(args))
+    except FlowError as e:
+        print(e, file=sys.stderr)
+        return 1
+    except ConfigError as e:  # a setting a person gave: one line, no traceback
+        print(f"ivr: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+class _Version(argparse.Action):
+    """`--version`: the installed package's version, looked up only when asked for, as
+    reading package metadata would slow every other command."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
+        try:
+            version = metadata.version("ivr")
+        except metadata.PackageNotFoundError:  # a source tree run without installing it
+            version = __version__
+        print(f"ivr {version}")
+        parser.exit()
+
+
+def _checked(parser: str, flag: str) -> Callable[[str], Any]:
+    """An argparse type from `ivr.config`'s parser of that name: a flag is checked as its
+    variable is. Imported only when a flag is given, as it brings in the server's modules."""
+
+    def check(text: str) -> Any:
+        from ivr import config
+
+        try:
+            return getattr(config, parser)(text, flag)
+        except ConfigError as e:
+            raise argparse.ArgumentTypeError(str(e).removeprefix(f"{flag}: ")) from None
+
+    return check
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ivr", description="Programmable IVR engine.")
+    parser.add_argument("--version", action=_Version, help="show the version and exit")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser(
@@ -42,12 +107,27 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     p = sub.add_parser("serve", help="run the Twilio webhook server")
     p.add_argument("--host", help="address to listen on (IVR_HOST, default 0.0.0.0)")
-    p.add_argument("--port", type=int, help="port (IVR_PORT, default 8080)")
+    p.add_argument("--port", type=_checked("port", "--port"), help="port (IVR_PORT, default 8080)")
     p.add_argument("--flows", type=Path, help="flows directory (IVR_FLOWS, default flows)")
     p.add_argument("--audio", type=Path, help="prompt recordings (IVR_AUDIO, default audio)")
     p.add_argument("--data", type=Path, help="data directory for SQLite (IVR_DATA, default data)")
     p.add_argument(
-        "--sessions", help="sqlite:///path | memory:// | redis://host:port/db (IVR_SESSIONS)"
+        "--sessions",
+        type=_checked("sessions_url", "--sessions"),
+        help="sqlite:///path | memory:// | redis://host:port/db (IVR_SESSIONS)",
+    )
+    p.add_argument(
+        "--turn-budget",
+        type=_checked("turn_budget", "--turn-budget"),
+        metavar="SECONDS",
+        help="how long a webhook turn may take before ivr answers, under Twilio's 15 s "
+        "(IVR_TURN_BUDGET, default 10)",
+    )
+    p.add_argument(
+        "--demo",
+        action="store_true",
+        default=None,
+        help="also serve the example flows' bank and shop APIs on 127.0.0.1 (a first run)",
     )
     p.add_argument("--public-url", help="this server's URL as Twilio calls it (IVR_PUBLIC_URL)")
     p.add_argument(
@@ -71,18 +151,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.set_defaults(run=_serve)
 
-    p = sub.add_parser("test", help="run conversation tests (default: flows/tests/*.yaml)")
-    p.add_argument("paths", nargs="*", type=Path, metavar="PATH")
+    p = sub.add_parser("test", help="run conversation tests (default: $IVR_FLOWS/tests)")
+    p.add_argument("paths", nargs="*", type=Path, metavar="PATH", help="test files or directories")
     p.set_defaults(run=_test)
-
-    args = parser.parse_args(argv)
-    try:
-        return int(args.run(args))
-    except FlowError as e:
-        print(e, file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
+    return parser
 
 
 def _flow_files(paths: Sequence[Path]) -> list[Path]:
@@ -96,17 +168,33 @@ def _flow_files(paths: Sequence[Path]) -> list[Path]:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from ivr.flow import check_flow
+    from ivr.config import turn_budget
+    from ivr.flow import Flow, check_flow
+    from ivr.flow.compiler import TURN_BUDGET
+    from ivr.flow.numbers import claim_problem, taken
 
     errors = warnings = 0
+    owners: dict[str, Flow] = {}  # called number -> the first flow that lists it
     files = _flow_files(args.paths)
+    # backend waits must fit in the server's turn budget
+    budget = (
+        turn_budget(os.environ["IVR_TURN_BUDGET"])
+        if "IVR_TURN_BUDGET" in os.environ
+        else TURN_BUDGET
+    )
     for path in files:
-        flow, problems = check_flow(path)
+        flow, problems = check_flow(path, turn_budget=budget)
+        if flow is not None:
+            problems = [
+                *problems,
+                *(claim_problem(flow, n, owners[n]) for n in taken(flow, owners)),
+            ]
+            owners |= {n: flow for n in flow.numbers if n not in owners}
         for problem in problems:
             print(problem)
         errors += sum(p.severity == "error" for p in problems)
         warnings += sum(p.severity == "warning" for p in problems)
-        if flow is not None:
+        if flow is not None and not any(p.severity == "error" for p in problems):
             print(f"{path}: ok ({flow.id} version {flow.version}, {len(flow.nodes)} nodes)")
     print(f"{len(files)} file(s): {errors} error(s), {warnings} warning(s)")
     return 1 if errors else 0
@@ -125,6 +213,7 @@ def _call(args: argparse.Namespace) -> int:
     from ivr.backend import Backend, allowed_hosts
     from ivr.console import call
     from ivr.flow import load_flow
+    from ivr.runner import Runner
 
     flow = load_flow(args.flow)
     allow = [*allowed_hosts(), *(urlsplit(f"//{h}").netloc or h for h in args.allow)]
@@ -132,7 +221,7 @@ def _call(args: argparse.Namespace) -> int:
     async def run() -> str:
         backend = Backend(allow)
         try:
-            return await call(flow, backend, caller=args.caller)
+            return await call(flow, Runner(backend), caller=args.caller)
         finally:
             await backend.close()
 
@@ -156,6 +245,8 @@ def _serve(args: argparse.Namespace) -> int:
         "trust_proxy",
         "insecure",
         "watch",
+        "turn_budget",
+        "demo",
     ):
         value = getattr(args, name)
         if value is not None:
@@ -167,8 +258,13 @@ def _serve(args: argparse.Namespace) -> int:
 def _test(args: argparse.Namespace) -> int:
     from ivr.conversation import main as run_tests
 
-    paths = args.paths or sorted(Path("flows/tests").glob("*.yaml"))
-    return run_tests(paths)
+    if args.paths:
+        return run_tests(args.paths)
+    default = Path(os.environ.get("IVR_FLOWS") or "flows") / "tests"  # as `ivr serve` finds flows
+    if not default.is_dir():
+        print(f"ivr test: no conversation tests in {default}", file=sys.stderr)
+        return 1
+    return run_tests([default])
 
 
 if __name__ == "__main__":

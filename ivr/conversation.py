@@ -16,7 +16,7 @@ import contextlib
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import pairwise
 from pathlib import Path
@@ -27,13 +27,14 @@ from aiohttp import web
 
 from ivr.backend import Backend
 from ivr.engine import actions as act
-from ivr.engine import new_session, step
+from ivr.engine import new_session
 from ivr.engine.events import CallStarted, Digits, Event, HangUp, NoInput, Recorded, Speech
 from ivr.errors import FlowError, Problem
 from ivr.flow import load_flow
 from ivr.flow.loader import Document, parse_flow
 from ivr.flow.loader import Path as DocPath
 from ivr.flow.model import Flow
+from ivr.runner import Runner
 
 DEFAULT_CLOCK = "2026-11-25T12:00:00+00:00"  # a Wednesday, noon UTC
 FILE_KEYS = frozenset({"flow", "env", "backend", "tests"})
@@ -143,12 +144,20 @@ async def run_suite_async(path: str | os.PathLike[str]) -> Suite:
 
 
 def main(paths: Sequence[str | os.PathLike[str]]) -> int:
-    """`ivr test`: print each file's report; 1 when any test fails or a file cannot run."""
-    if not paths:
-        print("no conversation test files given", file=sys.stderr)
+    """`ivr test`: print each file's report; 1 when any test fails or a file cannot run.
+    A directory stands for the *.yaml files in it."""
+    files: list[Path] = []
+    for given in map(Path, paths):
+        found = sorted(given.glob("*.yaml")) if given.is_dir() else [given]
+        if not found:
+            print(f"ivr test: no conversation tests in {given}", file=sys.stderr)
+            return 1
+        files += found
+    if not files:
+        print("ivr test: no conversation test files given", file=sys.stderr)
         return 1
     status = 0
-    for path in paths:
+    for path in files:
         try:
             suite = run_suite(path)
         except FlowError as e:
@@ -216,7 +225,8 @@ class _Call:
         index: int,
         test: dict[str, Any],
     ) -> None:
-        self.flow, self.backend, self.server, self.doc = flow, backend, server, doc
+        self.flow, self.server, self.doc = flow, server, doc
+        self.runner = Runner(backend, clock=lambda: self.at)
         self.index, self.test, self.name = index, test, str(test["name"])
         self.at = _timestamp(test.get("clock", DEFAULT_CLOCK))
         self.session = new_session(flow, f"test-{index + 1}")
@@ -227,7 +237,7 @@ class _Call:
     async def run(self) -> TestResult:
         self.server.use(self.test.get("backend"))
         called = self.test.get("called", self.flow.numbers[0] if self.flow.numbers else "")
-        await self.feed(CallStarted(self.at, str(self.test.get("caller", "")), str(called)))
+        await self.feed(CallStarted(str(self.test.get("caller", "")), str(called), at=self.at))
         failures: list[str] = []
         number = 0
         for number, item in enumerate(self.test["steps"], 1):
@@ -268,22 +278,18 @@ class _Call:
         return None
 
     async def feed(self, event: Event) -> None:
-        """Step the engine; perform Fetch actions for real and feed back their results."""
-        self.session, actions = step(self.flow, self.session, event)
-        while True:
-            for a in actions:
-                if isinstance(a, act.Prompt):
-                    self.heard.append(a.text)
-                elif isinstance(a, act.Transfer):
-                    self.transfer = a
-            if not actions or not isinstance(actions[-1], act.Fetch):
-                return
-            fetch = actions[-1]
-            url = urlsplit(fetch.url)
-            local = url.netloc in self.backend.allow
-            self.fetched.append(f"{fetch.method} {_path_qs(url) if local else fetch.url}")
-            result = await self.backend.fetch(fetch)
-            self.session, actions = step(self.flow, self.session, replace(result, at=self.at))
+        """One turn through the runner: backend calls happen for real, at the test's clock."""
+        turn = await self.runner.run(self.flow, self.session, event)
+        self.session = turn.session
+        for a in turn.actions:
+            if isinstance(a, act.Prompt):
+                self.heard.append(a.text)
+            elif isinstance(a, act.Transfer):
+                self.transfer = a
+            elif isinstance(a, act.Fetch):
+                url = urlsplit(a.url)
+                local = url.netloc in self.runner.backend.allow
+                self.fetched.append(f"{a.method} {_path_qs(url) if local else a.url}")
 
     def state(self) -> str:
         s = self.session
@@ -452,23 +458,23 @@ def _events(kind: str, value: Any, at: float) -> list[Event]:
         keys = value if isinstance(value, str) else str(value) if type(value) is int else ""
         if not keys or keys.strip("0123456789*#"):
             raise ValueError('press takes keys as text, e.g. "1" or "12345674#"')
-        return [Digits(keys, at)]
+        return [Digits(keys, at=at)]
     if kind == "say":
         said = value if isinstance(value, dict) else {"text": value}
         if not isinstance(said.get("text"), str) or set(said) - {"text", "confidence"}:
             raise ValueError("say takes words, or {text: words, confidence: 0.4}")
-        return [Speech(said["text"], float(said.get("confidence", 1.0)), at)]
+        return [Speech(said["text"], float(said.get("confidence", 1.0)), at=at)]
     if kind == "silence":
         count = 1 if value is True else value
         if not isinstance(count, int) or isinstance(count, bool) or count < 1:
             raise ValueError("silence takes true, or how many silences in a row")
-        return [NoInput(at) for _ in range(count)]
+        return [NoInput(at=at) for _ in range(count)]
     if kind == "record":
         rec = value if isinstance(value, dict) else {"reference": value}
-        return [Recorded(str(rec["reference"]), float(rec.get("seconds", 0)), at)]
+        return [Recorded(str(rec["reference"]), float(rec.get("seconds", 0)), at=at)]
     if value is not True:
         raise ValueError("write hangup: true")
-    return [HangUp(at)]
+    return [HangUp(at=at)]
 
 
 def _path_qs(url: Any) -> str:

@@ -18,6 +18,7 @@ from ivr.config import Config
 from ivr.flow.model import Flow
 from ivr.metrics import Metrics
 from ivr.registry import FlowRegistry
+from ivr.runner import Runner
 from ivr.store import open_sessions
 from ivr.store.records import RecordWriter, SqliteRecords
 from ivr.telephony.signature import SignatureCheck
@@ -36,7 +37,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 def build_app(config: Config) -> web.Application:
     """The whole service; stores open and close with the app's lifetime."""
     app = web.Application(client_max_size=MAX_BODY)
-    flows = FlowRegistry(config.flows, default=config.default_flow)
+    flows = FlowRegistry(config.flows, default=config.default_flow, turn_budget=config.turn_budget)
     metrics = Metrics()
     app[FLOWS], app[METRICS] = flows, metrics
     if config.insecure:
@@ -59,8 +60,8 @@ def build_app(config: Config) -> web.Application:
         base, audio, workflow = f"{prefix}/twilio", f"{prefix}/audio", config.workflow_sid
         return Voice(language, name, base=base, audio=audio, workflow_sid=workflow)
 
-    def voice(flow: Flow) -> Voice:
-        return spoken(flow.language, flow.voice)
+    def voice(flow: Flow | None) -> Voice:
+        return spoken(flow.language, flow.voice) if flow else spoken("en-US", None)
 
     async def lifetime(app: web.Application) -> AsyncIterator[None]:
         flows.reload()
@@ -71,7 +72,10 @@ def build_app(config: Config) -> web.Application:
         writer = RecordWriter(sessions, records, config.hash_caller, config.caller_salt)
         await writer.start()
         backend = Backend(config.http_allow)
-        hooks = TwilioWebhooks(flows, sessions, backend, writer, metrics, signature, voice)
+        runner = Runner(backend)
+        hooks = TwilioWebhooks(
+            flows, sessions, runner, writer, metrics, signature, voice, config.turn_budget
+        )
         app[HOOKS] = hooks
         reloader = asyncio.create_task(_watch(flows, config)) if config.watch else None
         sighups: set[asyncio.Task[None]] = set()
@@ -81,6 +85,7 @@ def build_app(config: Config) -> web.Application:
         yield
         if reloader:
             reloader.cancel()
+        await hooks.close()
         await writer.stop()
         await backend.close()
         await sessions.close()
@@ -152,19 +157,35 @@ async def _settle_gc(app: web.Application) -> None:
 
 
 def serve(config: Config) -> None:
+    """Run the server until a signal stops it; ConfigError (before anything starts or logs)
+    when its port, or the demo's, cannot be listened on."""
     from ivr.logs import setup
+    from ivr.sockets import listen
 
+    sockets = listen(config.host, config.port)
+    demo = None
+    if config.demo:
+        from ivr.demo import Demo
+
+        try:
+            demo = Demo.listen()
+        except BaseException:
+            for sock in sockets:
+                sock.close()
+            raise
+        config.http_allow = (*config.http_allow, *demo.hosts)
     setup(config.log_level)
     log.info("ivr serving on %s:%d, flows from %s", config.host, config.port, config.flows)
     import uvloop
 
     app = build_app(config)
+    if demo is not None:  # up before the first call, down after the last
+        app.cleanup_ctx.insert(0, demo.lifetime)
     app.on_startup.append(_settle_gc)  # runs after the stores opened and the flows loaded
     # uvloop's transports and loop take about half of a turn's CPU off what asyncio's cost
     web.run_app(
         app,
-        host=config.host,
-        port=config.port,
+        sock=sockets,
         print=None,
         shutdown_timeout=10,
         access_log=None,

@@ -7,11 +7,24 @@ from typing import Any
 
 from ivr.flow.model import Audio, Listen, Part, Text
 
-__all__ = ["Action", "Audio", "Fetch", "Hangup", "Listen", "Prompt", "Record", "Text", "Transfer"]
+__all__ = [
+    "Action",
+    "Audio",
+    "Fetch",
+    "Hangup",
+    "Hold",
+    "Listen",
+    "Prompt",
+    "Record",
+    "Text",
+    "Transfer",
+]
 
 
 @dataclass(frozen=True, slots=True)
 class Prompt:
+    """Something the caller hears: text to speak and recordings to play, in order."""
+
     parts: tuple[Part, ...]
 
     @property
@@ -21,17 +34,26 @@ class Prompt:
 
 @dataclass(frozen=True, slots=True)
 class Fetch:
+    """A backend HTTP call of an `http` node, performed by the runner, whose answer comes
+    back to the engine as a FetchResult. `timeout` is per attempt; `hold` is said when
+    the answer takes longer than `hold_after` seconds."""
+
     node: str
     method: str
     url: str
     timeout: float
     headers: tuple[tuple[str, str], ...] = ()
     json: Any = None
-    sensitive: bool = False
+    sensitive: bool = False  # the request carries a sensitive value: never shown
+    retries: int = 0  # attempts after the first, on network errors, timeouts, 5xx and 429
+    hold: Prompt | None = None
+    hold_after: float = 2.0
 
 
 @dataclass(frozen=True, slots=True)
 class Transfer:
+    """Hand the call to an agent: a number, a SIP address or a queue."""
+
     to: str
     queue: str | None
     reason: str
@@ -42,6 +64,8 @@ class Transfer:
 
 @dataclass(frozen=True, slots=True)
 class Record:
+    """Record the caller (voicemail, callback request) after the prompt."""
+
     node: str
     max_seconds: int
     finish_on: str = "#"
@@ -49,7 +73,19 @@ class Record:
 
 @dataclass(frozen=True, slots=True)
 class Hangup:
+    """End the call; `outcome` is what the engine recorded."""
+
     outcome: str
 
 
-Action = Prompt | Listen | Fetch | Transfer | Record | Hangup
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """Made by the runner, not the engine: the answer of a backend is still on its way and
+    the transport must answer now; it comes back for the answer (after `music`, or a
+    pause of `pause` seconds)."""
+
+    music: str | None = None  # a recording under the audio directory
+    pause: float = 0.0
+
+
+Action = Prompt | Listen | Fetch | Transfer | Record | Hangup | Hold

@@ -44,6 +44,33 @@ GIVE_UP = act.Prompt((Text("Sorry, I couldn't help you this time. Goodbye."),))
 MAX_HOPS = 200  # nodes entered in one step before the flow counts as looping
 
 
+def fail(
+    session: Session, error: str, at: float, apology: act.Prompt = APOLOGY
+) -> tuple[Session, list[act.Action]]:
+    """End a call as `failed`: ivr's fault, not the caller's. The one place a call fails:
+    the engine calls it for errors inside a step, the runner for errors around one. The
+    caller hears `apology` and is hung up on; sensitive values are dropped."""
+    s = session.copy()
+    return s, _fail(s, error, at, apology)
+
+
+def _fail(s: Session, error: str, at: float, apology: act.Prompt) -> list[act.Action]:
+    s.error = error
+    _finish(s, "failed", at)
+    return [apology, act.Hangup("failed")]
+
+
+def apology_of(flow: Flow | None) -> act.Prompt:
+    """What a caller of `flow` hears when the call fails (the flow's own, in its language)."""
+    return act.Prompt(flow.apology) if flow is not None and flow.apology else APOLOGY
+
+
+def _finish(s: Session, outcome: str, at: float) -> None:
+    s.outcome, s.waiting, s.ended_at = outcome, None, at
+    for name in s.sensitive:  # an ended call needs them no more: they are not kept
+        s.vars.pop(name, None)
+
+
 def new_session(flow: Flow, call_id: str) -> Session:
     """An empty session for a call about to start on `flow`."""
     return Session(call_id=call_id, flow_id=flow.id, version=flow.version)
@@ -148,16 +175,11 @@ class _Turn:
                 self.out.append(act.Prompt(parts))
 
     def finish(self, outcome: str) -> None:
-        s = self.s
-        s.outcome, s.waiting, s.ended_at = outcome, None, self.at
-        for name in s.sensitive:  # an ended call needs them no more: they are not kept
-            s.vars.pop(name, None)
+        _finish(self.s, outcome, self.at)
 
-    def fail(self, error: str) -> None:
+    def fail(self, error: str, apology: act.Prompt | None = None) -> None:
         """A technical error: apologise, hang up, outcome failed."""
-        self.s.error = error
-        self.out += [APOLOGY, act.Hangup("failed")]
-        self.finish("failed")
+        self.out += _fail(self.s, error, self.at, apology or apology_of(self.flow))
 
     def count(self, key: str) -> None:
         self.s.inputs[key] = self.s.inputs.get(key, 0) + 1
@@ -183,6 +205,7 @@ class _Turn:
         h: Http = node.spec
         ctx = self.ctx()
         self.s.waiting = "fetch"
+        hold = h.hold.render(ctx) if h.hold is not None else ()
         self.out.append(
             act.Fetch(
                 node.name,
@@ -192,6 +215,9 @@ class _Turn:
                 headers=tuple((k, str(v(ctx))) for k, v in h.headers),
                 json=None if h.json is None else h.json(ctx),
                 sensitive=h.sensitive,
+                retries=h.retries,
+                hold=act.Prompt(hold) if hold else None,
+                hold_after=h.hold_after,
             )
         )
         return None
@@ -343,9 +369,7 @@ class _Turn:
         if s.misses > listening.retries:
             s.reason = f"on_fail:{node.name}"
             if listening.on_fail is None:
-                self.out += [GIVE_UP, act.Hangup("failed")]
-                s.error = f"retries ran out at {node.name} and it has no on_fail"
-                self.finish("failed")
+                self.fail(f"retries ran out at {node.name} and it has no on_fail", GIVE_UP)
             return listening.on_fail
         self.say(listening.no_input if kind == "no_input" else listening.no_match)
         self.say(node.spec.prompt)

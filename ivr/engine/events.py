@@ -1,47 +1,63 @@
 """What happens to a call, as the engine sees it: transport-neutral, frozen values.
 
-`at` is the Unix time of the event, set by the adapter: the engine never reads a clock.
+Every event carries `at`, the Unix time it happened, set by whoever makes it (the
+adapter, or the runner for a backend's answer): the engine never reads a clock, and
+opening hours, durations and the call record all come from these times.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
 class CallStarted:
-    at: float = 0.0
+    """A new call reached a flow (made by the transport when it first hears of the call)."""
+
     caller: str = ""
     called: str = ""
+    _: KW_ONLY
+    at: float
 
 
 @dataclass(frozen=True, slots=True)
 class Digits:
+    """Keys the caller pressed (the finish key included when it was pressed)."""
+
     digits: str
-    at: float = 0.0
+    _: KW_ONLY
+    at: float
 
 
 @dataclass(frozen=True, slots=True)
 class Speech:
+    """What the recogniser heard, with its confidence from 0 to 1."""
+
     text: str
     confidence: float = 1.0
-    at: float = 0.0
+    _: KW_ONLY
+    at: float
 
 
 @dataclass(frozen=True, slots=True)
 class NoInput:
-    at: float = 0.0
+    """The caller said and pressed nothing before the listening timeout."""
+
+    _: KW_ONLY
+    at: float
 
 
 @dataclass(frozen=True, slots=True)
 class FetchResult:
-    """A backend call's result: `error` is set on timeout or network failure."""
+    """A backend call's result (made by the runner): `error` is set on timeout or network
+    failure, or when the call was not allowed."""
 
     status: int = 0
     body: Any = None
     error: str | None = None
-    at: float = 0.0
+    _: KW_ONLY
+    at: float
 
     @property
     def ok(self) -> bool:
@@ -50,14 +66,20 @@ class FetchResult:
 
 @dataclass(frozen=True, slots=True)
 class Recorded:
+    """A recording ended: its reference (empty when nothing was recorded)."""
+
     reference: str
     seconds: float = 0.0
-    at: float = 0.0
+    _: KW_ONLY
+    at: float
 
 
 @dataclass(frozen=True, slots=True)
 class HangUp:
-    at: float = 0.0
+    """The caller hung up before the flow ended."""
+
+    _: KW_ONLY
+    at: float
 
 
 Event = CallStarted | Digits | Speech | NoInput | FetchResult | Recorded | HangUp

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ivr.errors import FlowError, Problem
-from ivr.flow.compiler import compile_flow
+from ivr.flow.compiler import TURN_BUDGET, compile_flow
 from ivr.flow.loader import Document, parse_flow, read_flow_file
 from ivr.flow.model import Flow
 from ivr.flow.schema import NODE_KINDS, check_schema
@@ -34,30 +34,37 @@ def _no_cycle_collection() -> Iterator[None]:
 
 
 def check_flow(
-    path: str | os.PathLike[str], env: Mapping[str, str] | None = None
+    path: str | os.PathLike[str],
+    env: Mapping[str, str] | None = None,
+    turn_budget: float = TURN_BUDGET,
 ) -> tuple[Flow | None, list[Problem]]:
-    """Load, validate and compile one flow file: the Flow (None on errors) and every problem."""
+    """Load, validate and compile one flow file: the Flow (None on errors) and every problem.
+    `turn_budget`: the seconds a server has to answer a webhook (backend waits must fit)."""
     with _no_cycle_collection():
-        return _check_flow(path, env)
+        return _check_flow(path, env, turn_budget)
 
 
 def _check_flow(
-    path: str | os.PathLike[str], env: Mapping[str, str] | None
+    path: str | os.PathLike[str], env: Mapping[str, str] | None, turn_budget: float
 ) -> tuple[Flow | None, list[Problem]]:
     try:
         doc = read_flow_file(path, env)
         problems = check_schema(doc)
         if problems:
             return None, problems
-        flow, warnings = compile_flow(doc, _finder(Path(path).parent, doc.file, env))
-        return flow, warnings
+        find = _finder(Path(path).parent, doc.file, env)
+        return compile_flow(doc, find, turn_budget)
     except FlowError as e:
         return None, e.problems
 
 
-def load_flow(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Flow:
+def load_flow(
+    path: str | os.PathLike[str],
+    env: Mapping[str, str] | None = None,
+    turn_budget: float = TURN_BUDGET,
+) -> Flow:
     """The compiled flow at `path`; raises FlowError listing every error."""
-    flow, problems = check_flow(path, env)
+    flow, problems = check_flow(path, env, turn_budget)
     if flow is None:
         raise FlowError(problems)
     return flow

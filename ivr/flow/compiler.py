@@ -54,18 +54,32 @@ DEFAULTS: dict[str, Any] = {
     "confirm_below": 0.0,
     "no_input": "Sorry, I didn't hear anything.",
     "no_match": "Sorry, I didn't catch that.",
+    "hold_after": 2.0,
 }
-TERMINAL = ("end", "transfer", "record")
+IDEMPOTENT = ("GET", "PUT", "DELETE")
+TURN_BUDGET = 10.0  # seconds within which every webhook is answered (IVR_TURN_BUDGET)
+ANSWER_MARGIN = 0.5  # of the budget, kept for saving the turn and answering
+# kinds that never wait for the caller: a cycle of them alone would loop on its own
+PASSING = ("say", "set", "branch", "http", "subflow")
 
 
-def compile_flow(doc: Document, find_flow: FindFlow | None = None) -> tuple[Flow, list[Problem]]:
-    """Compile `doc`; returns the Flow and its warnings, raises FlowError on any error."""
-    c = _Compiler(doc, find_flow or (lambda _id: None))
+def compile_flow(
+    doc: Document, find_flow: FindFlow | None = None, turn_budget: float = TURN_BUDGET
+) -> tuple[Flow, list[Problem]]:
+    """Compile `doc`; returns the Flow and its warnings, raises FlowError on any error.
+    `turn_budget` is the server's time to answer a webhook, which backend waits must fit."""
+    c = _Compiler(doc, find_flow or (lambda _id: None), turn_budget)
     nodes = c.nodes(prefix="", returns_to=None, stack=(doc.data["flow"],))
+    data = doc.data
+    defaults = data.get("defaults", {})
+    apology = (
+        c.prompt(("defaults", "apology"), defaults["apology"]) if "apology" in defaults else None
+    )
+    if apology is not None and apology.static is None:
+        c.error(("defaults", "apology"), "the apology is said when something broke: no templates")
     problems = c.problems + _check_graph(doc, doc.data["start"], nodes, c)
     if any(p.severity == "error" for p in problems):
         raise FlowError(sorted(problems, key=_order))
-    data = doc.data
     version = hashlib.sha256("\0".join(c.texts).encode()).hexdigest()[:12]
     flow = Flow(
         id=data["flow"],
@@ -79,6 +93,8 @@ def compile_flow(doc: Document, find_flow: FindFlow | None = None) -> tuple[Flow
         hours=MappingProxyType(c.hours),
         vars=MappingProxyType(c.vars),
         sensitive=frozenset(c.sensitive),
+        apology=apology.static if apology else None,
+        hold_music=defaults.get("hold_music"),
     )
     return flow, sorted(problems, key=_order)
 
@@ -88,8 +104,8 @@ def _order(p: Problem) -> tuple[str, int, int]:
 
 
 class _Compiler:
-    def __init__(self, doc: Document, find_flow: FindFlow) -> None:
-        self.doc, self.find_flow = doc, find_flow
+    def __init__(self, doc: Document, find_flow: FindFlow, turn_budget: float) -> None:
+        self.doc, self.find_flow, self.turn_budget = doc, find_flow, turn_budget
         self.problems: list[Problem] = []
         self.hours: dict[str, Hours] = {}
         self.vars: dict[str, Any] = {}
@@ -349,14 +365,29 @@ class _Compiler:
         used: set[str] = set()
         for text in [spec["url"], *spec.get("headers", {}).values(), repr(body)]:
             used |= names_used(text) if is_template(text) and not check_syntax(text) else set()
+        method, timeout = spec.get("method", "GET"), float(spec.get("timeout", 5))
+        hold_path = (*path, "hold") if "hold" in spec else ("defaults", "hold")
+        hold = spec.get("hold", self.defaults.get("hold"))
+        if hold is None and timeout + ANSWER_MARGIN > self.turn_budget:
+            self.error(
+                (*path, "timeout"),
+                f"a {timeout:g} s wait cannot fit in a turn: ivr answers every webhook within "
+                f"{self.turn_budget:g} s (IVR_TURN_BUDGET); give the node a hold prompt "
+                '(hold: "One moment while I look that up.") or a timeout under '
+                f"{self.turn_budget - ANSWER_MARGIN:g} s",
+            )
         return Http(
-            method=spec.get("method", "GET"),
+            method=method,
             url=self.template((*path, "url"), spec["url"], spoken=False),
             headers=headers,
             json=None if body is None else self.json_body((*path, "json"), body),
-            timeout=float(spec.get("timeout", 5)),
+            timeout=timeout,
             save_as=spec.get("save_as"),
             sensitive=bool(used & self.sensitive),
+            # a POST or PATCH sent twice may do its work twice: retried only when asked to
+            retries=int(spec.get("retries", 1 if method in IDEMPOTENT else 0)),
+            hold=None if hold is None else self.prompt(hold_path, hold),
+            hold_after=float(self.defaults["hold_after"]),
         )
 
     def json_body(self, path: Path, body: Any) -> Render:
@@ -485,6 +516,7 @@ def _check_graph(doc: Document, start: str, nodes: dict[str, Node], c: _Compiler
                     key=True,
                 )
             )
+    problems += _loops(nodes)
     ends = [n.name for n in nodes.values() if _terminal(n)]
     rescued = _reach_back(ends, nodes)
     for node in nodes.values():
@@ -511,6 +543,60 @@ def _check_graph(doc: Document, start: str, nodes: dict[str, Node], c: _Compiler
             )
     c.uses.clear()
     return problems
+
+
+def _loops(nodes: Mapping[str, Node]) -> list[Problem]:
+    """Cycles of nodes that never wait for the caller, whatever their conditions say: at
+    run time one would step until the engine gives up. One error per cycle, at its first
+    node (strongly connected components, Tarjan's algorithm)."""
+    passing = {n.name: n for n in nodes.values() if _passes(n)}
+    ways = {name: [t for _, t in n.edges() if t in passing] for name, n in passing.items()}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles: list[list[str]] = []
+
+    def visit(name: str) -> None:  # flows are far shallower than the recursion limit
+        index[name] = low[name] = len(index)
+        stack.append(name)
+        for target in ways[name]:
+            if target not in index:
+                visit(target)
+                low[name] = min(low[name], low[target])
+            elif target in stack:
+                low[name] = min(low[name], index[target])
+        if low[name] == index[name]:
+            component = stack[stack.index(name) :]
+            del stack[stack.index(name) :]
+            if len(component) > 1 or name in ways[name]:
+                cycles.append(component)
+
+    for name in passing:
+        if name not in index:
+            visit(name)
+    problems = []
+    for cycle in cycles:
+        members = sorted((nodes[n] for n in cycle), key=lambda n: (n.file, n.line))
+        first = members[0]
+        loop = " -> ".join([*(n.name for n in members), first.name])
+        problems.append(
+            Problem(
+                first.file,
+                first.line,
+                1,
+                f"nodes.{first.name}",
+                f"these nodes loop without ever waiting for the caller ({loop}): put a menu "
+                "or ask in the loop; to try a backend again, give its http node `retries`",
+            )
+        )
+    return problems
+
+
+def _passes(node: Node) -> bool:
+    """Whether the engine goes through this node without waiting for anything."""
+    if isinstance(node.spec, End):
+        return node.spec.returns_to is not None
+    return node.kind in PASSING
 
 
 def _terminal(node: Node) -> bool:

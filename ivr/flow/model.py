@@ -114,9 +114,12 @@ class Http:
     url: Render
     headers: tuple[tuple[str, Render], ...]
     json: Render | None
-    timeout: float
+    timeout: float  # per attempt
     save_as: str | None
     sensitive: bool  # the request mentions a sensitive variable
+    retries: int = 0  # attempts after the first one
+    hold: PromptTemplate | None = None  # said when the answer is slow
+    hold_after: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -240,3 +243,5 @@ class Flow:
     hours: Mapping[str, Hours] = field(default_factory=dict)
     vars: Mapping[str, Any] = field(default_factory=dict)
     sensitive: frozenset[str] = frozenset()
+    apology: tuple[Part, ...] | None = None  # said when a call fails (None: the engine's)
+    hold_music: str | None = None  # played while a slow backend answer is awaited

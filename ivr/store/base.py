@@ -7,6 +7,9 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
+import orjson
+
+from ivr.engine.events import FetchResult
 from ivr.engine.session import Session
 
 ACTIVE_TTL = 6 * 3600.0  # a call in progress longer than this is given up
@@ -15,8 +18,35 @@ ENDED_TTL = 3600.0  # ended calls stay to answer retries and status callbacks
 
 @dataclass(frozen=True)
 class Stored:
+    """A call's session as saved, with the reply its transport last sent."""
+
     session: Session
     reply: str  # the TwiML last returned, served again when Twilio retries a webhook
+
+
+@dataclass(frozen=True)
+class PendingFetch:
+    """A backend call that outlived its turn (the caller is on hold): which turn waits
+    for it, the process making it and when that process last showed it was alive, when
+    its attempts are over, and its result once it has one. Any process serving the
+    call's next webhook reads it from the store."""
+
+    turn: int
+    owner: str
+    deadline: float  # Unix time
+    beat: float  # Unix time
+    result: FetchResult | None = None
+
+    def to_json(self) -> bytes:
+        r = self.result
+        result = None if r is None else [r.status, r.body, r.error, r.at]
+        return orjson.dumps([self.turn, self.owner, self.deadline, self.beat, result])
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> PendingFetch:
+        turn, owner, deadline, beat, r = orjson.loads(text)
+        result = None if r is None else FetchResult(r[0], r[1], r[2], at=r[3])
+        return cls(turn, owner, deadline, beat, result)
 
 
 class SessionStore(Protocol):
@@ -36,7 +66,31 @@ class SessionStore(Protocol):
 
     async def mark_recorded(self, call_id: str) -> None: ...
 
+    async def put_fetch(self, call_id: str, pending: PendingFetch) -> None:
+        """Keep a call's pending backend call, where every process serving it sees it."""
+
+    async def get_fetch(self, call_id: str) -> PendingFetch | None: ...
+
+    async def drop_fetch(self, call_id: str) -> None: ...
+
     async def close(self) -> None: ...
+
+
+class LocalFetches:
+    """Pending backend calls of a store that one process uses: in memory, since a restart
+    ends the calls they belong to anyway (a lost one counts as a call that timed out)."""
+
+    def __init__(self) -> None:
+        self._fetches: dict[str, PendingFetch] = {}
+
+    async def put_fetch(self, call_id: str, pending: PendingFetch) -> None:
+        self._fetches[call_id] = pending
+
+    async def get_fetch(self, call_id: str) -> PendingFetch | None:
+        return self._fetches.get(call_id)
+
+    async def drop_fetch(self, call_id: str) -> None:
+        self._fetches.pop(call_id, None)
 
 
 class LocalLocks:

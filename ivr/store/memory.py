@@ -6,13 +6,14 @@ import time
 from contextlib import AbstractAsyncContextManager
 
 from ivr.engine.session import Session
-from ivr.store.base import LocalLocks, Stored, ttl
+from ivr.store.base import LocalFetches, LocalLocks, Stored, ttl
 
 PURGE_EVERY = 1000  # saves between sweeps of expired sessions
 
 
-class MemorySessions:
+class MemorySessions(LocalFetches):
     def __init__(self) -> None:
+        super().__init__()
         self._data: dict[
             str, tuple[str, str, float]
         ] = {}  # call id -> (session json, reply, expiry)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
@@ -11,13 +12,14 @@ from redis.exceptions import LockNotOwnedError
 
 from ivr.engine.session import Session
 from ivr.errors import IvrError
-from ivr.store.base import LocalLocks, Stored, ttl
+from ivr.store.base import LocalLocks, PendingFetch, Stored, ttl
 
 log = logging.getLogger("ivr.store.redis")
 
 LOCK_TTL = 30.0  # a holder that crashed frees the call after this long
 LOCK_WAIT = 15.0  # Twilio gives up on a webhook after 15 s, so waiting longer is useless
 OUTBOX = "ivr:unrecorded"
+FETCH_KEPT = 60.0  # a pending backend call is kept this long past its deadline
 
 
 class SessionLocked(IvrError):
@@ -101,6 +103,17 @@ class RedisSessions:
             pipe.srem(OUTBOX, call_id)
             pipe.delete(_outbox_key(call_id))
             await pipe.execute()
+
+    async def put_fetch(self, call_id: str, pending: PendingFetch) -> None:
+        keep = max(1, int((pending.deadline - time.time() + FETCH_KEPT) * 1000))
+        await self._client.set(f"ivr:fetch:{call_id}", pending.to_json(), px=keep)
+
+    async def get_fetch(self, call_id: str) -> PendingFetch | None:
+        text = await self._client.get(f"ivr:fetch:{call_id}")
+        return None if text is None else PendingFetch.from_json(text)
+
+    async def drop_fetch(self, call_id: str) -> None:
+        await self._client.delete(f"ivr:fetch:{call_id}")
 
     async def close(self) -> None:
         await self._client.aclose()

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ivr.engine.session import Session
-from ivr.store.base import LocalLocks, Stored, ttl
+from ivr.store.base import LocalFetches, LocalLocks, Stored, ttl
 
 log = logging.getLogger("ivr.store")
 
@@ -165,7 +165,7 @@ def _settle(done: asyncio.Future[None], error: Exception | None) -> None:
         done.set_exception(error)
 
 
-class SqliteSessions:
+class SqliteSessions(LocalFetches):
     """Sessions of one `ivr serve` process (several processes share Redis instead).
 
     Each turn commits on the loop (see WalDatabase). Calls in progress and the
@@ -174,6 +174,7 @@ class SqliteSessions:
     """
 
     def __init__(self, path: Path) -> None:
+        super().__init__()
         self._db = WalDatabase(path, _SCHEMA)
         self._locks = LocalLocks()
         self._saves = 0

@@ -71,6 +71,12 @@ def _build(actions: tuple[act.Action, ...], voice: Voice) -> str:
                 response.redirect(f"{voice.base}/recorded?t={TURN}&empty=1", method="POST")
             elif isinstance(a, act.Hangup):
                 response.hangup()
+            elif isinstance(a, act.Hold):
+                if a.music:
+                    response.play(f"{voice.audio}/{quote(a.music)}")
+                elif a.pause:
+                    response.pause(length=max(1, round(a.pause)))
+                response.redirect(f"{voice.base}/hold?t={TURN}", method="POST")
     _speak(response, prompts, voice)
     if not actions:
         response.hangup()

@@ -1,31 +1,49 @@
-"""Twilio voice webhooks: parse the form, step the engine, render TwiML, save the session.
+"""Twilio voice webhooks: parse the form, run the turn, render TwiML, save the session.
 
 Every answer is TwiML with status 200, even when something broke: Twilio plays
-an error message for anything else, and a caller must never hear that.
+an error message for anything else, and a caller must never hear that. Every
+answer comes within the turn budget: a backend slower than that keeps the caller
+on hold (`/twilio/hold`) until its answer is in, on whichever process Twilio's
+redirect reaches.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 import re
+import secrets
+import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 
 from aiohttp import web
 from twilio.twiml.voice_response import VoiceResponse
 from yarl import query_to_pairs
 
-from ivr.backend import Backend
+from ivr.config import TWILIO_WAIT
 from ivr.engine import actions as act
 from ivr.engine import new_session, step
 from ivr.engine.engine import APOLOGY
-from ivr.engine.events import CallStarted, Digits, Event, HangUp, NoInput, Recorded, Speech
+from ivr.engine.events import (
+    CallStarted,
+    Digits,
+    Event,
+    FetchResult,
+    HangUp,
+    NoInput,
+    Recorded,
+    Speech,
+)
 from ivr.engine.session import Session
-from ivr.flow.model import Flow
+from ivr.flow.model import Flow, Text
 from ivr.logs import call_sid, hidden, hide
 from ivr.metrics import Metrics
 from ivr.registry import FlowRegistry
-from ivr.store.base import SessionStore, Stored
+from ivr.runner import Runner, Turn, done_within
+from ivr.store.base import PendingFetch, SessionStore, Stored
 from ivr.store.records import RecordWriter
 from ivr.telephony import twiml
 from ivr.telephony.signature import SignatureCheck
@@ -34,7 +52,9 @@ log = logging.getLogger("ivr.webhook")
 
 _SID = re.compile(r"^CA[0-9a-fA-F]{32}$")
 _KEYS = re.compile(r"[^0-9*#]")
-MAX_FETCHES = 10  # backend calls in one turn before the flow counts as looping
+HOLD_WAIT = 1.0  # a hold webhook waits this long for the answer before more hold music
+BEAT = 1.0  # seconds between the signs of life of a process making a pending backend call
+LOST_AFTER = 4.0  # a pending call whose maker showed no sign of life for this long is lost
 ENDED_STATUSES = ("completed", "busy", "failed", "no-answer", "canceled")
 # Twilio's DialCallStatus and QueueResult values; "hangup": the caller left the queue
 TRANSFER_RESULTS = frozenset(
@@ -44,22 +64,24 @@ TRANSFER_RESULTS = frozenset(
 TAKEN = ("completed", "answered", "bridged", "hangup")  # nothing more to say to the caller
 
 
-def _say_and_hang_up(text: str) -> str:
-    response = VoiceResponse()
-    response.say(text)
-    response.hangup()
-    return str(response.to_xml())
+def _sorry(text: str) -> act.Prompt:
+    return act.Prompt((Text(text),))
 
 
-NOT_IN_SERVICE = _say_and_hang_up("Sorry, this number is not in service. Goodbye.")
-LOST_CALL = _say_and_hang_up("Sorry, we could not continue this call. Please call again. Goodbye.")
-BROKEN = _say_and_hang_up(
-    "Sorry, something went wrong on our side. Please call again later. Goodbye."
+NOT_IN_SERVICE = _sorry("Sorry, this number is not in service. Goodbye.")
+LOST_CALL = _sorry("Sorry, we could not continue this call. Please call again. Goodbye.")
+NO_AGENT = twiml.render(
+    [
+        _sorry("Sorry, no agent could take your call. Please call again later. Goodbye."),
+        act.Hangup("transferred"),
+    ],
+    twiml.Voice(),
+    0,
 )
-NO_AGENT = _say_and_hang_up(
-    "Sorry, no agent could take your call. Please call again later. Goodbye."
-)
+BROKEN = twiml.render([APOLOGY, act.Hangup("failed")], twiml.Voice(), 0)
 EMPTY = str(VoiceResponse().to_xml())
+
+Handler = Callable[[web.Request, Mapping[str, str], float], Awaitable[str]]
 
 
 def xml(body: str) -> web.Response:
@@ -67,29 +89,37 @@ def xml(body: str) -> web.Response:
 
 
 class TwilioWebhooks:
-    ROUTES = ("voice", "gather", "recorded", "dial", "status")
+    ROUTES = ("voice", "gather", "recorded", "hold", "dial", "status")
 
     def __init__(
         self,
         flows: FlowRegistry,
         sessions: SessionStore,
-        backend: Backend,
+        runner: Runner,
         writer: RecordWriter,
         metrics: Metrics,
         signature: SignatureCheck,
-        voices: Callable[[Flow], twiml.Voice],
+        voices: Callable[[Flow | None], twiml.Voice],
+        budget: float = 10.0,
     ) -> None:
-        self.flows, self.sessions, self.backend = flows, sessions, backend
+        self.flows, self.sessions, self.runner = flows, sessions, runner
         self.writer, self.metrics, self.signature, self.voices = writer, metrics, signature, voices
-
+        self.budget = budget
         self.handlers = {name: self._guard(getattr(self, name)) for name in self.ROUTES}
+        # this process's name on the backend calls it makes for callers on hold
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self._holding: dict[str, asyncio.Task[None]] = {}  # call -> its pending call's watch
 
-    def _guard(
-        self, handler: Callable[[web.Request, Mapping[str, str]], Awaitable[str]]
-    ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def close(self, wait: float = 5.0) -> None:
+        """Give pending backend calls a moment to finish and leave their answers."""
+        if self._holding:
+            await asyncio.wait(set(self._holding.values()), timeout=wait)
+
+    def _guard(self, handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         """Signature check, form parsing and the never-a-traceback rule around a handler."""
 
         async def guarded(request: web.Request) -> web.StreamResponse:
+            received = time.monotonic()
             try:
                 pairs = await _form(request)
             except web.HTTPException:
@@ -102,7 +132,7 @@ class TwilioWebhooks:
             sid = fields.get("CallSid", "")
             valid_sid = _SID.match(sid) is not None
             token = call_sid.set(sid if valid_sid else None)
-            secrets = hidden.set(())
+            secrets_ = hidden.set(())
             hide(fields.get("Digits"), fields.get("SpeechResult"))
             try:
                 why = self.signature.problem(request, pairs)
@@ -116,24 +146,22 @@ class TwilioWebhooks:
                     self.metrics.rejected.labels("bad_request").inc()
                     log.warning("refused %s: missing or malformed CallSid", request.path)
                     raise web.HTTPBadRequest(text="CallSid missing or malformed")
-                started = time.perf_counter()
                 try:
-                    body = await handler(request, fields)
+                    body = await handler(request, fields, received)
                 except Exception as e:
                     log.exception("webhook %s failed", request.path)
-                    await self._give_up(request, fields, e)
-                    body = BROKEN
-                self.metrics.turn_seconds.observe(time.perf_counter() - started)
+                    body = await self._give_up(request, fields, e)
+                self.metrics.turn_seconds.observe(time.monotonic() - received)
                 return xml(body)
             finally:
-                hidden.reset(secrets)
+                hidden.reset(secrets_)
                 call_sid.reset(token)
 
         return guarded
 
     # -- routes ------------------------------------------------------------------------------
 
-    async def voice(self, request: web.Request, form: Mapping[str, str]) -> str:
+    async def voice(self, request: web.Request, form: Mapping[str, str], received: float) -> str:
         sid = form["CallSid"]
         async with self.sessions.lock(sid):
             stored = await self.sessions.load(sid)
@@ -142,32 +170,69 @@ class TwilioWebhooks:
             flow = self.flows.route(form.get("To", ""), request.query.get("flow"))
             if flow is None:
                 log.warning("no flow for called number %s", form.get("To", "")[:32])
-                error = "no flow for the called number"
-                return await self._failed(request, form, None, error, NOT_IN_SERVICE)
+                session = self._unstarted(request, form)
+                failed = self.runner.fail(
+                    None, session, "no flow for the called number", NOT_IN_SERVICE
+                )
+                return await self._answer(None, failed)
             session = new_session(flow, sid)
-            event = CallStarted(time.time(), form.get("From", "")[:32], form.get("To", "")[:32])
+            caller, called = form.get("From", "")[:32], form.get("To", "")[:32]
             log.info("call started on %s version %s", flow.id, flow.version)
-            return await self._advance(flow, session, event)
+            return await self._advance(
+                flow, session, CallStarted(caller, called, at=time.time()), received
+            )
 
-    async def gather(self, request: web.Request, form: Mapping[str, str]) -> str:
+    async def gather(self, request: web.Request, form: Mapping[str, str], received: float) -> str:
         now = time.time()
         if request.query.get("silence"):
-            event: Event = NoInput(now)
+            event: Event = NoInput(at=now)
         elif form.get("Digits"):
-            event = Digits(_KEYS.sub("", form["Digits"])[:64], now)
+            event = Digits(_KEYS.sub("", form["Digits"])[:64], at=now)
         elif form.get("SpeechResult", "").strip():
-            event = Speech(form["SpeechResult"][:500], _confidence(form.get("Confidence")), now)
+            confidence = _confidence(form.get("Confidence"))
+            event = Speech(form["SpeechResult"][:500], confidence, at=now)
         else:
-            event = NoInput(now)
-        return await self._continue(request, form, event)
+            event = NoInput(at=now)
+        return await self._continue(request, form, event, received)
 
-    async def recorded(self, request: web.Request, form: Mapping[str, str]) -> str:
+    async def recorded(self, request: web.Request, form: Mapping[str, str], received: float) -> str:
         duration = form.get("RecordingDuration", "0")
         seconds = float(duration) if duration.replace(".", "", 1).isdigit() else 0.0
         reference = "" if request.query.get("empty") else form.get("RecordingUrl", "")[:300]
-        return await self._continue(request, form, Recorded(reference, seconds, time.time()))
+        event = Recorded(reference, seconds, at=time.time())
+        return await self._continue(request, form, event, received)
 
-    async def dial(self, request: web.Request, form: Mapping[str, str]) -> str:
+    async def hold(self, request: web.Request, form: Mapping[str, str], received: float) -> str:
+        """The caller is on hold: answer with the backend's result once it is in, and with
+        more hold music meanwhile. The lock is not held while waiting."""
+        sid, turn = form["CallSid"], request.query.get("t", "")
+        while True:
+            async with self.sessions.lock(sid):
+                stored = await self.sessions.load(sid)
+                if stored is None:
+                    return await self._lost(request, form)
+                session = stored.session
+                if session.ended or turn != str(session.turn) or session.waiting != "fetch":
+                    return stored.reply  # a retried hold webhook, or one the result overtook
+                flow = self.flows.get(session.flow_id, session.version)
+                if flow is None:
+                    return await self._flow_gone(stored)
+                result = self._result(await self.sessions.get_fetch(sid), session)
+                if result is not None:
+                    hide(*(session.vars.get(name) for name in session.sensitive))
+                    await self.sessions.drop_fetch(sid)
+                    return await self._advance(flow, session, result, received)
+            left = HOLD_WAIT - (time.monotonic() - received)
+            if left <= 0:
+                still = act.Hold(flow.hold_music, 0.0 if flow.hold_music else 1.0)
+                return twiml.render([still], self.voices(flow), session.turn)
+            watch = self._holding.get(sid)
+            if watch is not None:  # this process makes the call: wake when its answer is in
+                await asyncio.wait({watch}, timeout=left)
+            else:
+                await asyncio.sleep(min(left, 0.1))
+
+    async def dial(self, request: web.Request, form: Mapping[str, str], received: float) -> str:
         """The end of a transfer: the record learns whether an agent took the call."""
         said = form.get("DialCallStatus") or form.get("QueueResult") or ""
         result = said if said in TRANSFER_RESULTS else "other"
@@ -183,7 +248,7 @@ class TwilioWebhooks:
                 self.metrics.transfer_result(session)
         return EMPTY if result in TAKEN else NO_AGENT
 
-    async def status(self, request: web.Request, form: Mapping[str, str]) -> str:
+    async def status(self, request: web.Request, form: Mapping[str, str], received: float) -> str:
         sid, status = form["CallSid"], form.get("CallStatus", "")
         if status not in ENDED_STATUSES:
             return EMPTY
@@ -193,109 +258,159 @@ class TwilioWebhooks:
                 session = self._unstarted(request, form)
                 session.outcome = "failed" if status == "failed" else "abandoned"
                 session.ended_at, session.call_status = session.started_at, status
-                await self.sessions.save(session, EMPTY)
-                self._ended(session)
+                await self._save(session, EMPTY)
             elif not stored.session.ended:
                 flow = self.flows.get(stored.session.flow_id, stored.session.version)
-                session = stored.session.copy()
-                if flow is not None:
-                    session, _ = step(flow, session, HangUp(time.time()))
+                if flow is None:
+                    error = f"flow {stored.session.flow_id} was not loaded when the caller left"
+                    session = self.runner.fail(None, stored.session, error).session
+                else:
+                    session, _ = step(flow, stored.session, HangUp(at=time.time()))
                 session.call_status = status
                 log.info("caller left at %s", session.node)
-                await self.sessions.save(session, stored.reply)
-                self._ended(session)
+                await self._save(session, stored.reply)
         return EMPTY
 
     # -- the turn ------------------------------------------------------------------------------
 
-    async def _continue(self, request: web.Request, form: Mapping[str, str], event: Event) -> str:
+    async def _continue(
+        self, request: web.Request, form: Mapping[str, str], event: Event, received: float
+    ) -> str:
         sid = form["CallSid"]
         turn = request.query.get("t", "")
         async with self.sessions.lock(sid):
             stored = await self.sessions.load(sid)
             if stored is None:
-                log.warning("no session for this call (expired, or never started here)")
-                return await self._failed(request, form, None, "no session", LOST_CALL)
+                return await self._lost(request, form)
             session = stored.session
             hide(*(session.vars.get(name) for name in session.sensitive))
             if session.ended or turn != str(session.turn):
                 return stored.reply  # a retried or late webhook: same answer, no second step
             flow = self.flows.get(session.flow_id, session.version)
             if flow is None:
-                error = f"flow {session.flow_id} version {session.version} is not loaded"
-                log.error(error)
-                return await self._failed(request, form, stored, error, BROKEN)
-            return await self._advance(flow, session, event)
+                return await self._flow_gone(stored)
+            return await self._advance(flow, session, event, received)
 
-    async def _advance(self, flow: Flow, session: Session, event: Event) -> str:
-        """Step until the engine waits on the caller (backend calls happen in between)."""
-        said: list[act.Action] = []
-        for _ in range(MAX_FETCHES):
-            session, actions = step(flow, session, event)
-            fetch = actions[-1] if actions and isinstance(actions[-1], act.Fetch) else None
-            said += actions[:-1] if fetch else actions
-            if fetch is None:
-                break
-            event = await self.backend.fetch(fetch)
-            if not event.ok:
-                log.warning(
-                    "backend call at %s failed: %s", fetch.node, event.error or event.status
-                )
-        else:  # the flow keeps calling backends without ever listening
-            session.error = f"more than {MAX_FETCHES} backend calls in one turn"
-            session.outcome, session.ended_at, session.waiting = "failed", time.time(), None
-            said += [APOLOGY, act.Hangup("failed")]
-        reply = twiml.render(said, self.voices(flow), session.turn)
-        await self.sessions.save(session, reply)
+    async def _advance(self, flow: Flow, session: Session, event: Event, received: float) -> str:
+        """Run the turn within what is left of the budget, then answer and save."""
+        budget = self.budget - (time.monotonic() - received)
+        turn = await self.runner.run(flow, session, event, budget)
+        if time.monotonic() - received > TWILIO_WAIT:  # Twilio has played its error
+            error = f"answered after Twilio's {TWILIO_WAIT:g} s: the caller heard an error"
+            turn = self.runner.fail(flow, turn.session, error)
+        if turn.in_flight is not None:
+            await self._hold_on(turn)
         self.metrics.turn(flow.id)
-        if session.ended:
-            self._ended(session)
+        return await self._answer(flow, turn)
+
+    async def _answer(self, flow: Flow | None, turn: Turn) -> str:
+        reply = twiml.render(turn.actions, self.voices(flow), turn.session.turn)
+        await self._save(turn.session, reply)
         return reply
+
+    async def _save(self, session: Session, reply: str) -> None:
+        """Save the session; an ended call is counted and its record written, once."""
+        await self.sessions.save(session, reply)
+        if session.ended:
+            log.info(
+                "call ended: %s",
+                session.outcome,
+                extra={"outcome": session.outcome, "node": session.node, "reason": session.reason},
+            )
+            self.metrics.ended(session)
+            self.writer.submit(session)
+
+    # -- callers on hold -------------------------------------------------------------------
+
+    async def _hold_on(self, turn: Turn) -> None:
+        """Keep the turn's backend call going past the answer: the store has it before the
+        session says the call waits for it, and its result once it comes."""
+        assert turn.in_flight is not None
+        sid = turn.session.call_id
+        pending = PendingFetch(turn.session.turn, self.owner, turn.in_flight.deadline, time.time())
+        await self.sessions.put_fetch(sid, pending)
+        watch = asyncio.create_task(self._watch(sid, pending, turn.in_flight.task))
+        self._holding[sid] = watch
+        watch.add_done_callback(lambda done: self._unhold(sid, done))
+
+    def _unhold(self, sid: str, watch: asyncio.Task[None]) -> None:
+        if self._holding.get(sid) is watch:
+            del self._holding[sid]
+
+    async def _watch(
+        self, sid: str, pending: PendingFetch, task: asyncio.Task[FetchResult]
+    ) -> None:
+        """Show signs of life while the call runs, then write its result."""
+        token = call_sid.set(sid)
+        try:
+            while not await done_within(task, BEAT):
+                pending = replace(pending, beat=time.time())
+                await self.sessions.put_fetch(sid, pending)
+            result = replace(task.result(), at=time.time())
+            await self.sessions.put_fetch(sid, replace(pending, result=result))
+        except Exception:  # the store may be down: the hold then ends as a timeout
+            log.exception("the answer of a backend call on hold could not be kept")
+        finally:
+            call_sid.reset(token)
+
+    def _result(self, pending: PendingFetch | None, session: Session) -> FetchResult | None:
+        """The answer for a call on hold; a timeout when the call is lost or overdue; None
+        while it is still coming."""
+        now = time.time()
+        if pending is None or pending.turn != session.turn:
+            error = "the backend call was lost: the server making it stopped"
+        elif pending.result is not None:
+            return pending.result
+        elif now > pending.deadline + BEAT:
+            error = "timed out while the caller was on hold"
+        elif now - pending.beat > LOST_AFTER:
+            error = "the backend call was lost: the server making it stopped answering"
+        else:
+            return None
+        log.warning("backend call at %s: %s", session.node, error)
+        return FetchResult(error=error, at=now)  # never sent again: a POST may have worked
+
+    # -- calls that fail ---------------------------------------------------------------------
+
+    async def _lost(self, request: web.Request, form: Mapping[str, str]) -> str:
+        log.warning("no session for this call (expired, or never started here)")
+        failed = self.runner.fail(None, self._unstarted(request, form), "no session", LOST_CALL)
+        return await self._answer(None, failed)
+
+    async def _flow_gone(self, stored: Stored) -> str:
+        session = stored.session
+        error = f"flow {session.flow_id} version {session.version} is not loaded"
+        log.error(error)
+        return await self._answer(None, self.runner.fail(None, session, error))
 
     async def _give_up(
         self, request: web.Request, form: Mapping[str, str], error: Exception
-    ) -> None:
-        """After an internal error the caller hears BROKEN and is hung up on."""
+    ) -> str:
+        """After an internal error the caller hears the apology and is hung up on."""
+        why = f"internal error: {type(error).__name__}"
         try:
             async with self.sessions.lock(form["CallSid"]):
                 stored = await self.sessions.load(form["CallSid"])
-                if stored is None or not stored.session.ended:
-                    why = f"internal error: {type(error).__name__}"
-                    await self._failed(request, form, stored, why, BROKEN)
+                session = self._unstarted(request, form) if stored is None else stored.session
+                flow = self.flows.get(session.flow_id, session.version)
+                if session.ended:
+                    return stored.reply if stored else EMPTY
+                failed = self.runner.fail(flow, session, why)
+                try:
+                    reply = twiml.render(failed.actions, self.voices(flow), failed.session.turn)
+                except Exception:  # rendering may be what broke
+                    reply = BROKEN
+                await self._save(failed.session, reply)
+                return reply
         except Exception:  # the store itself may be what failed: the log has it all
             log.exception("the failed call could not be recorded")
-
-    async def _failed(
-        self,
-        request: web.Request,
-        form: Mapping[str, str],
-        stored: Stored | None,
-        error: str,
-        reply: str,
-    ) -> str:
-        """The call ends here as `failed`, ivr's fault and not the caller's, so the status
-        callback that follows finds it ended and cannot count it abandoned."""
-        session = self._unstarted(request, form) if stored is None else stored.session.copy()
-        session.outcome, session.ended_at, session.waiting = "failed", time.time(), None
-        session.error = error
-        await self.sessions.save(session, reply)
-        self._ended(session)
-        return reply
+            return BROKEN
 
     def _unstarted(self, request: web.Request, form: Mapping[str, str]) -> Session:
         """A session for a call no flow ever stepped: on the flow its number routes to."""
         flow = self.flows.route(form.get("To", ""), request.query.get("flow"))
         flow_id, version = (flow.id, flow.version) if flow else ("unknown", "")
         return Session(form["CallSid"], flow_id, version, started_at=time.time())
-
-    def _ended(self, session: Session) -> None:
-        log.info(
-            "call ended: %s",
-            session.outcome,
-            extra={"outcome": session.outcome, "node": session.node, "reason": session.reason},
-        )
-        self.metrics.ended(session)
-        self.writer.submit(session)
 
 
 async def _form(request: web.Request) -> list[tuple[str, str]]:

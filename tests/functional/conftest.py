@@ -1,7 +1,7 @@
 """Functional fixtures: the real app on loopback, a fake bank/shop backend, and a Twilio sim.
 
-The flows are a copy of the repository's `flows/` (tests edit them), and point at
-the local backend through `BANK_API` / `ORDERS_API`, set before the flows load.
+The flows are a copy of the repository's `flows/` (tests edit them), and point at the
+local backend through `IVR_FLOW_BANK_API` / `IVR_FLOW_ORDERS_API`, set before the flows load.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import wave
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from aiohttp import web
@@ -25,6 +25,9 @@ from ivr.server import FLOWS, build_app
 from ivr.store.records import CallRecord, SqliteRecords
 from tests.conftest import free_port
 from tests.functional.twilio_sim import TwilioSim, wait_until
+
+if TYPE_CHECKING:
+    from tests.functional.processes import Ivr
 
 REPO = Path(__file__).resolve().parents[2]
 TOKEN = "test-token"
@@ -52,6 +55,7 @@ ACCOUNTS: dict[str, tuple[int, Any]] = {
     "44444446": (500, {"error": "internal error"}),
 }
 SLOW = {"55555551": 0.3}  # seconds this account's lookup takes: a window for racing webhooks
+SLOW_BLOCK: dict[str, float] = {}  # seconds blocking this account's card takes (tests set it)
 ORDERS: dict[str, tuple[int, Any]] = {
     "123456": (200, {"status": "shipped", "carrier": "UPS", "eta": "Friday, November 27"}),
     "654321": (200, {"status": "delivered", "delivered_on": "Monday, November 23"}),
@@ -78,6 +82,7 @@ def backend_app(seen: list[str]) -> web.Application:
     async def block(request: web.Request) -> web.Response:
         body = await request.json()
         seen.append(f"POST {request.path} {body.get('account')}")
+        await asyncio.sleep(SLOW_BLOCK.get(body.get("account"), 0))
         return web.json_response({"blocked": True})
 
     async def order(request: web.Request) -> web.Response:
@@ -94,15 +99,16 @@ def backend_app(seen: list[str]) -> web.Application:
 
 @pytest.fixture
 async def backend(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Backend]:
-    """The bank and shop APIs on loopback; BANK_API and ORDERS_API point at them."""
+    """The bank and shop APIs on loopback; IVR_FLOW_BANK_API and IVR_FLOW_ORDERS_API point
+    at them."""
     seen: list[str] = []
     runner = web.AppRunner(backend_app(seen), access_log=None)
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     url = f"http://127.0.0.1:{port}"
-    monkeypatch.setenv("BANK_API", url)
-    monkeypatch.setenv("ORDERS_API", url)
+    monkeypatch.setenv("IVR_FLOW_BANK_API", url)
+    monkeypatch.setenv("IVR_FLOW_ORDERS_API", url)
     yield Backend(url, seen)
     await runner.cleanup()
 
@@ -266,3 +272,23 @@ def metric(exposition: str, name: str, **labels: str) -> float:
             if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
                 return float(sample.value)
     return 0.0
+
+
+@pytest.fixture
+async def processes(tmp_path: Path) -> AsyncIterator[Callable[[str], Ivr]]:
+    """Makes `ivr serve` processes (not started); kills what is left at the end."""
+    from tests.functional.processes import Ivr  # it imports this module's backend
+
+    made: list[Ivr] = []
+
+    def make(name: str) -> Ivr:
+        data = tmp_path / name
+        data.mkdir()
+        server = Ivr(free_port(), data, tmp_path / f"{name}.log")
+        made.append(server)
+        return server
+
+    yield make
+    for server in made:
+        if server.process is not None:
+            await server.kill()

@@ -4,134 +4,23 @@ through Redis."""
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import signal
-import sys
-import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import aiohttp
-import pytest
-
-from tests.conftest import free_port
 from tests.functional.conftest import (
     BANK,
     CALLER,
-    TOKEN,
     Backend,
     metric,
     read_records,
 )
+from tests.functional.processes import Ivr, server_env, twilio
 from tests.functional.twilio_sim import TwilioSim, wait_until
 
-IVR = Path(sys.executable).with_name("ivr")
-START_WAIT = 30.0  # seconds for a server process to answer /healthz
-STOP_WAIT = 15.0
 ACCOUNT = "Please enter or say your eight digit account number, then press the pound key."
 GOODBYE = "Thank you for calling Example Bank. Goodbye."
-
-
-@dataclass
-class Ivr:
-    """One `ivr serve` process."""
-
-    port: int
-    data: Path
-    log: Path
-    process: asyncio.subprocess.Process | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def start(
-        self, flows: Path, public_url: str, env: dict[str, str], watch: bool = False
-    ) -> None:
-        command = [str(IVR), "serve", "--host", "127.0.0.1", "--port", str(self.port)]
-        command += ["--data", str(self.data), "--flows", str(flows), "--audio", str(self.data)]
-        command += ["--public-url", public_url] + ([] if watch else ["--no-watch"])
-        with self.log.open("ab") as log:
-            self.process = await asyncio.create_subprocess_exec(
-                *command, env=env, stdout=log, stderr=log, stdin=asyncio.subprocess.DEVNULL
-            )
-        await self._ready()
-
-    async def _ready(self) -> None:
-        deadline = time.monotonic() + START_WAIT
-        async with aiohttp.ClientSession() as http:
-            while True:
-                assert self.process is not None
-                if self.process.returncode is not None:
-                    raise AssertionError(
-                        f"ivr serve exited: {self.process.returncode}\n{self.logs}"
-                    )
-                try:
-                    async with http.get(self.url + "/healthz") as response:
-                        if response.status == 200:
-                            return
-                except aiohttp.ClientConnectionError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"ivr serve not ready in {START_WAIT:g} s\n{self.logs}")
-                await asyncio.sleep(0.05)
-
-    async def kill(self, sig: int = signal.SIGKILL) -> int:
-        assert self.process is not None
-        if self.process.returncode is None:
-            self.process.send_signal(sig)
-        return await self.exited()
-
-    async def exited(self) -> int:
-        """The exit code, once the process has ended (a second signal would cut its shutdown)."""
-        assert self.process is not None
-        code = await asyncio.wait_for(self.process.wait(), STOP_WAIT)
-        self.process = None
-        return code
-
-    @property
-    def logs(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-
-@pytest.fixture
-async def processes(tmp_path: Path) -> AsyncIterator[Callable[[str], Ivr]]:
-    """Makes `ivr serve` processes (not started); kills what is left at the end."""
-    made: list[Ivr] = []
-
-    def make(name: str) -> Ivr:
-        data = tmp_path / name
-        data.mkdir()
-        server = Ivr(free_port(), data, tmp_path / f"{name}.log")
-        made.append(server)
-        return server
-
-    yield make
-    for server in made:
-        if server.process is not None:
-            await server.kill()
-
-
-def server_env(backend: Backend, sessions: str | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IVR_")}
-    env.update(
-        TWILIO_AUTH_TOKEN=TOKEN,
-        IVR_HTTP_ALLOW="127.0.0.1:*",
-        BANK_API=backend.url,
-        ORDERS_API=backend.url,
-        IVR_LOG_LEVEL="INFO",
-    )
-    if sessions:
-        env["IVR_SESSIONS"] = sessions
-    return env
-
-
-def twilio(base_url: str, public_url: str) -> TwilioSim:
-    # a new connection per webhook, as Twilio does: none outlives a killed server
-    http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True))
-    return TwilioSim(base_url, TOKEN, public_url, session=http)
 
 
 async def turns(sim: TwilioSim, base_urls: Sequence[str]) -> float:

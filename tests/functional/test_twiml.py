@@ -123,6 +123,17 @@ CASES: dict[str, tuple[list[act.Action], Voice]] = {
         Voice("en-US", "Polly.Joanna"),
     ),
     "nothing_to_do": ([], Voice()),
+    "hold_first": (  # what was said before the backend call, the hold prompt, then back
+        [
+            act.Prompt((act.Text("Let me check."),)),
+            act.Fetch("lookup", "GET", "http://bank/x", 2.0),
+            act.Prompt((act.Text("One moment while I look that up."),)),
+            act.Hold(),
+        ],
+        Voice("en-GB", "Polly.Amy"),
+    ),
+    "hold_music": ([act.Hold("hold music.mp3")], Voice()),
+    "hold_pause": ([act.Hold(pause=1.0)], Voice()),
 }
 
 

@@ -23,7 +23,7 @@ nodes:
       options:
         news: {dtmf: "1", goto: fetch}
   fetch:
-    http: {url: "${API:-http://127.0.0.1:9}/news", timeout: 0.3, save_as: news}
+    http: {url: "${IVR_FLOW_API:-http://127.0.0.1:9}/news", timeout: 0.3, save_as: news}
     next: read
     on_error: sorry
   read: {say: "Today: {{ news.headline }}.", next: bye}
@@ -33,7 +33,7 @@ nodes:
 
 HEADER = """\
 flow: tiny.yaml
-env: {API: "{backend}"}
+env: {IVR_FLOW_API: "{backend}"}
 backend:
   "GET /news": {json: {headline: rain}}
 tests:
@@ -152,6 +152,28 @@ def test_a_slow_backend_takes_the_on_error_path(tmp_path: Path) -> None:
     assert result.passed, result.failures
     assert "sorry" in result.visited
     assert time.monotonic() - started < 3  # the server's slow answer does not hold up the run
+
+
+def test_a_caller_hears_the_hold_prompt_while_a_slow_backend_works(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """\
+  - name: slow news, with a hold prompt
+    backend:
+      "GET /news": {delay: 0.5, json: {headline: late}}
+    steps:
+      - press: "1"
+      - expect: {heard: [One moment, "Today: late."], outcome: contained}
+""",
+    )
+    flow = (tmp_path / "tiny.yaml").read_text()
+    flow = flow.replace("start: hello", "start: hello\ndefaults: {hold_after: 0.1}")
+    flow = flow.replace(
+        "timeout: 0.3, save_as: news}", 'timeout: 2, save_as: news, hold: "One moment."}'
+    )
+    (tmp_path / "tiny.yaml").write_text(flow)
+    [result] = run_file(path)
+    assert result.passed, result.failures
 
 
 def test_per_test_backend_overrides_and_coverage(tmp_path: Path) -> None:

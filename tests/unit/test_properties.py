@@ -101,11 +101,12 @@ BODY = st.one_of(  # every field (what a backend usually sends), or any few of t
 )
 
 
+NOW = st.just(0.0)  # each event's time is set when it is sent
 FETCH_RESULTS = st.one_of(
-    st.builds(FetchResult, st.sampled_from([200, 200, 200, 404, 500]), BODY),
-    st.builds(FetchResult, st.just(0), st.none(), st.sampled_from(["timeout", "refused"])),
+    st.builds(FetchResult, st.sampled_from([200, 200, 200, 404, 500]), BODY, at=NOW),
+    st.builds(FetchResult, st.just(0), st.none(), st.sampled_from(["timeout", "refused"]), at=NOW),
 )
-RECORDINGS = st.builds(Recorded, st.text(max_size=10), st.floats(0, 120))
+RECORDINGS = st.builds(Recorded, st.text(max_size=10), st.floats(0, 120), at=NOW)
 
 
 @functools.cache  # strategies are built once: building them is what costs in hypothesis
@@ -117,12 +118,12 @@ def events(name: str) -> st.SearchStrategy[Event]:
         max_size=4,
     ).map(" ".join)
     return st.one_of(
-        st.builds(Digits, st.text("0123456789*#", max_size=10)),
-        st.builds(Speech, said, st.floats(0, 1)),
-        st.builds(NoInput),
+        st.builds(Digits, st.text("0123456789*#", max_size=10), at=NOW),
+        st.builds(Speech, said, st.floats(0, 1), at=NOW),
+        st.builds(NoInput, at=NOW),
         FETCH_RESULTS,
         RECORDINGS,
-        st.builds(HangUp),
+        st.builds(HangUp, at=NOW),
     )
 
 
@@ -139,9 +140,9 @@ def answers(wait: act.Action) -> st.SearchStrategy[Event]:
 @functools.cache
 def _answers(wait: act.Listen) -> st.SearchStrategy[Event]:
     if wait.keys:  # a menu (or a yes/no confirmation)
-        keys = st.sampled_from(wait.keys).map(Digits)
-        said = st.builds(Speech, st.sampled_from(wait.phrases or ("hm",)), st.floats(0, 1))
-        return st.one_of(keys, said, st.builds(NoInput))
+        keys = st.sampled_from(wait.keys).map(lambda keys: Digits(keys, at=0.0))
+        said = st.builds(Speech, st.sampled_from(wait.phrases or ("hm",)), st.floats(0, 1), at=NOW)
+        return st.one_of(keys, said, st.builds(NoInput, at=NOW))
     digits = st.one_of(
         st.integers(max(wait.min_digits - 1, 0), wait.max_digits + 1).flatmap(
             lambda n: st.text("0123456789", min_size=n, max_size=n)
@@ -152,10 +153,10 @@ def _answers(wait: act.Listen) -> st.SearchStrategy[Event]:
         ),
     )
     keyed = st.tuples(digits, st.sampled_from(["", wait.finish_on])).map(
-        lambda t: Digits("".join(t))
+        lambda t: Digits("".join(t), at=0.0)
     )
-    words = digits.map(lambda d: Speech(" ".join(SPOKEN[int(c)] for c in d)))
-    return st.one_of(keyed, words, st.builds(NoInput))
+    words = digits.map(lambda d: Speech(" ".join(SPOKEN[int(c)] for c in d), at=0.0))
+    return st.one_of(keyed, words, st.builds(NoInput, at=NOW))
 
 
 def with_check_digit(digits: str) -> str:
@@ -205,7 +206,7 @@ def test_random_callers_never_break_a_call(name, data):
     flow = compiled(name)
     at = data.draw(TIMES, label="at")
     session = new_session(flow, "prop")
-    session, actions = step(flow, session, CallStarted(at, "+15550001", "+15550100"))
+    session, actions = step(flow, session, CallStarted("+15550001", "+15550100", at=at))
     assert not session.ended or session.outcome in OUTCOMES
     ended_by = [a for a in actions if isinstance(a, act.Hangup | act.Transfer)]
     wait = actions[-1] if actions else None
@@ -231,19 +232,19 @@ def test_pressing_zero_or_staying_silent_ends_the_call(name, data):
     flow = compiled(name)
     at = data.draw(TIMES, label="at")
     session = new_session(flow, "zero")
-    session, actions = step(flow, session, CallStarted(at, "+15550001", "+15550100"))
+    session, actions = step(flow, session, CallStarted("+15550001", "+15550100", at=at))
     for _ in range(MAX_EVENTS):
         if session.ended:
             break
         wait = actions[-1]
         event: Event
         if isinstance(wait, act.Listen):
-            event = data.draw(st.sampled_from([Digits("0"), NoInput()]))
+            event = data.draw(st.sampled_from([Digits("0", at=0.0), NoInput(at=0.0)]))
         elif isinstance(wait, act.Fetch):
             event = data.draw(FETCH_RESULTS)
         else:
             assert isinstance(wait, act.Record)
-            event = Recorded(data.draw(st.text(max_size=6)), 5.0)
+            event = Recorded(data.draw(st.text(max_size=6)), 5.0, at=0.0)
         at += data.draw(st.integers(0, 60))
         event = dataclasses.replace(event, at=at)
         before = copy.deepcopy(session)

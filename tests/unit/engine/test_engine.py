@@ -7,6 +7,7 @@ of the last step, the way a transport would.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -76,7 +77,7 @@ nodes:
     next: lookup
   lookup:
     http:
-      url: "${API:-http://bank}/accounts/{{ account }}"
+      url: "${IVR_FLOW_API:-http://bank}/accounts/{{ account }}"
       headers: {X-Key: "secret"}
       timeout: 2
       save_as: acct
@@ -129,20 +130,20 @@ class Call:
         self.flow, self.at = flow, at
         self.session = new_session(flow, "call-1")
         self.actions: list[act.Action] = []
-        self.send(CallStarted(at, caller, "+15550100"))
+        self.send(CallStarted(caller, "+15550100", at=at))
 
     def send(self, event: Event) -> list[act.Action]:
         self.session, self.actions = step(self.flow, self.session, event)
         return self.actions
 
     def press(self, digits: str) -> list[act.Action]:
-        return self.send(Digits(digits, self.at))
+        return self.send(Digits(digits, at=self.at))
 
     def say(self, text: str, confidence: float = 1.0) -> list[act.Action]:
-        return self.send(Speech(text, confidence, self.at))
+        return self.send(Speech(text, confidence, at=self.at))
 
     def silence(self) -> list[act.Action]:
-        return self.send(NoInput(self.at))
+        return self.send(NoInput(at=self.at))
 
     @property
     def heard(self) -> list[str]:
@@ -271,10 +272,11 @@ def test_http_fetch_and_save_as(bank):
             headers=(("X-Key", "secret"),),
             json=None,
             sensitive=True,
+            retries=1,  # a GET is tried once more by default
         )
     ]
     assert call.session.waiting == "fetch"
-    call.send(FetchResult(200, {"balance": 1234.5}))
+    call.send(FetchResult(200, {"balance": 1234.5}, at=MONDAY_10))
     assert call.session.vars["acct"] == {"balance": 1234.5}
     assert call.heard == [
         "Your balance is $1,234.50.",
@@ -370,7 +372,7 @@ def test_record_ends_the_call_contained(bank):
     assert call.heard == ["We are closed. Leave a message."]
     assert call.last == act.Record("closed", 30, "#")
     assert call.session.waiting == "record"
-    call.send(Recorded("RE123", 12.0))
+    call.send(Recorded("RE123", 12.0, at=MONDAY_10))
     assert call.actions == [act.Hangup("contained")]
     assert call.session.outcome == "contained"
     assert call.session.vars["voicemail"] == "RE123"
@@ -391,7 +393,7 @@ nodes:
     )
     call = Call(flow)
     assert call.last == act.Record("rec", 60, "#")
-    call.send(Recorded("RE9"))
+    call.send(Recorded("RE9", at=MONDAY_10))
     assert call.heard == ["Got RE9."]
     assert call.session.outcome == "contained"
 
@@ -442,7 +444,7 @@ def test_end(bank):
     call = Call(bank)
     call.press("1")
     call.press(ACCOUNT + "#")
-    call.send(FetchResult(200, {"balance": 1}))
+    call.send(FetchResult(200, {"balance": 1}, at=MONDAY_10))
     call.press("2")
     assert call.actions == [act.Prompt((Text("Goodbye."),)), act.Hangup("contained")]
     assert call.session.outcome == "contained"
@@ -526,7 +528,7 @@ def test_global_zero_out_from_any_menu(bank):
     call = Call(bank)
     call.press("1")
     call.press(ACCOUNT + "#")
-    call.send(FetchResult(200, {"balance": 1}))
+    call.send(FetchResult(200, {"balance": 1}, at=MONDAY_10))
     assert call.node == "more"
     call.say("operator")
     assert call.session.outcome == "transferred"
@@ -612,7 +614,7 @@ def test_closed_after_hours(bank):
 
 def test_the_clock_is_the_event_time(bank):
     call = Call(bank, at=SUNDAY_10)  # started while closed, pressed 0 a day later
-    call.send(Digits("0", MONDAY_10))
+    call.send(Digits("0", at=MONDAY_10))
     assert call.session.outcome == "transferred"
 
 
@@ -650,11 +652,11 @@ def test_backend_failure_is_told_to_the_flow():
         "  down:\n    end: {say: 'Our systems are down.', outcome: failed}\n"
     )
     call = Call(flow)
-    call.send(FetchResult(404, {"error": "not found"}))
+    call.send(FetchResult(404, {"error": "not found"}, at=MONDAY_10))
     assert call.heard == ["No such order."]
     assert call.session.vars["http_error"] == {"node": "a", "status": 404, "error": "HTTP 404"}
     call = Call(flow)
-    call.send(FetchResult(error="timed out after 2 s"))
+    call.send(FetchResult(error="timed out after 2 s", at=MONDAY_10))
     assert call.heard == ["Our systems are down."]
     assert call.session.outcome == "failed"
 
@@ -665,14 +667,19 @@ def test_http_failure_without_on_error_fails():
         "  b:\n    end:\n"
     )
     call = Call(flow)
-    call.send(FetchResult(error="timeout"))
+    call.send(FetchResult(error="timeout", at=MONDAY_10))
     assert call.actions == [APOLOGY, act.Hangup("failed")]
     assert call.session.outcome == "failed"
     assert call.session.error == "backend call at a failed: timeout"
 
 
 @pytest.mark.parametrize(
-    "result", [FetchResult(500, {"error": "x"}), FetchResult(404), FetchResult(error="timeout")]
+    "result",
+    [
+        FetchResult(500, {"error": "x"}, at=MONDAY_10),
+        FetchResult(404, at=MONDAY_10),
+        FetchResult(error="timeout", at=MONDAY_10),
+    ],
 )
 def test_backend_failure_goes_to_on_error(bank, result):
     call = at_lookup(bank)
@@ -704,7 +711,7 @@ def test_transfer_reason_node_when_nothing_led_there():
 def test_hang_up_mid_flow_is_abandoned_where_the_caller_left(bank):
     call = Call(bank)
     call.press("1")
-    call.send(HangUp(MONDAY_10 + 30))
+    call.send(HangUp(at=MONDAY_10 + 30))
     assert call.actions == []
     assert call.session.outcome == "abandoned"
     assert call.session.node == "ask_account"
@@ -717,24 +724,27 @@ def test_every_outcome_is_known():
 
 def test_resolves_is_counted_once_per_task(bank):
     call = at_lookup(bank)
-    call.send(FetchResult(200, {"balance": 1}))
+    call.send(FetchResult(200, {"balance": 1}, at=MONDAY_10))
     assert call.session.tasks == ["balance_inquiry"]
     call.press("1")  # back to the main menu, and through the balance again
     call.press("1")
     call.press(ACCOUNT + "#")
-    call.send(FetchResult(200, {"balance": 2}))
+    call.send(FetchResult(200, {"balance": 2}, at=MONDAY_10))
     assert call.session.path.count("tell") == 2
     assert call.session.tasks == ["balance_inquiry"]
 
 
 def test_too_many_nodes_without_input_fails():
+    """Validate refuses such loops; the engine still stops one that got past it."""
     flow = compile_flow(
         "flow: t\nstart: a\nvars: {n: 0}\nnodes:\n"
         "  a:\n    set: {n: 'n + 1'}\n    next: b\n"
-        "  b:\n    branch:\n      - {if: 'n < 100000', goto: a}\n      - {else: c}\n"
+        "  b:\n    branch:\n      - {if: 'n < 100000', goto: c}\n      - {else: c}\n"
         "  c:\n    end:\n"
     )
-    call = Call(flow)
+    b = flow.nodes["b"]
+    looping = {**flow.nodes, "b": dataclasses.replace(b, spec=((None, None, "a"),))}
+    call = Call(dataclasses.replace(flow, nodes=looping))
     assert call.session.outcome == "failed"
     assert call.actions == [APOLOGY, act.Hangup("failed")]
     assert f"more than {MAX_HOPS} nodes without input" in (call.session.error or "")
@@ -747,17 +757,29 @@ def test_events_after_the_end_change_nothing(bank):
     call = Call(bank)
     call.press("0")
     ended = copy.deepcopy(call.session)
-    for event in [Digits("1"), Speech("balance"), NoInput(), FetchResult(200), HangUp()]:
+    for event in [
+        Digits("1", at=MONDAY_10),
+        Speech("balance", at=MONDAY_10),
+        NoInput(at=MONDAY_10),
+        FetchResult(200, at=MONDAY_10),
+        HangUp(at=MONDAY_10),
+    ]:
         assert call.send(event) == []
         assert call.session == ended
-    assert call.send(CallStarted()) == []
+    assert call.send(CallStarted(at=MONDAY_10)) == []
     assert call.session == ended
 
 
 def test_events_that_do_not_fit_what_the_call_waits_for_are_ignored(bank):
     call = at_lookup(bank)
     before = copy.deepcopy(call.session)
-    for event in [Digits("1"), Speech("balance"), NoInput(), Recorded("RE1"), CallStarted()]:
+    for event in [
+        Digits("1", at=MONDAY_10),
+        Speech("balance", at=MONDAY_10),
+        NoInput(at=MONDAY_10),
+        Recorded("RE1", at=MONDAY_10),
+        CallStarted(at=MONDAY_10),
+    ]:
         assert call.send(event) == []
         assert (call.session.node, call.session.waiting) == ("lookup", "fetch")
         assert call.session.vars == before.vars and call.session.path == before.path
@@ -766,11 +788,11 @@ def test_events_that_do_not_fit_what_the_call_waits_for_are_ignored(bank):
 def test_step_does_not_mutate_the_session_passed_in(bank):
     session = new_session(bank, "c")
     events: list[Event] = [
-        CallStarted(MONDAY_10),
-        Digits("1"),
-        Digits(ACCOUNT + "#"),
-        FetchResult(200, {"balance": 3}),
-        Speech("operator"),
+        CallStarted(at=MONDAY_10),
+        Digits("1", at=MONDAY_10),
+        Digits(ACCOUNT + "#", at=MONDAY_10),
+        FetchResult(200, {"balance": 3}, at=MONDAY_10),
+        Speech("operator", at=MONDAY_10),
     ]
     for event in events:
         before = copy.deepcopy(session)
@@ -782,7 +804,12 @@ def test_step_does_not_mutate_the_session_passed_in(bank):
 
 
 def test_step_is_deterministic(bank):
-    events = [CallStarted(MONDAY_10), Speech("balance", 0.3), Speech("yes"), NoInput()]
+    events = [
+        CallStarted(at=MONDAY_10),
+        Speech("balance", 0.3, at=MONDAY_10),
+        Speech("yes", at=MONDAY_10),
+        NoInput(at=MONDAY_10),
+    ]
     runs = []
     for _ in range(2):
         session, out = new_session(bank, "c"), []
@@ -795,14 +822,17 @@ def test_step_is_deterministic(bank):
 
 def test_session_json_round_trip(bank):
     call = at_lookup(bank)
-    call.send(FetchResult(200, {"balance": 12.5, "transactions": [{"amount": 1}]}))
+    call.send(FetchResult(200, {"balance": 12.5, "transactions": [{"amount": 1}]}, at=MONDAY_10))
     call.silence()
     text = call.session.to_json()
     json.loads(text)
     again = Session.from_json(text)
     assert again == call.session
     assert Session.from_json(text.encode()) == call.session
-    assert step(bank, again, Digits("2"))[1] == step(bank, call.session, Digits("2"))[1]
+    assert (
+        step(bank, again, Digits("2", at=MONDAY_10))[1]
+        == step(bank, call.session, Digits("2", at=MONDAY_10))[1]
+    )
 
 
 def test_session_from_json_ignores_unknown_fields():
@@ -822,7 +852,7 @@ def test_redacted_masks_sensitive_vars(bank):
 
 def test_sensitive_values_are_dropped_when_the_call_ends(bank):
     call = at_lookup(bank)
-    call.send(HangUp())
+    call.send(HangUp(at=MONDAY_10))
     assert "account" not in call.session.vars
     assert ACCOUNT not in call.session.to_json()
 

@@ -124,7 +124,70 @@ nodes:
     next: a
 """
     stuck = "no end, transfer or record can be reached from here: a caller would be stuck"
-    assert errors(text) == [f"f.yaml:4:1: nodes.a: {stuck}", f"f.yaml:7:1: nodes.b: {stuck}"]
+    assert errors(text) == [
+        f"f.yaml:4:1: nodes.a: {LOOP.format('a -> b -> a')}",
+        f"f.yaml:4:1: nodes.a: {stuck}",
+        f"f.yaml:7:1: nodes.b: {stuck}",
+    ]
+
+
+LOOP = (
+    "these nodes loop without ever waiting for the caller ({}): put a menu or ask in the "
+    "loop; to try a backend again, give its http node `retries`"
+)
+
+
+@pytest.mark.parametrize(
+    ("nodes", "where", "loop"),
+    [
+        (  # a retry loop around a backend: what `retries` is for
+            """
+  lookup:
+    http: {url: "http://api/x", save_as: x}
+    next: done
+    on_error: again
+  again:
+    set: {tries: "tries + 1"}
+    next: check
+  check:
+    branch:
+      - {if: "tries < 3", goto: lookup}
+      - {else: done}
+  done: {end: {}}""",
+            "f.yaml:5:1: nodes.lookup",
+            "lookup -> again -> check -> lookup",
+        ),
+        (  # a branch back to itself, whatever its condition
+            """
+  lookup:
+    branch:
+      - {if: "false", goto: lookup}
+      - {else: done}
+  done: {end: {}}""",
+            "f.yaml:5:1: nodes.lookup",
+            "lookup -> lookup",
+        ),
+    ],
+)
+def test_a_loop_that_never_waits_for_the_caller_is_an_error(nodes, where, loop):
+    text = f"flow: t\nstart: first\nnodes:\n  first: {{say: hi, next: lookup}}{nodes}\n"
+    assert errors(text) == [f"{where}: {LOOP.format(loop)}"]
+
+
+def test_a_loop_through_a_menu_is_fine():
+    text = """flow: t
+start: a
+nodes:
+  a: {say: hi, next: b}
+  b:
+    menu:
+      prompt: again?
+      options:
+        again: {dtmf: "1", goto: a}
+        done: {dtmf: "2", goto: c}
+  c: {end: {}}
+"""
+    assert warnings(text) == []
 
 
 def test_menu_looping_on_itself_with_on_fail_is_stuck():
@@ -511,16 +574,16 @@ def test_subflow_is_inlined_and_its_end_returns_to_next(tmp_path):
     assert flow.sensitive == frozenset({"pin"})
     assert flow.nodes["auth.ask_pin"].file == str(tmp_path / "authenticate.yaml")
 
-    s, out = step(flow, new_session(flow, "c1"), CallStarted(caller="+15550001"))
+    s, out = step(flow, new_session(flow, "c1"), CallStarted(caller="+15550001", at=0.0))
     assert [a.text for a in out if isinstance(a, act.Prompt)] == ["Welcome.", "Your PIN?"]
-    s, out = step(flow, s, Digits("1234#"))
+    s, out = step(flow, s, Digits("1234#", at=0.0))
     assert [a.text for a in out if isinstance(a, act.Prompt)] == [
         "Thanks.",
         "Hello +15550001, press 1 to leave.",
     ]
     assert not s.ended and s.node == "main_menu"
     assert s.vars["pin"] == "1234"
-    s, out = step(flow, s, Digits("1"))
+    s, out = step(flow, s, Digits("1", at=0.0))
     assert s.outcome == "contained"
     assert out[-1] == act.Hangup("contained")
 

@@ -1,0 +1,162 @@
+"""The turn runner: the one loop that steps the engine, for every transport.
+
+A turn starts with an event (a key, words, silence, a hang-up) and lasts until the
+engine waits for the caller again or the call ends. In between, the runner performs
+the engine's backend calls, retrying those that may be retried, caps the calls of
+one turn, and keeps the turn inside its time budget: when a backend is slow and its
+node has a hold prompt, the turn ends early with the prompt and the call still in
+flight (`Turn.in_flight`), for the transport to pick its answer up later. A call
+fails in one place, `Runner.fail`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ivr.backend import Backend
+from ivr.engine import actions as act
+from ivr.engine import step
+from ivr.engine.engine import apology_of, fail
+from ivr.engine.events import Event, FetchResult
+from ivr.engine.session import Session
+from ivr.flow.compiler import ANSWER_MARGIN
+from ivr.flow.model import Flow
+
+log = logging.getLogger("ivr.runner")
+
+MAX_FETCHES = 10  # backend calls in one turn before the flow counts as looping
+BACKOFF = 0.25  # seconds before the first retry, doubled before each next one
+LAST_TRY = 0.2  # a retry needs at least this long left to be worth sending
+
+
+@dataclass
+class InFlight:
+    """A backend call the turn could not wait for: its attempts go on in `task`."""
+
+    fetch: act.Fetch
+    task: asyncio.Task[FetchResult]
+    deadline: float  # Unix time by which its attempts are over
+
+
+@dataclass
+class Turn:
+    """What one turn did: the session after it, and the actions for the transport, in
+    order (Fetch actions included: transports that show them find their results in
+    `fetched`, in the same order)."""
+
+    session: Session
+    actions: list[act.Action] = field(default_factory=list)
+    fetched: list[FetchResult] = field(default_factory=list)
+    in_flight: InFlight | None = None
+
+
+class Runner:
+    """Runs turns for one process: shares the backend client among all calls."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        clock: Callable[[], float] = time.time,
+        max_fetches: int = MAX_FETCHES,
+    ) -> None:
+        self.backend, self.clock, self.max_fetches = backend, clock, max_fetches
+
+    async def run(
+        self, flow: Flow, session: Session, event: Event, budget: float | None = None
+    ) -> Turn:
+        """Step `event`, and go on until the call waits for the caller or ends.
+
+        With a `budget` (seconds), the turn is over by then: a backend call runs within
+        what is left of it, or, if its node has a hold prompt, goes on past it once the
+        caller has heard the prompt (the turn ends with `in_flight`). Without one
+        (console, conversation tests, a stream that can talk while it waits), backend
+        calls run to their end, and the hold prompt is among the actions if it was due.
+        """
+        started = time.monotonic()
+        turn = Turn(session)
+        while True:
+            turn.session, actions = step(flow, turn.session, event)
+            turn.actions += actions
+            fetch = actions[-1] if actions and isinstance(actions[-1], act.Fetch) else None
+            if fetch is None:
+                return turn
+            if len(turn.fetched) == self.max_fetches:
+                error = f"more than {self.max_fetches} backend calls in one turn"
+                failed = self.fail(flow, turn.session, error)
+                return Turn(failed.session, turn.actions + failed.actions, turn.fetched)
+            left = None if budget is None else budget - ANSWER_MARGIN - (time.monotonic() - started)
+            result = await self._await(fetch, left, turn)
+            if result is None:
+                return turn  # on hold
+            if not result.ok:
+                log.warning(
+                    "backend call at %s failed: %s", fetch.node, result.error or result.status
+                )
+            event = replace(result, at=self.clock())
+            turn.fetched.append(event)
+
+    def fail(
+        self, flow: Flow | None, session: Session, error: str, apology: act.Prompt | None = None
+    ) -> Turn:
+        """End the call as `failed` (ivr's fault): the caller hears the flow's apology, or
+        `apology`; sensitive values are dropped."""
+        log.warning("call failed: %s", error)
+        failed, actions = fail(session, error, self.clock(), apology or apology_of(flow))
+        return Turn(failed, actions)
+
+    async def _await(self, fetch: act.Fetch, left: float | None, turn: Turn) -> FetchResult | None:
+        """The fetch's result; None when the turn must answer first (`turn` holds it)."""
+        if left is not None and fetch.hold is None:
+            return await self.attempts(fetch, max(0.0, left))  # all within the turn
+        task = asyncio.create_task(self.attempts(fetch))
+        wait = fetch.hold_after if left is None else max(0.0, min(fetch.hold_after, left))
+        if fetch.hold is not None and not await done_within(task, wait):
+            turn.actions.append(fetch.hold)
+            if left is not None:
+                turn.actions.append(act.Hold())
+                turn.in_flight = InFlight(fetch, task, time.time() + longest(fetch))
+                return None
+        return await task
+
+    async def attempts(self, fetch: act.Fetch, within: float | None = None) -> FetchResult:
+        """The fetch, tried again after network errors, timeouts, 5xx and 429 while it has
+        retries and time left: `within` seconds, or what its attempts may take."""
+        end = time.monotonic() + (longest(fetch) if within is None else within)
+        delay = BACKOFF
+        result = FetchResult(error="timed out: no time was left in the turn", at=self.clock())
+        retries = fetch.retries if self.backend.permits(fetch.url) else 0
+        for attempt in range(retries + 1):
+            left = end - time.monotonic()
+            if left <= 0 or (attempt and left < LAST_TRY):
+                break
+            result = await self.backend.fetch(fetch, min(fetch.timeout, left))
+            if not _retryable(result) or attempt == retries:
+                break
+            log.info(
+                "backend call at %s: %s; trying again", fetch.node, result.error or result.status
+            )
+            await asyncio.sleep(min(delay, max(0.0, end - time.monotonic() - LAST_TRY)))
+            delay *= 2
+        return result
+
+
+def longest(fetch: act.Fetch) -> float:
+    """How long all the fetch's attempts may take, with the pauses between them."""
+    pauses = sum(BACKOFF * 2**i for i in range(fetch.retries))
+    return fetch.timeout * (fetch.retries + 1) + pauses
+
+
+def _retryable(result: FetchResult) -> bool:
+    """A network error or timeout (no status), too many requests, or a server error."""
+    return result.status == 0 or result.status == 429 or result.status >= 500
+
+
+async def done_within(task: asyncio.Task[Any], seconds: float) -> bool:
+    """Whether `task` is done after waiting for it at most `seconds` (it is not cancelled)."""
+    await asyncio.wait({task}, timeout=seconds)
+    return task.done()

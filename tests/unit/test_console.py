@@ -1,0 +1,89 @@
+"""`ivr call`, the console caller: typed lines drive a real call through the runner."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from ivr.backend import Backend
+from ivr.console import call, parse_line
+from ivr.engine.events import Digits, HangUp, NoInput, Speech
+from ivr.flow import parse_and_compile
+from ivr.runner import Runner
+
+FLOW = """
+flow: pin
+start: ask
+nodes:
+  ask:
+    ask: {prompt: "Your PIN?", digits: {min: 4, max: 4}, save_as: pin, sensitive: true}
+    next: check
+  check:
+    http: {method: POST, url: "BASE/check", json: {pin: "{{ pin }}"}, save_as: result}
+    next: menu
+  menu:
+    menu:
+      prompt: "{{ result.name }}, press 1 to hear it again or 2 to leave."
+      options:
+        again: {dtmf: "1", goto: menu}
+        leave: {dtmf: "2", goto: bye}
+  bye: {end: {say: "Bye."}}
+"""
+
+
+@pytest.fixture
+async def base() -> AsyncIterator[str]:
+    async def check(request: web.Request) -> web.Response:
+        return web.json_response({"name": "Ada"})
+
+    app = web.Application()
+    app.router.add_post("/check", check)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    yield f"http://127.0.0.1:{server.port}"
+    await server.close()
+
+
+async def run(base: str, lines: str) -> tuple[str, str]:
+    flow = parse_and_compile(FLOW.replace("BASE", base), "pin.yaml", {})
+    backend = Backend(["127.0.0.1:*"])
+    out = io.StringIO()
+    try:
+        outcome = await call(flow, Runner(backend), io.StringIO(lines), out)
+    finally:
+        await backend.close()
+    return outcome, out.getvalue()
+
+
+async def test_a_piped_sensitive_answer_is_masked_in_the_transcript(base: str) -> None:
+    outcome, shown = await run(base, "4321\n2\n")
+    assert outcome == "contained"
+    assert "4321" not in shown
+    assert "you> ****" in shown
+    assert "you> 2" in shown  # other answers are shown as typed
+    assert "[POST (masked: sensitive) -> 200]" in shown
+    assert "ivr> Ada, press 1 to hear it again or 2 to leave." in shown
+
+
+async def test_end_of_input_hangs_up(base: str) -> None:
+    outcome, shown = await run(base, "4321\n")
+    assert outcome == "abandoned"
+    assert shown.rstrip().endswith("== outcome: abandoned (tasks resolved: none)")
+
+
+@pytest.mark.parametrize(
+    ("line", "event"),
+    [
+        ("", NoInput(at=5.0)),
+        ("/hangup", HangUp(at=5.0)),
+        ("12 34#", Digits("1234#", at=5.0)),
+        ("balance please", Speech("balance please", 1.0, at=5.0)),
+        ("/say 0.4 block card", Speech("block card", 0.4, at=5.0)),
+    ],
+)
+def test_what_a_typed_line_means(line: str, event: object) -> None:
+    assert parse_line(line, 5.0) == event
