@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
@@ -12,7 +11,7 @@ from jinja2 import ChainableUndefined, TemplateSyntaxError, Undefined, nodes
 from jinja2.parser import Parser
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from ivr.flow.expressions import compile_fast
+from ivr.flow.expressions import Fn, compile_fast
 from ivr.flow.model import Render
 
 
@@ -54,33 +53,12 @@ ENV = ImmutableSandboxedEnvironment(
     undefined=ChainableUndefined, autoescape=False, keep_trailing_newline=False
 )
 ENV.filters.update(currency=currency, luhn=luhn, spell=spell, last=last)
-# filters that take just their arguments (no environment or context): safe to call directly
-PLAIN_FILTERS = frozenset(
-    name
-    for name, fn in ENV.filters.items()
-    if getattr(fn, "jinja_pass_arg", None) is None
-    and not name.startswith(("attr", "map", "select", "reject"))
-)
+_EVAL_CTX = nodes.EvalContext(ENV)  # the one Jinja compiles a template in
 
+# names every flow may read: the engine's and Jinja's globals
 BUILTINS = frozenset(
-    {
-        "caller",
-        "called",
-        "call_id",
-        "last_option",
-        "open",
-        "now",
-        "flow_id",
-        "language",
-        "reason",
-        "http_error",
-        "range",
-        "lipsum",
-        "dict",
-        "cycler",
-        "joiner",
-        "namespace",
-    }
+    {"caller", "called", "call_id", "last_option", "open", "now", "flow_id", "language"}
+    | {"reason", "http_error", *ENV.globals}
 )
 
 
@@ -89,52 +67,52 @@ def is_template(text: str) -> bool:
 
 
 @lru_cache(maxsize=8192)
-def _parse(source: str, expression: bool) -> tuple[frozenset[str], str | None]:
-    """(variables read, syntax error or None), from one parse and no code generation."""
+def _parse(source: str, expression: bool) -> nodes.Template | nodes.Expr | str:
+    """The syntax tree of a template (or expression), or Jinja2's message for its syntax error."""
     try:
         if expression:
             parser = Parser(ENV, source, state="variable")
-            tree: nodes.Node = parser.parse_expression()
+            tree = parser.parse_expression()
             if not parser.stream.eos:
                 raise TemplateSyntaxError("unexpected text after the expression", 1)
-        else:
-            tree = ENV.parse(source)
+            return tree
+        return ENV.parse(source)
     except TemplateSyntaxError as e:
-        return frozenset(), str(e.message or e)
-    loads: set[str] = set()
-    stores: set[str] = set()
-    for name in tree.find_all(nodes.Name):
-        (stores if name.ctx in ("store", "param") else loads).add(name.name)
-    return frozenset(loads - stores - {"loop"}), None
+        return str(e.message or e)
 
 
 def names_used(source: str, expression: bool = False) -> frozenset[str]:
     """The variables a template (or expression) reads."""
-    return _parse(source, expression)[0]
+    tree = _parse(source, expression)
+    if isinstance(tree, str):
+        return frozenset()
+    loads: set[str] = set()
+    stores: set[str] = set()
+    for name in tree.find_all(nodes.Name):
+        (stores if name.ctx in ("store", "param") else loads).add(name.name)
+    return frozenset(loads - stores - {"loop"})
 
 
 def check_syntax(source: str, expression: bool = False) -> str | None:
     """None if `source` parses, else Jinja2's message."""
-    return _parse(source, expression)[1]
+    tree = _parse(source, expression)
+    return tree if isinstance(tree, str) else None
 
 
 @lru_cache(maxsize=8192)
 def compile_template(source: str) -> Render:
     """A callable rendering `source` with a context (compiled on first use)."""
-    return _simple_template(source) or _lazy(lambda: _jinja_template(source))
+    tree = _parse(source, False)
+    fast = _fast_template(tree) if isinstance(tree, nodes.Template) else None
+    return fast or _lazy(lambda: _jinja_template(source))
 
 
 @lru_cache(maxsize=8192)
 def compile_expression(source: str) -> Render:
     """A callable evaluating the expression `source` (compiled on first use)."""
-    try:
-        parser = Parser(ENV, source, state="variable")
-        fast = compile_fast(parser.parse_expression(), ENV, PLAIN_FILTERS)
-    except TemplateSyntaxError:
-        fast = None
-    if fast is not None and parser.stream.eos:
-        return _defined(fast)
-    return _lazy(lambda: _jinja_expression(source))
+    tree = _parse(source, True)
+    fast = compile_fast(tree, ENV) if isinstance(tree, nodes.Expr) else None
+    return _defined(fast) if fast else _lazy(lambda: _jinja_expression(source))
 
 
 def _defined(fn: Render) -> Render:
@@ -192,38 +170,23 @@ def _jinja_expression(source: str) -> Render:
     return evaluate
 
 
-_SIMPLE = re.compile(r"\{\{\s*([A-Za-z][A-Za-z0-9_]*(?:\.[A-Za-z][A-Za-z0-9_]*)*)\s*\}\}")
-_PLAIN = (str, int, float, bool, type(None))
-_MISSING = object()
-
-
-def _simple_template(source: str) -> Render | None:
-    """Text with only `{{ name }}` / `{{ a.b }}` in it renders without Jinja, the same way:
-    a missing value is empty, plain values print as str(); anything else goes to Jinja."""
-    pieces = _SIMPLE.split(source)
-    texts, paths = pieces[::2], [p.split(".") for p in pieces[1::2]]
-    if any("{{" in t or "{%" in t or "{#" in t for t in texts):
+def _fast_template(tree: nodes.Template) -> Render | None:
+    """Text and `{{ expression }}`s of the fast subset render without Jinja, to the same text:
+    the text as Jinja's lexer left it, each expression's value through str()."""
+    outputs = [node for node in tree.body if isinstance(node, nodes.Output)]
+    if len(outputs) < len(tree.body):  # a statement: {% if %}, {% for %}, ...
         return None
-    slow = _lazy(lambda: _jinja_template(source))
+    parts: list[str | Fn] = []
+    for child in (child for output in outputs for child in output.nodes):
+        try:  # Jinja renders text, and expressions of constants, while it compiles
+            parts.append(str(child.as_const(_EVAL_CTX)))
+        except Exception:
+            fn = compile_fast(child, ENV)
+            if fn is None:
+                return None
+            parts.append(fn)
 
     def render(ctx: Mapping[str, Any]) -> str:
-        out = [texts[0]]
-        for path, text in zip(paths, texts[1:], strict=True):
-            value = ctx.get(path[0], _MISSING)
-            for attr in path[1:]:
-                if type(value) is not dict:
-                    break
-                value = value.get(attr, _MISSING)
-            else:
-                if value is _MISSING or isinstance(value, _PLAIN):
-                    out.append("" if value is _MISSING else str(value))
-                    out.append(text)
-                    continue
-            if value is _MISSING:  # a missing parent: Jinja's chainable undefined says ""
-                out.append("")
-                out.append(text)
-                continue
-            return str(slow(ctx))
-        return "".join(out)
+        return "".join([part if isinstance(part, str) else str(part(ctx)) for part in parts])
 
     return render
