@@ -1,14 +1,19 @@
-"""Shared fixtures: a real redis-server for the tests that need one, and free loopback ports."""
+"""Shared fixtures: a real redis-server and a real PostgreSQL server for the tests that need
+them, and free loopback ports."""
 
 from __future__ import annotations
 
+import os
+import pwd
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 import redis
 
@@ -16,6 +21,15 @@ REDIS_MISSING = (
     "redis-server is not installed: run `apt-get install -y redis-server` (make test does this)"
 )
 REDIS_START_WAIT = 10.0  # seconds for redis-server to answer PING before the fixture fails
+POSTGRES_MISSING = (
+    "PostgreSQL is not installed (no initdb in /usr/lib/postgresql/*/bin or on PATH):"
+    " run `apt-get install -y postgresql` (make test does this)"
+)
+POSTGRES_START_WAIT = 30  # seconds for pg_ctl to see the server accept connections
+# a throwaway server: durability off, for speed; a deadlock found in 0.2 s (not 1 s)
+POSTGRES_SETTINGS = (
+    "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c deadlock_timeout=200ms"
+)
 
 
 def free_port() -> int:
@@ -73,3 +87,69 @@ def _wait_for_ping(url: str, process: subprocess.Popen[bytes], logfile: Path) ->
             if time.monotonic() > deadline:
                 pytest.fail(f"redis-server did not answer PING at {url} in {REDIS_START_WAIT:g} s")
             time.sleep(0.05)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A real PostgreSQL server on a free loopback port for the whole test session, its data
+    in a throwaway directory; yields the URL of its `postgres` database (user postgres,
+    trusted). Run as root, the server runs as the `postgres` user: it refuses root."""
+    bindir = _postgres_bindir()
+    if bindir is None:
+        pytest.fail(POSTGRES_MISSING, pytrace=False)
+    # not under pytest's tmp_path: that is root's alone, and the postgres user works here
+    workdir = Path(tempfile.mkdtemp(prefix="ivr-pg-"))
+    as_postgres: list[str] = []
+    if os.geteuid() == 0:
+        try:
+            user = pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.fail("no postgres user to run PostgreSQL as: " + POSTGRES_MISSING, pytrace=False)
+        os.chown(workdir, user.pw_uid, user.pw_gid)
+        as_postgres = ["runuser", "-u", "postgres", "--"]
+    data, log, port = workdir / "data", workdir / "server.log", free_port()
+    pg_ctl = [*as_postgres, str(bindir / "pg_ctl"), "-D", str(data), "-s", "-w"]
+    initdb = [*as_postgres, str(bindir / "initdb"), "-D", str(data), "-U", "postgres"]
+    listen = f"-c listen_addresses=127.0.0.1 -p {port} -k {workdir} {POSTGRES_SETTINGS}"
+    start = ["-t", str(POSTGRES_START_WAIT), "-l", str(log), "-o", listen, "start"]
+    try:
+        _run("initdb", [*initdb, "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"], log)
+        _run("pg_ctl start", pg_ctl + start, log)
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        if (data / "postmaster.pid").exists():
+            subprocess.run([*pg_ctl, "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> str:
+    """The shared PostgreSQL server's database, emptied for this test: what earlier tests
+    made is dropped with its schema (a few ms; CREATE DATABASE takes 100-300 ms) and
+    connections they left open are ended."""
+    with psycopg.connect(postgres_server, autocommit=True) as db:
+        db.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        db.execute("DROP SCHEMA public CASCADE")
+        db.execute("CREATE SCHEMA public")
+    return postgres_server
+
+
+def _postgres_bindir() -> Path | None:
+    """The newest installed PostgreSQL server's binaries: Debian keeps them off PATH."""
+    found = Path("/usr/lib/postgresql").glob("*/bin/initdb")
+    versions = sorted((int(p.parts[-3]), p.parent) for p in found if p.parts[-3].isdigit())
+    if versions:
+        return versions[-1][1]
+    initdb = shutil.which("initdb")
+    return Path(initdb).resolve().parent if initdb else None
+
+
+def _run(what: str, command: list[str], log: Path) -> None:
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        server_log = log.read_text(errors="replace") if log.exists() else ""
+        output = done.stdout + done.stderr + server_log
+        pytest.fail(f"{what} failed (exit {done.returncode}):\n{output}", pytrace=False)

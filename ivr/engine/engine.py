@@ -20,7 +20,7 @@ from ivr.engine.events import (
     Recorded,
     Speech,
 )
-from ivr.engine.session import Session
+from ivr.engine.session import MASK, Session
 from ivr.flow.model import (
     Ask,
     End,
@@ -42,6 +42,8 @@ APOLOGY = act.Prompt(
 )
 GIVE_UP = act.Prompt((Text("Sorry, I couldn't help you this time. Goodbye."),))
 MAX_HOPS = 200  # nodes entered in one step before the flow counts as looping
+MAX_TRANSCRIPT = 60  # lines of a call's transcript kept (the last ones)
+MAX_SAID = 60  # characters of what a caller said kept in the transcript
 
 
 def fail(
@@ -82,7 +84,7 @@ def step(flow: Flow, session: Session, event: Event) -> tuple[Session, list[act.
     out: list[act.Action] = []
     if s.ended:
         return s, out
-    s.turn += 1
+    s.turn, s.updated_at = s.turn + 1, event.at
     turn = _Turn(flow, s, out, event.at)
     try:
         turn.handle(event)
@@ -115,6 +117,7 @@ class _Turn:
             s.sensitive = sorted(self.flow.sensitive)
             self.run(self.flow.start)
         elif isinstance(event, HangUp):
+            self.note("hangup")
             self.finish("abandoned")
         elif isinstance(event, Digits | Speech | NoInput) and s.waiting in ("listen", "confirm"):
             node = self.node(s.node)
@@ -168,11 +171,21 @@ class _Turn:
         hours = self.flow.hours.get(name)
         return hours is not None and hours.is_open(self.at)
 
-    def say(self, prompt: PromptTemplate | None, **extra: Any) -> None:
+    def say(self, prompt: PromptTemplate | None, role: str, **extra: Any) -> None:
+        """Say `prompt` (if any); the transcript notes it as `role` at this node."""
         if prompt is not None:
             parts = prompt.render(self.ctx(**extra)) if prompt.static is None else prompt.static
             if parts:
                 self.out.append(act.Prompt(parts))
+                if role:
+                    self.note(role)
+
+    def note(self, *what: Any) -> None:
+        """A line of the call's transcript: seconds into the call, node, what happened."""
+        s = self.s
+        s.transcript.append([round(self.at - s.started_at, 1), s.node, *what])
+        if len(s.transcript) > MAX_TRANSCRIPT:  # the end of a call tells most of why it ended
+            del s.transcript[0]
 
     def finish(self, outcome: str) -> None:
         _finish(self.s, outcome, self.at)
@@ -181,24 +194,36 @@ class _Turn:
         """A technical error: apologise, hang up, outcome failed."""
         self.out += _fail(self.s, error, self.at, apology or apology_of(self.flow))
 
-    def count(self, key: str) -> None:
+    def heard(self, node: Node, mode: str, result: str, event: Event | None = None) -> None:
+        """Count an input at `node` (`mode`: dtmf, speech or "" for none; `result`: match,
+        no_match or no_input) and note it, masked when the answer is sensitive."""
+        key = f"{node.name}:{mode}:{result}" if mode else f"{node.name}:{result}"
         self.s.inputs[key] = self.s.inputs.get(key, 0) + 1
+        said: list[Any] = []
+        if isinstance(event, Digits | Speech):
+            text = event.digits if isinstance(event, Digits) else event.text
+            masked = isinstance(node.spec, Ask) and node.spec.sensitive
+            said = [MASK if masked else text[:MAX_SAID]]
+            if isinstance(event, Speech):
+                said.append(round(event.confidence, 2))
+        self.note(mode or "silence", result, *said)
 
     # -- entering nodes: one function per kind ------------------------------------------------
 
     def enter_say(self, node: Node) -> str | None:
-        self.say(node.spec)
+        self.say(node.spec, "say")
         return node.next
 
     def enter_menu(self, node: Node) -> str | None:
-        self.say(node.spec.prompt)
+        self.say(node.spec.prompt, "prompt")
         self.listen(node)
         return None
 
     enter_ask = enter_menu
 
     def listen(self, node: Node) -> None:
-        self.s.waiting = "listen"
+        # what led here is spent: a transfer after the caller's next answer has its own reason
+        self.s.waiting, self.s.reason = "listen", None
         self.out.append(node.listen)
 
     def enter_http(self, node: Node) -> str | None:
@@ -239,9 +264,11 @@ class _Turn:
         t: TransferSpec = node.spec
         s = self.s
         came_from = s.path[-2] if len(s.path) > 1 else node.name
-        reason = s.reason or f"node:{came_from}"
+        if s.reason is None:
+            s.reason, s.reason_at = f"node:{came_from}", came_from
+        reason = s.reason
         ctx = self.ctx(reason=reason)
-        self.say(t.say)
+        self.say(t.say, "say")
         self.out.append(
             act.Transfer(
                 str(t.to(ctx)),
@@ -258,14 +285,14 @@ class _Turn:
 
     def enter_record(self, node: Node) -> str | None:
         r: Record = node.spec
-        self.say(r.prompt)
-        self.s.waiting = "record"
+        self.say(r.prompt, "prompt")
+        self.s.waiting, self.s.reason = "record", None
         self.out.append(act.Record(node.name, r.max_seconds, r.finish_on))
         return None
 
     def enter_end(self, node: Node) -> str | None:
         e: End = node.spec
-        self.say(e.say)
+        self.say(e.say, "say")
         if e.returns_to:
             return e.returns_to
         self.out.append(act.Hangup(e.outcome))
@@ -279,7 +306,7 @@ class _Turn:
 
     def menu_input(self, node: Node, m: Menu, event: Event) -> str | None:
         if isinstance(event, NoInput):
-            return self.miss(node, m.listening, "no_input")
+            return self.miss(node, m.listening, "no_input", event)
         mode = "dtmf" if isinstance(event, Digits) else "speech"
         if self.s.waiting == "confirm":
             return self.confirmed(node, m, event, mode)
@@ -292,22 +319,15 @@ class _Turn:
                 option = next(o for o in m.options if o.name == match.option)
                 if m.confirm and event.confidence * match.score < m.confirm_below:
                     self.s.waiting, self.s.pending = "confirm", option.name
-                    self.out.append(
-                        act.Prompt(
-                            (
-                                Text(
-                                    str(
-                                        m.confirm(self.ctx(option=option.name, phrase=match.phrase))
-                                    )
-                                ),
-                            )
-                        )
-                    )
+                    question = m.confirm(self.ctx(option=option.name, phrase=match.phrase))
+                    self.out.append(act.Prompt((Text(str(question)),)))
+                    self.note(mode, "unsure", event.text[:MAX_SAID], round(event.confidence, 2))
+                    self.note("confirm")
                     self.out.append(node.confirm_listen)
                     return None
         if option is None:
-            return self.miss(node, m.listening, "no_match", mode)
-        self.count(f"{mode}.match")
+            return self.miss(node, m.listening, "no_match", event, mode)
+        self.heard(node, mode, "match", event)
         return self.choose(node, m, option)
 
     def confirmed(self, node: Node, m: Menu, event: Event, mode: str) -> str | None:
@@ -319,22 +339,24 @@ class _Turn:
         option = next((o for o in m.options if o.name == self.s.pending), None)
         self.s.waiting, self.s.pending = "listen", None
         if answer != "yes" or option is None:
-            return self.miss(node, m.listening, "no_match", mode)
-        self.count(f"{mode}.match")
+            return self.miss(node, m.listening, "no_match", event, mode)
+        self.heard(node, mode, "match", event)
         return self.choose(node, m, option)
 
     def choose(self, node: Node, m: Menu, option: Option) -> str | None:
         if option.goto is None:  # repeat
-            self.say(m.prompt)
+            self.say(m.prompt, "repeat")
             self.listen(node)
             return None
-        self.s.vars["last_option"] = option.name
-        self.s.reason = f"option:{option.name}"
+        s = self.s
+        s.vars["last_option"] = option.name
+        kind = "global" if option.is_global else "option"
+        s.reason, s.reason_at = f"{kind}:{option.name}", node.name
         return option.goto
 
     def ask_input(self, node: Node, a: Ask, event: Event) -> str | None:
         if isinstance(event, NoInput):
-            return self.miss(node, a.listening, "no_input")
+            return self.miss(node, a.listening, "no_input", event)
         value: str | None
         if isinstance(event, Digits):
             mode, value = "dtmf", event.digits
@@ -354,35 +376,39 @@ class _Turn:
         if not value or (
             digits_wanted and not (value.isdigit() and a.min_digits <= len(value) <= a.max_digits)
         ):
-            return self.miss(node, a.listening, "no_match", mode)
+            return self.miss(node, a.listening, "no_match", event, mode)
         if a.validate is not None and not a.validate(self.ctx(value=value)):
-            return self.miss(node, a.listening, "no_match", mode)
-        self.count(f"{mode}.match")
+            return self.miss(node, a.listening, "no_match", event, mode)
+        self.heard(node, mode, "match", event)
         self.s.vars[a.save_as] = value
         return node.next
 
-    def miss(self, node: Node, listening: Listening, kind: str, mode: str = "") -> str | None:
+    def miss(
+        self, node: Node, listening: Listening, kind: str, event: Event, mode: str = ""
+    ) -> str | None:
         """No input or no match: re-prompt, or go to on_fail when retries run out."""
         s = self.s
-        self.count(f"{mode}.{kind}" if mode else kind)
+        self.heard(node, mode, kind, event)
         s.misses += 1
         if s.misses > listening.retries:
-            s.reason = f"on_fail:{node.name}"
+            s.reason, s.reason_at = f"on_fail:{node.name}", node.name
             if listening.on_fail is None:
                 self.fail(f"retries ran out at {node.name} and it has no on_fail", GIVE_UP)
             return listening.on_fail
-        self.say(listening.no_input if kind == "no_input" else listening.no_match)
-        self.say(node.spec.prompt)
+        message = listening.no_input if kind == "no_input" else listening.no_match
+        self.say(message, f"{kind}:{s.misses + 1}")  # the attempt the caller is now on
+        self.say(node.spec.prompt, "")
         self.listen(node)
         return None
 
     def fetched(self, node: Node, result: FetchResult) -> str | None:
+        self.note("fetch", result.status or result.error)
         if result.ok:
             self.resolve(node)
             if node.spec.save_as:
                 self.s.vars[node.spec.save_as] = result.body
             return node.next
-        self.s.reason = f"on_error:{node.name}"
+        self.s.reason, self.s.reason_at = f"on_error:{node.name}", node.name
         # so the flow can tell "no such order" (404) from a backend that is down
         self.s.vars["http_error"] = {
             "node": node.name,
@@ -394,6 +420,7 @@ class _Turn:
         return node.on_error
 
     def recorded(self, node: Node, result: Recorded) -> str | None:
+        self.note("recorded", round(result.seconds, 1))
         self.s.vars[node.spec.save_as] = result.reference
         if result.reference:  # an empty recording (silence at the beep) requested nothing
             self.resolve(node)

@@ -9,6 +9,11 @@ from typing import Any
 import orjson
 
 OUTCOMES = ("contained", "transferred", "abandoned", "failed")
+# what led to a transfer: the caller chose an agent in a menu (option) or by a global
+# option such as a zero-out (global); the IVR did not understand (on_fail); a backend
+# failed (on_error); the flow sent the caller without any of those (node); the caller
+# asked to be called back (callback)
+REASONS = ("option", "global", "on_fail", "on_error", "node", "callback")
 MASK = "****"
 
 
@@ -24,17 +29,28 @@ class Session:
     pending: str | None = None  # option awaiting confirmation
     path: list[str] = field(default_factory=list)
     tasks: list[str] = field(default_factory=list)
-    inputs: dict[str, int] = field(
-        default_factory=dict
-    )  # "dtmf.match", "speech.no_match", "no_input"
-    reason: str | None = None  # what led toward a transfer: option:x, on_fail:node, on_error:node
+    # inputs by node, mode and result: "main:dtmf:match", "main:speech:no_match", "main:no_input"
+    inputs: dict[str, int] = field(default_factory=dict)
+    # what led to the transfer under way: `KIND:detail`, KIND one of REASONS; set by what
+    # happens (an option chosen, retries run out, a backend failed) and spent once the call
+    # listens again, so a transfer reached later has its own reason
+    reason: str | None = None
+    reason_at: str | None = None  # the node where that happened
     outcome: str | None = None
     queue: str | None = None
     error: str | None = None
     turn: int = 0
     started_at: float = 0.0
+    updated_at: float = 0.0  # the time of the last event stepped
     ended_at: float | None = None
     sensitive: list[str] = field(default_factory=list)  # variable names never shown
+    # [seconds into the call, node, what, ...]: prompts heard, inputs (masked when
+    # sensitive), backend answers; the last MAX_TRANSCRIPT lines
+    transcript: list[list[Any]] = field(default_factory=list)
+    channel: str = "voice"  # voice | sms | whatsapp | chat
+    direction: str = "inbound"  # inbound | outbound
+    experiment: str | None = None  # the experiment that chose this call's flow
+    variant: str | None = None  # the flow it chose
     # what the telephony told of the end, after the flow was done: not the engine's
     call_status: str | None = None  # Twilio's final CallStatus
     transfer_result: str | None = None  # what became of a transfer: did an agent take it
@@ -48,7 +64,7 @@ class Session:
         new = Session.__new__(Session)
         new.__dict__.update(self.__dict__)
         new.vars, new.path, new.tasks = dict(self.vars), list(self.path), list(self.tasks)
-        new.inputs = dict(self.inputs)
+        new.inputs, new.transcript = dict(self.inputs), list(self.transcript)
         return new
 
     def redacted(self) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from ivr.store.base import SessionStore, Stored
+from ivr.store.records import RecordStore
 
 
 def open_sessions(url: str) -> SessionStore:
@@ -28,4 +29,20 @@ def open_sessions(url: str) -> SessionStore:
     )
 
 
-__all__ = ["SessionStore", "Stored", "open_sessions"]
+def open_records(url: str) -> RecordStore:
+    """`sqlite:///path/calls.db` | `postgresql://user@host/db`."""
+    scheme = urlsplit(url).scheme
+    if scheme == "sqlite":
+        from ivr.store.sqlite_records import SqliteRecords
+
+        return SqliteRecords(Path(url.removeprefix("sqlite://")))
+    if scheme in ("postgresql", "postgres"):
+        from ivr.store.postgres_records import PostgresRecords
+
+        return PostgresRecords(url)
+    raise ValueError(
+        f"IVR_RECORDS: unknown store {url!r} (use sqlite:///path or postgresql://user@host/db)"
+    )
+
+
+__all__ = ["RecordStore", "SessionStore", "Stored", "open_records", "open_sessions"]

@@ -61,6 +61,10 @@ class SessionStore(Protocol):
     def lock(self, call_id: str) -> AbstractAsyncContextManager[None]:
         """Held around load..save so two webhooks of one call never interleave."""
 
+    async def stale(self, before: float) -> list[str]:
+        """Calls in progress whose session was last saved before `before` (Unix time):
+        the reaper ends those whose status callback never came."""
+
     async def unrecorded(self) -> list[Session]:
         """Ended sessions whose call record is not written yet."""
 

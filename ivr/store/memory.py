@@ -19,6 +19,7 @@ class MemorySessions(LocalFetches):
         ] = {}  # call id -> (session json, reply, expiry)
         # ended call id -> session json, kept past expiry until its record is written
         self._outbox: dict[str, str] = {}
+        self._active: dict[str, float] = {}  # call in progress -> when it was last saved
         self._saves = 0
         self._locks = LocalLocks()
 
@@ -35,6 +36,9 @@ class MemorySessions(LocalFetches):
         self._data[session.call_id] = (text, reply, time.time() + ttl(session))
         if session.ended:
             self._outbox[session.call_id] = text
+            self._active.pop(session.call_id, None)
+        else:
+            self._active[session.call_id] = time.time()
         self._saves += 1
         if self._saves % PURGE_EVERY == 0:  # ended calls are seldom loaded again to be dropped
             now = time.time()
@@ -42,6 +46,9 @@ class MemorySessions(LocalFetches):
 
     def lock(self, call_id: str) -> AbstractAsyncContextManager[None]:
         return self._locks(call_id)
+
+    async def stale(self, before: float) -> list[str]:
+        return [c for c, saved in self._active.items() if saved < before and c in self._data]
 
     async def unrecorded(self) -> list[Session]:
         return [Session.from_json(self._outbox[c]) for c in sorted(self._outbox)]

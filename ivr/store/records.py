@@ -1,69 +1,121 @@
-"""Call records: one durable row per ended call, written off the caller's turn.
+"""Call records: one durable row per ended call, and the hourly facts reports add up.
 
-Ended sessions sit in the session store's outbox until their record is written,
-so a crash between the two loses nothing: the outbox is drained at start-up.
+A record is written once, when the call's outcome is final; a late signal (a dial
+result, a status callback after the flow ended) updates its row and never the counts.
+The facts of a call (per hour: its outcome, tasks, the nodes it reached, its inputs,
+the ways it took between nodes) go into rollup tables with the record, in the same
+transaction, so a report over a million calls adds up a few thousand rows.
+Ended sessions sit in the session store's outbox until their record is written, so a
+crash between the two loses nothing; a failed write is tried again while the server runs.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import logging
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Protocol
+from itertools import pairwise
+from typing import Any, Protocol
+
+import orjson
 
 from ivr.engine.session import MASK, Session
+from ivr.keys import Keys
 from ivr.store.base import SessionStore
-from ivr.store.sqlite import WalDatabase
 
 log = logging.getLogger("ivr.records")
+
+HOUR = 3600
+# upper bounds (s) of the time-in-IVR buckets that percentiles are read from
+DURATION_BUCKETS = (5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 240, 300, 450, 600, 900, 1800, 3600)
+RETRY_FIRST, RETRY_MOST = 1.0, 60.0  # seconds before a failed write is tried again, doubling
+WRITTEN = 10_000  # calls remembered as written: their late signals come within minutes
 
 
 @dataclass(frozen=True)
 class CallRecord:
+    """An ended call as kept: made by `record_of`, written by a RecordStore, read by reports.
+    Nothing personal is in clear: `customer` is a keyed HMAC of the caller's number,
+    `caller` the number and `transcript` the masked transcript, both encrypted."""
+
     call_sid: str
     flow_id: str
     flow_version: str
-    caller: str  # hashed unless IVR_STORE_CALLER=plain
     started_at: float
     ended_at: float
     duration: float
     outcome: str
-    queue: str | None
-    reason: str | None
-    tasks: tuple[str, ...]
-    path: tuple[str, ...]
+    channel: str = "voice"
+    direction: str = "inbound"
+    experiment: str = ""
+    variant: str = ""
+    customer: str | None = None
+    caller: str | None = None  # encrypted
+    reason: str | None = None  # a transfer's KIND (ivr.engine.session.REASONS)
+    reason_detail: str | None = None  # the option, node or backend behind it
+    transfer_from: str | None = None  # the node where the transfer was decided
+    queue: str | None = None
+    tasks: tuple[str, ...] = ()
+    path: tuple[str, ...] = ()
     inputs: dict[str, int] = field(default_factory=dict)
     status: str | None = None  # Twilio's final CallStatus when it told us
     transfer_result: str | None = None  # Twilio's DialCallStatus or QueueResult
     error: str | None = None
+    transcript: str | None = None  # encrypted JSON
+
+    @property
+    def last_node(self) -> str | None:
+        return self.path[-1] if self.path else None
+
+    @property
+    def resolved(self) -> bool:
+        """Self-service resolved: a task done, and no agent."""
+        return bool(self.tasks) and self.outcome != "transferred"
+
+    @property
+    def after_task(self) -> bool:
+        """Hung up after a task was done: the caller heard their balance and left."""
+        return self.outcome == "abandoned" and bool(self.tasks)
+
+    @property
+    def hour(self) -> int:
+        return int(self.ended_at // HOUR) * HOUR
 
 
-def record_of(session: Session, hash_caller: bool = True, salt: str = "") -> CallRecord:
-    """The call record of an ended session; sensitive values never appear in one."""
-    caller = str(session.vars.get("caller", ""))
-    if hash_caller and caller:
-        caller = "sha256:" + hashlib.sha256((salt + caller).encode()).hexdigest()[:16]
+def record_of(session: Session, keys: Keys | None) -> CallRecord:
+    """The record of an ended session; sensitive values never appear in one. Without
+    `keys`, what needs them (the caller, the transcript) is left out: enough for a late
+    signal about a call whose record is written already."""
+    caller = str(session.vars.get("caller", "")) if keys else ""
     end = session.ended_at if session.ended_at is not None else session.started_at
+    kind, _, detail = (session.reason or "").partition(":")
+    transferred = session.outcome == "transferred"
     return CallRecord(
         call_sid=session.call_id,
         flow_id=session.flow_id,
         flow_version=session.version,
-        caller=caller,
         started_at=session.started_at,
         ended_at=end,
         duration=round(max(0.0, end - session.started_at), 3),
         outcome=session.outcome or "failed",
+        channel=session.channel,
+        direction=session.direction,
+        experiment=session.experiment or "",
+        variant=session.variant or "",
+        customer=keys.customer_id(caller) if keys and caller else None,
+        caller=keys.seal(caller) if keys and caller else None,
+        reason=kind if transferred and kind else None,
+        reason_detail=detail or None if transferred else None,
+        transfer_from=session.reason_at if transferred else None,
         queue=session.queue,
-        reason=session.reason if session.outcome == "transferred" else None,
         tasks=tuple(session.tasks),
         path=tuple(session.path),
         inputs=dict(session.inputs),
         status=session.call_status,
         transfer_result=session.transfer_result,
         error=_masked(session.error, session),
+        transcript=keys.seal(orjson.dumps(session.transcript).decode()) if keys else None,
     )
 
 
@@ -76,101 +128,153 @@ def _masked(text: str | None, session: Session) -> str | None:
     return text
 
 
-class RecordStore(Protocol):
-    async def add(self, record: CallRecord) -> None:
-        """Idempotent by call_sid: writing the same call twice keeps one row."""
+# -- the facts reports add up --------------------------------------------------------------
 
-    async def all(self) -> list[CallRecord]: ...
+# the columns every rollup row is keyed by, after its hour
+DIMENSIONS = ("flow_id", "flow_version", "experiment", "variant", "channel", "direction")
+# rollup table -> (its own key columns, its count columns)
+ROLLUPS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "hour_calls": (
+        ("outcome", "reason", "queue", "resolved", "after_task"),
+        ("calls", "seconds"),
+    ),
+    "hour_durations": (("outcome", "bucket"), ("calls",)),
+    "hour_tasks": (("task",), ("calls",)),
+    "hour_nodes": (("node",), ("reached", "transferred", "abandoned")),
+    "hour_inputs": (("node", "mode", "result"), ("inputs",)),
+    "hour_edges": (("src", "dst"), ("calls",)),
+}
+
+
+def facts(record: CallRecord) -> Iterator[tuple[str, tuple[Any, ...], tuple[float, ...]]]:
+    """(rollup table, key, counts) of one call: what it adds to each rollup."""
+    base = (record.hour, *(getattr(record, d) for d in DIMENSIONS))
+    reason, queue = record.reason or "", record.queue or ""
+    resolved, after = int(record.resolved), int(record.after_task)
+    yield (
+        "hour_calls",
+        (*base, record.outcome, reason, queue, resolved, after),
+        (1, record.duration),
+    )
+    yield "hour_durations", (*base, record.outcome, duration_bucket(record.duration)), (1,)
+    for task in dict.fromkeys(record.tasks):
+        yield "hour_tasks", (*base, task), (1,)
+    last = record.last_node
+    for node in dict.fromkeys(record.path):  # reached, counted once a call
+        left = int(node == record.transfer_from and record.outcome == "transferred")
+        hung_up = int(node == last and record.outcome == "abandoned")
+        yield "hour_nodes", (*base, node), (1, left, hung_up)
+    for key, count in record.inputs.items():
+        node, *how = key.split(":")
+        mode, result = how if len(how) == 2 else ("", how[0])
+        yield "hour_inputs", (*base, node, mode, result), (count,)
+    for src, dst in dict.fromkeys(pairwise(record.path)):
+        if src != dst:
+            yield "hour_edges", (*base, src, dst), (1,)
+
+
+def duration_bucket(seconds: float) -> int:
+    """The upper bound of the time-in-IVR bucket `seconds` falls in (0: past the last)."""
+    return next((b for b in DURATION_BUCKETS if seconds <= b), 0)
+
+
+def rollup(records: Sequence[CallRecord]) -> dict[str, dict[tuple[Any, ...], list[float]]]:
+    """The rollup increments of `records`, summed per row: a batch writes each row once."""
+    out: dict[str, dict[tuple[Any, ...], list[float]]] = {table: {} for table in ROLLUPS}
+    for record in records:
+        for table, key, counts in facts(record):
+            row = out[table].setdefault(key, [0] * len(counts))
+            for i, n in enumerate(counts):
+                row[i] += n
+    return out
+
+
+# -- stores and the writer -------------------------------------------------------------------
+
+
+class RecordStore(Protocol):
+    """Where call records go: SQLite (ivr/store/sqlite_records.py) or PostgreSQL."""
+
+    async def add(self, records: Sequence[CallRecord]) -> None:
+        """Write records in one transaction. A call written before only has its late
+        fields (status, transfer_result) updated: the rollups never count it twice."""
+
+    async def all(self) -> list[CallRecord]:
+        """Every record, oldest first (tests and small tools)."""
 
     async def close(self) -> None: ...
 
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS calls (
-    call_sid TEXT PRIMARY KEY, flow_id TEXT NOT NULL, flow_version TEXT NOT NULL, caller TEXT,
-    started_at REAL, ended_at REAL, duration REAL, outcome TEXT NOT NULL, queue TEXT, reason TEXT,
-    tasks TEXT, path TEXT, inputs TEXT, status TEXT, error TEXT, transfer_result TEXT
-);
-CREATE INDEX IF NOT EXISTS calls_ended ON calls (ended_at);
-"""
-_JSON_FIELDS = ("tasks", "path", "inputs")
-_FIELDS = tuple(CallRecord.__dataclass_fields__)
-_INSERT = (
-    f"INSERT OR REPLACE INTO calls ({', '.join(_FIELDS)}) VALUES ({', '.join('?' * len(_FIELDS))})"
-)
-
-
-class SqliteRecords:
-    """Call records in SQLite, written on the loop like sessions (see WalDatabase)."""
-
-    def __init__(self, path: Path) -> None:
-        self._db = WalDatabase(path, _SCHEMA)
-        columns = {row[1] for row in self._db.execute("PRAGMA table_info(calls)")}
-        for name in _FIELDS:  # a database from an older version lacks the newer columns
-            if name not in columns:
-                self._db.execute(f"ALTER TABLE calls ADD COLUMN {name}")
-
-    async def add(self, record: CallRecord) -> None:
-        row = {name: getattr(record, name) for name in _FIELDS}  # asdict() deep-copies: slow
-        for key in _JSON_FIELDS:
-            row[key] = json.dumps(row[key])
-        await self._db.write(_INSERT, tuple(row.values()))
-
-    async def all(self) -> list[CallRecord]:
-        out = []
-        for row in self._db.execute(f"SELECT {', '.join(_FIELDS)} FROM calls ORDER BY ended_at"):
-            data = dict(zip(_FIELDS, row, strict=True))
-            for key in _JSON_FIELDS:
-                value = json.loads(data[key])
-                data[key] = tuple(value) if isinstance(value, list) else value
-            out.append(CallRecord(**data))
-        return out
-
-    async def close(self) -> None:
-        self._db.close()
-
-
 class RecordWriter:
-    """Writes records in the background; a failure is logged and retried from the outbox."""
+    """Writes records in the background, batched; a failed batch stays in the outbox and
+    is tried again, later and later, while the server runs."""
 
-    def __init__(
-        self, sessions: SessionStore, records: RecordStore, hash_caller: bool = True, salt: str = ""
-    ) -> None:
-        self.sessions, self.records = sessions, records
-        self.hash_caller, self.salt = hash_caller, salt
+    def __init__(self, sessions: SessionStore, records: RecordStore, keys: Keys) -> None:
+        self.sessions, self.records, self.keys = sessions, records, keys
         self._queue: asyncio.Queue[Session | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._retry: asyncio.Task[None] | None = None
+        self._written: dict[str, None] = {}  # calls whose record this process wrote, latest last
+        self._wait = RETRY_FIRST
 
     async def start(self) -> None:
-        for session in await self.sessions.unrecorded():  # what a crash left behind
-            self._queue.put_nowait(session)
+        await self._from_outbox()  # what a crash left behind
         self._task = asyncio.create_task(self._drain(), name="ivr-record-writer")
 
     def submit(self, session: Session) -> None:
         """Queue the record of an ended call; returns at once."""
         self._queue.put_nowait(session)
 
+    async def _from_outbox(self) -> None:
+        for session in await self.sessions.unrecorded():
+            self._queue.put_nowait(session)
+
     async def _drain(self) -> None:
         stopping = False
         while not stopping:
             batch = [await self._queue.get()]
-            while not self._queue.empty():  # written together: the store commits them as one
+            while not self._queue.empty():  # written together: one transaction
                 batch.append(self._queue.get_nowait())
             stopping = None in batch
-            await asyncio.gather(*(self._write(s) for s in batch if s is not None))
+            sessions = list({s.call_id: s for s in batch if s is not None}.values())
+            if sessions:
+                await self._write(sessions)
 
-    async def _write(self, session: Session) -> None:
+    async def _write(self, sessions: list[Session]) -> None:
+        written = self._written
         try:
-            await self.records.add(record_of(session, self.hash_caller, self.salt))
-            await self.sessions.mark_recorded(session.call_id)
+            # a call written already only needs what a late signal told: no encryption
+            records = [record_of(s, None if s.call_id in written else self.keys) for s in sessions]
+            await self.records.add(records)
+            for session in sessions:
+                await self.sessions.mark_recorded(session.call_id)
+                written[session.call_id] = None
+                if len(written) > WRITTEN:
+                    del written[next(iter(written))]
+            self._wait = RETRY_FIRST
         except Exception:
-            log.exception(
-                "call record not written; it stays in the outbox",
-                extra={"call_sid": session.call_id},
-            )
+            log.exception("%d call record(s) not written; they stay in the outbox", len(sessions))
+            self._try_again()
+
+    def _try_again(self) -> None:
+        if self._retry is None:
+            self._retry = asyncio.create_task(self._again(self._wait), name="ivr-record-retry")
+            self._wait = min(RETRY_MOST, self._wait * 2)
+
+    async def _again(self, after: float) -> None:
+        await asyncio.sleep(after)
+        self._retry = None
+        try:
+            await self._from_outbox()
+        except Exception:  # the session store may be down too
+            log.exception("the outbox of unwritten call records could not be read")
+            self._try_again()
 
     async def stop(self) -> None:
         """Write what is queued, then stop."""
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
         if self._task is not None:
             self._queue.put_nowait(None)
             await self._task

@@ -19,6 +19,7 @@ log = logging.getLogger("ivr.store.redis")
 LOCK_TTL = 30.0  # a holder that crashed frees the call after this long
 LOCK_WAIT = 15.0  # Twilio gives up on a webhook after 15 s, so waiting longer is useless
 OUTBOX = "ivr:unrecorded"
+ACTIVE = "ivr:active"  # calls in progress by when their session was last saved
 FETCH_KEPT = 60.0  # a pending backend call is kept this long past its deadline
 
 
@@ -57,6 +58,9 @@ class RedisSessions:
             if session.ended:
                 pipe.set(_outbox_key(session.call_id), text)
                 pipe.sadd(OUTBOX, session.call_id)
+                pipe.zrem(ACTIVE, session.call_id)
+            else:
+                pipe.zadd(ACTIVE, {session.call_id: time.time()})
             await pipe.execute()
 
     def lock(self, call_id: str) -> AbstractAsyncContextManager[None]:
@@ -91,6 +95,13 @@ class RedisSessions:
                         LOCK_TTL,
                     )
 
+    async def stale(self, before: float) -> list[str]:
+        stale = [str(c) for c in await self._client.zrangebyscore(ACTIVE, "-inf", before)]
+        gone = [c for c in stale if not await self._client.exists(_key(c))]
+        if gone:  # expired without an end: nothing left to close
+            await self._client.zrem(ACTIVE, *gone)
+        return [c for c in stale if c not in gone]
+
     async def unrecorded(self) -> list[Session]:
         ids = sorted(str(c) for c in await self._client.smembers(OUTBOX))
         if not ids:
@@ -105,7 +116,7 @@ class RedisSessions:
             await pipe.execute()
 
     async def put_fetch(self, call_id: str, pending: PendingFetch) -> None:
-        keep = max(1, int((pending.deadline - time.time() + FETCH_KEPT) * 1000))
+        keep = int((max(0.0, pending.deadline - time.time()) + FETCH_KEPT) * 1000)
         await self._client.set(f"ivr:fetch:{call_id}", pending.to_json(), px=keep)
 
     async def get_fetch(self, call_id: str) -> PendingFetch | None:

@@ -200,12 +200,12 @@ def test_menu_by_key_and_by_speech(bank):
     call.press("2")
     assert call.node == "ask_account"
     assert call.session.vars["last_option"] == "block"
-    assert call.session.inputs == {"dtmf.match": 1}
+    assert call.session.inputs == {"main:dtmf:match": 1}
     call = Call(bank)
     call.say("I want to block my card please")
     assert call.node == "ask_account"
     assert call.session.vars["last_option"] == "block"
-    assert call.session.inputs == {"speech.match": 1}
+    assert call.session.inputs == {"main:speech:match": 1}
 
 
 def test_ask_listens_for_digits(bank):
@@ -235,7 +235,7 @@ def test_digits_said_as_words_fill_a_digits_ask(bank):
     call.say("one two three four five six seven four")
     assert call.node == "lookup"
     assert call.session.vars["account"] == ACCOUNT
-    assert call.session.inputs["speech.match"] == 1
+    assert call.session.inputs["ask_account:speech:match"] == 1
 
 
 def test_wrong_length_is_no_match(bank):
@@ -247,7 +247,7 @@ def test_wrong_length_is_no_match(bank):
         "That account number is not valid.",
         "Enter your account number, then the pound key.",
     ]
-    assert call.session.inputs["dtmf.no_match"] == 1
+    assert call.session.inputs["ask_account:dtmf:no_match"] == 1
 
 
 def test_validate_false_counts_as_no_match(bank):
@@ -359,11 +359,11 @@ def test_transfer(bank):
     call.press("0")
     assert call.heard == ["Connecting you to an agent."]
     assert call.last == act.Transfer(
-        "+15550199", "support", "option:agent", {"reason": "option:agent", "option": "agent"}
+        "+15550199", "support", "global:agent", {"reason": "global:agent", "option": "agent"}
     )
     assert call.session.outcome == "transferred"
     assert call.session.queue == "support"
-    assert call.session.reason == "option:agent"
+    assert call.session.reason == "global:agent"
 
 
 def test_record_ends_the_call_contained(bank):
@@ -472,11 +472,11 @@ def test_no_input_and_no_match_reprompt_with_their_own_messages(bank):
         "Sorry, I didn't catch that.",
         "Press 1 for your balance, 2 to block a card.",
     ]
-    assert call.session.inputs == {"no_input": 1, "dtmf.no_match": 1}
+    assert call.session.inputs == {"main:no_input": 1, "main:dtmf:no_match": 1}
     call = Call(bank)
     call.say("pizza")
     assert call.heard[0] == "Sorry, I didn't catch that."
-    assert call.session.inputs == {"speech.no_match": 1}
+    assert call.session.inputs == {"main:speech:no_match": 1}
 
 
 def test_retries_run_out_then_on_fail(bank):
@@ -532,7 +532,7 @@ def test_global_zero_out_from_any_menu(bank):
     assert call.node == "more"
     call.say("operator")
     assert call.session.outcome == "transferred"
-    assert call.session.reason == "option:agent"
+    assert call.session.reason == "global:agent"
 
 
 # -- speech confirmation -----------------------------------------------------------------------
@@ -879,3 +879,63 @@ nodes:
     assert flow.vars["items"] == [1]  # every call starts from these
     assert call.session.outcome == "failed"  # mutating is a technical error, not a silent leak
     assert call.actions[-2:] == [APOLOGY, act.Hangup("failed")]
+
+
+REASONS_FLOW = """
+flow: reasons
+start: main
+global:
+  agent: {dtmf: "0", goto: agent}
+nodes:
+  main:
+    menu:
+      prompt: "1 for help, 2 for an agent."
+      on_fail: agent
+      retries: 0
+      options:
+        help: {dtmf: "1", goto: ask_pin}
+        person: {dtmf: "2", goto: agent}
+  ask_pin:
+    ask: {prompt: "Your PIN?", digits: {min: 4, max: 4}, save_as: pin}
+    next: route
+  route:
+    branch:
+      - {if: "pin == '9999'", goto: agent}
+      - {else: bye}
+  agent: {transfer: {to: "+15550199", queue: support}}
+  bye: {end: {}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("keys", "reason", "at"),
+    [
+        (["2"], "option:person", "main"),  # the caller chose an agent
+        (["0"], "global:agent", "main"),  # a zero-out
+        (["7"], "on_fail:main", "main"),  # the IVR did not understand
+        # the flow sent the caller: the menu choice two answers before is not the reason
+        (["1", "9999"], "node:route", "route"),
+    ],
+)
+def test_the_reason_is_what_led_to_this_transfer(keys, reason, at):
+    call = Call(compile_flow(REASONS_FLOW))
+    for key in keys:
+        call.press(key)
+    assert call.session.outcome == "transferred"
+    assert (call.session.reason, call.session.reason_at) == (reason, at)
+
+
+def test_the_transcript_tells_what_was_heard_and_said_masked(bank):
+    call = Call(bank)
+    call.say("pizza", 0.5)
+    call.press("1")
+    call.press(ACCOUNT + "#")
+    assert call.session.transcript == [
+        [0.0, "welcome", "say"],
+        [0.0, "main", "prompt"],
+        [0.0, "main", "speech", "no_match", "pizza", 0.5],
+        [0.0, "main", "no_match:2"],
+        [0.0, "main", "dtmf", "match", "1"],
+        [0.0, "ask_account", "prompt"],
+        [0.0, "ask_account", "dtmf", "match", MASK],  # sensitive: never kept
+    ]

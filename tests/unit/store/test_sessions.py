@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import sqlite3
 import threading
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,6 +16,7 @@ import redis.asyncio
 
 import ivr.store.redis as redis_store
 import ivr.store.sqlite as sqlite_store
+from ivr.engine.events import FetchResult
 from ivr.engine.session import Session
 from ivr.store import SessionStore, Stored, base, open_sessions
 from ivr.store.redis import RedisSessions, SessionLocked
@@ -120,6 +123,29 @@ async def test_outbox_holds_the_last_save(store: SessionStore) -> None:
 
 
 # -- expiry ------------------------------------------------------------------------------------
+
+
+async def test_stale_lists_calls_in_progress_last_saved_before(store: SessionStore) -> None:
+    await store.save(active("CA1"), "<Response/>")
+    await store.save(active("CA2"), "<Response/>")
+    await store.save(ended("CA3"), "<Response/>")  # over: nothing to close
+    now = time.time()
+    assert sorted(await store.stale(now + 1)) == ["CA1", "CA2"]
+    assert await store.stale(now - 60) == []  # saved since
+    await store.save(ended("CA2"), "<Response/>")
+    assert await store.stale(now + 1) == ["CA1"]
+
+
+async def test_pending_fetches_are_kept_and_dropped(store: SessionStore) -> None:
+    pending = base.PendingFetch(4, "host:1:ab", 1700000010.0, 1700000001.0)
+    assert await store.get_fetch("CA1") is None
+    await store.put_fetch("CA1", pending)
+    assert await store.get_fetch("CA1") == pending
+    done = dataclasses.replace(pending, result=FetchResult(200, {"a": [1]}, at=1700000002.0))
+    await store.put_fetch("CA1", done)
+    assert await store.get_fetch("CA1") == done
+    await store.drop_fetch("CA1")
+    assert await store.get_fetch("CA1") is None
 
 
 async def test_active_session_expires(store: SessionStore, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,121 @@
+"""The keys of what ivr keeps: caller identities as keyed HMACs, personal fields encrypted.
+
+`IVR_CUSTOMER_KEY` keys the HMAC that turns a phone number into a customer id (the same
+number gives the same id for as long as the key stays: experiments and history depend on
+it). `IVR_DATA_KEY` (a Fernet key) encrypts what must be kept but never in clear: phone
+numbers, transcripts. When one is not set, one is made once into a 0600 file under the
+data directory, with a loud warning: losing that file loses what it encrypted.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import os
+import secrets
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from cryptography.fernet import Fernet, InvalidToken
+
+from ivr.errors import ConfigError
+
+log = logging.getLogger("ivr.keys")
+
+KEY_FILE = "keys.json"
+# what Twilio and carriers send for a caller who hides their number
+WITHHELD = frozenset({"", "anonymous", "restricted", "unknown", "private", "+266696687"})
+
+
+@dataclass(frozen=True)
+class Keys:
+    """The two keys, made by `Keys.load`; read by call records and experiment splits."""
+
+    customer: bytes = field(repr=False)
+    data: bytes = field(repr=False)
+
+    @classmethod
+    def load(cls, data_dir: Path, env: dict[str, str] | None = None) -> Keys:
+        """The keys from the environment, or from (or made into) `data_dir`/keys.json."""
+        env = dict(os.environ) if env is None else env
+        customer, data = env.get("IVR_CUSTOMER_KEY"), env.get("IVR_DATA_KEY")
+        if not (customer and data):
+            kept = _kept(data_dir / KEY_FILE)
+            customer, data = customer or kept["customer"], data or kept["data"]
+        try:
+            Fernet(data.encode())
+        except ValueError:
+            raise ConfigError(
+                "IVR_DATA_KEY: expected a Fernet key (32 url-safe base64 bytes: "
+                "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key())')"
+            ) from None
+        if len(customer) < 16:
+            raise ConfigError("IVR_CUSTOMER_KEY: expected at least 16 characters of secret")
+        return cls(customer.encode(), data.encode())
+
+    @classmethod
+    def for_tests(cls) -> Keys:
+        """Fresh random keys that nothing is kept under."""
+        return cls(secrets.token_urlsafe(32).encode(), Fernet.generate_key())
+
+    def customer_id(self, number: str) -> str | None:
+        """A stable id for the caller behind `number`; None for a withheld number."""
+        number = number.strip()
+        if number.lower() in WITHHELD:
+            return None
+        mac = self._hmac.copy()  # keyed once: a copy costs a third of a new one
+        mac.update(number.encode())
+        digest = mac.digest()
+        return "c_" + base64.b32encode(digest[:15]).decode().lower()
+
+    @cached_property
+    def _hmac(self) -> hmac.HMAC:
+        return hmac.new(self.customer, digestmod=hashlib.sha256)
+
+    @cached_property
+    def _fernet(self) -> Fernet:
+        return Fernet(self.data)
+
+    def seal(self, text: str | None) -> str | None:
+        """`text` encrypted (and authenticated) for keeping; None stays None."""
+        return None if text is None else self._fernet.encrypt(text.encode()).decode()
+
+    def open(self, token: str | None) -> str | None:
+        """What `seal` sealed; a token this key did not seal reads as None."""
+        if token is None:
+            return None
+        try:
+            return self._fernet.decrypt(token.encode()).decode()
+        except InvalidToken:
+            return None
+
+
+def _kept(path: Path) -> dict[str, str]:
+    """The keys kept in `path`, made there (readable by this user only) the first time."""
+    if path.exists():
+        known: dict[str, str] = json.loads(path.read_text())
+        return known
+    path.parent.mkdir(parents=True, exist_ok=True)
+    kept = {"customer": secrets.token_urlsafe(32), "data": Fernet.generate_key().decode()}
+    draft = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    try:  # made once, whole: a second process starting meanwhile reads the first's
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(kept, f)
+        os.link(draft, path)
+    except FileExistsError:
+        found: dict[str, str] = json.loads(path.read_text())
+        return found
+    finally:
+        draft.unlink(missing_ok=True)
+    log.warning(
+        "IVR_CUSTOMER_KEY and IVR_DATA_KEY are not set: made keys into %s. Back it up, or "
+        "set both variables: without that file, caller ids change and encrypted fields of "
+        "call records cannot be read",
+        path,
+    )
+    return kept
