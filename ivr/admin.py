@@ -1,0 +1,113 @@
+"""The admin listener: what ops read (`/metrics`, `/healthz`), apart from the public port
+Twilio reaches, and behind a bearer token whenever it can be reached beyond loopback.
+
+One `ivr serve` process has one admin listener; with several processes Prometheus
+scrapes each, and its rules add them up.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+
+from aiohttp import web
+
+from ivr.config import Config
+from ivr.errors import ConfigError
+from ivr.metrics import CONTENT_TYPE, Metrics
+from ivr.registry import FlowRegistry
+from ivr.sockets import listen
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Lifetime = Callable[[web.Application], AsyncIterator[None]]
+
+
+def build_admin_app(flows: FlowRegistry, metrics: Metrics, token: str | None) -> web.Application:
+    """`/metrics` and `/healthz` of the server that owns `flows` and `metrics`; with a
+    `token`, every request must carry `Authorization: Bearer <token>`."""
+    app = web.Application(middlewares=[_bearer(token)] if token else [])
+
+    async def exposition(request: web.Request) -> web.Response:
+        return web.Response(body=metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
+
+    app.router.add_get("/metrics", exposition)
+    app.router.add_get("/healthz", health(flows))
+    return app
+
+
+def health(flows: FlowRegistry) -> Handler:
+    """`/healthz`: 200 with the versions served, 503 while no flow is loaded."""
+
+    async def healthz(request: web.Request) -> web.Response:
+        current = flows.current
+        return web.json_response(
+            {
+                "status": "ok" if current else "no flows",
+                "flows": {f.id: f.version for f in current.values()},
+            },
+            status=200 if current else 503,
+        )
+
+    return healthz
+
+
+def _bearer(token: str) -> Callable[..., Awaitable[web.StreamResponse]]:
+    expected = token.encode()
+
+    @web.middleware
+    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        # compare_digest: how long the comparison takes tells nothing of the token
+        matches = hmac.compare_digest(given.strip().encode(errors="surrogateescape"), expected)
+        if scheme.lower() != "bearer" or not matches:
+            raise web.HTTPUnauthorized(
+                text="a bearer token is needed (IVR_ADMIN_TOKEN)",
+                headers={"WWW-Authenticate": 'Bearer realm="ivr admin"'},
+            )
+        return await handler(request)
+
+    return check
+
+
+def listen_admin(config: Config) -> list[socket.socket]:
+    """The admin listener's sockets; ConfigError when they cannot be bound, or when they
+    would be reachable beyond loopback without IVR_ADMIN_TOKEN."""
+    host, port = config.admin
+    sockets = listen(host, port, "the admin listener", "set IVR_ADMIN or --admin")
+    beyond = exposed(sockets)
+    if beyond and not config.admin_token:
+        for sock in sockets:
+            sock.close()
+        raise ConfigError(
+            f"IVR_ADMIN: the admin listener ({host or '*'}:{port}) would answer on "
+            f"{', '.join(beyond)}, beyond loopback, without a token: set IVR_ADMIN_TOKEN, "
+            "or listen on loopback (--admin 127.0.0.1:8081)"
+        )
+    return sockets
+
+
+def exposed(sockets: Sequence[socket.socket]) -> list[str]:
+    """The addresses of `sockets` that other hosts can reach (all but loopback)."""
+    found = []
+    for sock in sockets:
+        address = sock.getsockname()[0]
+        if not ipaddress.ip_address(address).is_loopback:
+            found.append(address)
+    return found
+
+
+def serving(admin: web.Application, sockets: Sequence[socket.socket]) -> Lifetime:
+    """A cleanup context for the public app that serves `admin` on `sockets` while the
+    public app runs: up once the stores are open, down before they close."""
+
+    async def lifetime(_: web.Application) -> AsyncIterator[None]:
+        runner = web.AppRunner(admin, access_log=None, handle_signals=False)
+        await runner.setup()
+        for sock in sockets:
+            await web.SockSite(runner, sock).start()
+        yield
+        await runner.cleanup()
+
+    return lifetime
