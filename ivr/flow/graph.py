@@ -1,9 +1,15 @@
-"""Diagrams of a compiled flow: Mermaid and Graphviz DOT text, pure functions of a Flow."""
+"""Diagrams of a compiled flow: Mermaid and Graphviz DOT text, pure functions of a Flow.
+
+With `Traffic` (counts read from call records by ivr/report/traffic.py) a diagram is a heat
+map: each edge's calls and share, each node's calls, hang-ups and transfers, the busier
+edges thicker and darker.
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 
 from ivr.flow.model import Flow, Node
 
@@ -37,12 +43,69 @@ _DOT_SHAPES = {
 # what Mermaid may read as syntax, HTML or markdown in a label: written as `#NN;` codes
 _MERMAID_ESCAPES = {c: f"#{ord(c)};" for c in '#"&<>|[]{}`;\\'}
 _UNSAFE_ID = re.compile(r"[^A-Za-z0-9_]")
+COLD, HOT = (0xB0, 0xBE, 0xC5), (0xB7, 0x1C, 0x1C)  # an edge's colour from no traffic to most
+UNDRAWN = "taken, not drawn"  # an edge calls took that the flow (this version) does not have
 
 
-def node_label(node: Node) -> str:
-    """What a node's box says: its name and kind, and the task it resolves."""
+@dataclass(frozen=True)
+class Traffic:
+    """Calls through a flow, for a heat map: made from the records' rollups by
+    ivr/report/traffic.py, drawn by `to_mermaid` and `to_dot`."""
+
+    edges: Mapping[tuple[str, str], int] = field(default_factory=dict)  # (src, dst) -> calls
+    # node -> (calls that reached it, left to an agent from it, hung up at it)
+    nodes: Mapping[str, tuple[int, int, int]] = field(default_factory=dict)
+    window: str = ""  # the hours counted, in words
+
+    def share(self, src: str, dst: str) -> float | None:
+        """The calls that went src -> dst, of those that reached src."""
+        reached = self.nodes.get(src, (0, 0, 0))[0]
+        return self.edges.get((src, dst), 0) / reached if reached else None
+
+    def heat(self, src: str, dst: str) -> float:
+        """0..1: this edge's calls against the busiest edge's."""
+        most = max(self.edges.values(), default=0)
+        return self.edges.get((src, dst), 0) / most if most else 0.0
+
+    def colour(self, src: str, dst: str) -> str:
+        h = self.heat(src, dst)
+        mixed = (round(c + (w - c) * h) for c, w in zip(COLD, HOT, strict=True))
+        return "#" + "".join(f"{c:02x}" for c in mixed)
+
+    def width(self, src: str, dst: str) -> float:
+        return round(1 + 7 * self.heat(src, dst), 1)
+
+    def edge_label(self, label: str, src: str, dst: str) -> str:
+        if src == dst:
+            return label  # a re-prompt: not a way between nodes
+        calls, share = self.edges.get((src, dst), 0), self.share(src, dst)
+        return f"{label}\n{calls:,} calls" + (f" ({share:.0%})" if share is not None else "")
+
+    def node_line(self, name: str) -> str:
+        reached, transferred, abandoned = self.nodes.get(name, (0, 0, 0))
+        return f"{reached:,} calls, {abandoned:,} hung up, {transferred:,} to agent"
+
+
+def edges(flow: Flow, traffic: Traffic | None = None) -> list[tuple[str, str, str]]:
+    """(source, label, target) of every edge to draw. With traffic, the edges between one
+    pair of nodes are one edge (its calls cannot be told apart), and ways calls took that
+    the flow does not draw (an older version's) are added."""
+    found = [(n.name, label, target) for n in flow.nodes.values() for label, target in n.edges()]
+    if traffic is None:
+        return found
+    merged: dict[tuple[str, str], list[str]] = {}
+    for src, label, dst in found:
+        merged.setdefault((src, dst), []).append(label)
+    for src, dst in sorted(traffic.edges):
+        merged.setdefault((src, dst), [UNDRAWN])
+    return [(src, " | ".join(labels), dst) for (src, dst), labels in merged.items()]
+
+
+def node_label(node: Node, traffic: Traffic | None = None) -> str:
+    """What a node's box says: its name and kind, the task it resolves, and its traffic."""
     label = f"{node.name}\n{node.kind}"
-    return label + (f"\nresolves {node.resolves}" if node.resolves else "")
+    label += f"\nresolves {node.resolves}" if node.resolves else ""
+    return label + (f"\n{traffic.node_line(node.name)}" if traffic is not None else "")
 
 
 def mermaid_ids(flow: Flow) -> dict[str, str]:
@@ -70,8 +133,9 @@ def dot_text(text: str) -> str:
     return '"' + escaped.replace("\n", "\\n") + '"'
 
 
-def to_mermaid(flow: Flow) -> str:
-    """The flow as a Mermaid flowchart (`flowchart TD`), subflows as subgraphs."""
+def to_mermaid(flow: Flow, traffic: Traffic | None = None) -> str:
+    """The flow as a Mermaid flowchart (`flowchart TD`), subflows as subgraphs; with
+    `traffic`, a heat map."""
     ids = mermaid_ids(flow)
     lines = ["flowchart TD", '  flow_start(("start"))']
     for i, (prefix, nodes) in enumerate(_groups(flow)):
@@ -81,26 +145,35 @@ def to_mermaid(flow: Flow) -> str:
             indent = "    "
         for node in nodes:
             opening, closing = _MERMAID_SHAPES.get(node.kind, ("[", "]"))
-            label = mermaid_text(node_label(node))
+            label = mermaid_text(node_label(node, traffic))
             lines.append(f'{indent}{ids[node.name]}{opening}"{label}"{closing}')
         if prefix:
             lines.append("  end")
     lines.append(f"  flow_start --> {ids[flow.start]}")
-    for node in flow.nodes.values():
-        for label, target in node.edges():
-            to = ids.get(target) or _missing(lines, ids, target)
-            lines.append(f'  {ids[node.name]} -->|"{mermaid_text(label)}"| {to}')
+    styles = []
+    for link, (src, label, target) in enumerate(edges(flow, traffic), start=1):
+        start = ids.get(src) or _missing(lines, ids, src)
+        to = ids.get(target) or _missing(lines, ids, target)
+        arrow = "-.->" if label == UNDRAWN else "-->"
+        if traffic is not None:
+            label = traffic.edge_label(label, src, target)
+            styles.append(
+                f"  linkStyle {link} stroke-width:{traffic.width(src, target)}px,"
+                f"stroke:{traffic.colour(src, target)}"
+            )
+        lines.append(f'  {start} {arrow}|"{mermaid_text(label)}"| {to}')
     terminals = [ids[n.name] for n in flow.nodes.values() if n.kind in TERMINAL_KINDS]
     lines.append("  classDef terminal stroke-width:3px")
     lines.append("  classDef first stroke-width:3px,stroke-dasharray:4")
     if terminals:
         lines.append(f"  class {','.join(terminals)} terminal")
     lines.append(f"  class {ids[flow.start]} first")
-    return "\n".join(lines) + "\n"
+    return "\n".join([*lines, *styles]) + "\n"
 
 
-def to_dot(flow: Flow) -> str:
-    """The flow as a Graphviz digraph, subflows as clusters; render with `dot -Tsvg`."""
+def to_dot(flow: Flow, traffic: Traffic | None = None) -> str:
+    """The flow as a Graphviz digraph, subflows as clusters; render with `dot -Tsvg`;
+    with `traffic`, a heat map."""
     lines = [
         f"digraph {dot_text(flow.id)} {{",
         "  node [fontname=Helvetica, fontsize=11];",
@@ -117,9 +190,13 @@ def to_dot(flow: Flow) -> str:
         for node in nodes:
             attrs = [
                 f"shape={_DOT_SHAPES.get(node.kind, 'box')}",
-                f"label={dot_text(node_label(node))}",
+                f"label={dot_text(node_label(node, traffic))}",
             ]
-            if node.kind == "say":
+            rounded = ["rounded"] if node.kind == "say" else []
+            if traffic is not None:
+                attrs.append(f'fillcolor="{_fill(traffic, node.name)}"')
+                attrs.append(f'style="{",".join([*rounded, "filled"])}"')
+            elif rounded:
                 attrs.append('style="rounded"')
             if node.kind in TERMINAL_KINDS:
                 attrs.append("peripheries=2")
@@ -129,13 +206,23 @@ def to_dot(flow: Flow) -> str:
         if prefix:
             lines.append("  }")
     lines.append(f'  "flow start" -> {dot_text(flow.start)};')
-    for node in flow.nodes.values():
-        for label, target in node.edges():
-            style = ", style=dashed" if label in ("on_fail", "on_error") else ""
-            lines.append(
-                f"  {dot_text(node.name)} -> {dot_text(target)} [label={dot_text(label)}{style}];"
-            )
+    for src, label, target in edges(flow, traffic):
+        style = ", style=dashed" if label in ("on_fail", "on_error", UNDRAWN) else ""
+        if traffic is not None:
+            colour = traffic.colour(src, target)
+            style += f', penwidth={traffic.width(src, target)}, color="{colour}"'
+            label = traffic.edge_label(label, src, target)
+        lines.append(f"  {dot_text(src)} -> {dot_text(target)} [label={dot_text(label)}{style}];")
+    if traffic is not None and traffic.window:
+        lines.append(f"  label={dot_text('calls ' + traffic.window)}; labelloc=t;")
     return "\n".join(lines) + "\n}\n"
+
+
+def _fill(traffic: Traffic, name: str) -> str:
+    """A node's fill: white for no calls, a warm tint for the most reached."""
+    most = max((n[0] for n in traffic.nodes.values()), default=0)
+    heat = traffic.nodes.get(name, (0, 0, 0))[0] / most if most else 0.0
+    return "#" + "".join(f"{round(255 - (255 - c) * heat):02x}" for c in (0xFF, 0xCC, 0xBC))
 
 
 def _groups(flow: Flow) -> Iterator[tuple[str, list[Node]]]:
