@@ -7,8 +7,12 @@ TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 # CI reaches only package registries: uv must use $(PY), never download a Python
 export UV_PYTHON_DOWNLOADS := never
-# Debian packages the tests need: a real redis-server, Graphviz to check diagrams
-APT_NEEDS := redis-server:redis-server dot:graphviz
+# Debian packages the tests need: a real redis-server, Graphviz to check diagrams, a
+# PostgreSQL server (its binaries are off PATH: a glob, expanded by the unquoted check),
+# Prometheus and promtool to run the metrics rules, Chromium and its driver to open the
+# report page
+APT_NEEDS := redis-server:redis-server dot:graphviz /usr/lib/postgresql/*/bin/initdb:postgresql prometheus:prometheus \
+	chromium:chromium chromedriver:chromium-driver
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
 .PHONY: venv lock lock-upgrade check-lock system-deps run test lint bench clean
@@ -39,7 +43,7 @@ check-lock: $(TOOLS)/.installed
 
 system-deps:
 	@need=""; for pair in $(APT_NEEDS); do \
-	  command -v "$${pair%%:*}" >/dev/null 2>&1 || need="$$need $${pair##*:}"; done; \
+	  command -v $${pair%%:*} >/dev/null 2>&1 || need="$$need $${pair##*:}"; done; \
 	if [ -n "$$need" ]; then echo "installing:$$need"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$need; fi
 

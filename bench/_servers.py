@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from _caller import PUBLIC_URL, TOKEN
+from cryptography.fernet import Fernet
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -150,6 +152,9 @@ def servers(tmp: Path, sessions: str | None, extra_env: list[str]) -> tuple[Serv
         "IVR_HTTP_ALLOW": f"127.0.0.1:{bank_port}",
         "IVR_FLOW_BANK_API": f"http://127.0.0.1:{bank_port}",
         "IVR_DATA": str(tmp / "data"),
+        # keys of this run's own (the server would make them, with a warning)
+        "IVR_CUSTOMER_KEY": secrets.token_urlsafe(32),
+        "IVR_DATA_KEY": Fernet.generate_key().decode(),
     }
     for name in ("IVR_SESSIONS", "IVR_RECORDS", "IVR_INSECURE", "IVR_TRUST_PROXY"):
         ivr_env.pop(name, None)  # this benchmark is of the defaults: SQLite, signatures checked
@@ -172,6 +177,8 @@ def servers(tmp: Path, sessions: str | None, extra_env: list[str]) -> tuple[Serv
             "--public-url",
             PUBLIC_URL,
             "--no-watch",
+            "--admin",  # a free port: 8081 may be another server's
+            f"127.0.0.1:{free_port()}",
             *(["--sessions", sessions] if sessions else []),
         ],
         ivr_port,

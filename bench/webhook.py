@@ -10,6 +10,9 @@ it, and each call walks a real multi-turn path of flows/telebanking.yaml (DTMF,
 speech, silence, mistyped input, a transfer), following the action URL of each
 TwiML reply, and ends with a status callback.
 
+`ivr+short` and `naive+short` are short calls (the menu, a silence, 0 for an agent):
+the calls where per-call work (a session made, a record written) weighs most.
+
 `ivr` walks the phone tree: the path the targets are set for (signature check,
 session read and write, engine step, TwiML, metrics), which is also all the bare
 and naive apps are asked to do. `ivr+api` is the same server on self-service
@@ -40,7 +43,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from _caller import PHONE_TREE, SELF_SERVICE, drive
+from _caller import PHONE_TREE, SELF_SERVICE, SHORT, drive
 from _servers import (
     DRIVER_CORE,
     SERVER_CORE,
@@ -53,6 +56,7 @@ from _servers import (
     usage,
 )
 
+MIXES = {"": PHONE_TREE, "api": SELF_SERVICE, "short": SHORT}  # by the label's +suffix
 TARGET_VS_BARE = 2.5  # ivr CPU per turn at most this many times the bare app's
 TARGET_P99_MS = 25.0
 
@@ -117,7 +121,7 @@ def measure(
         marks.append(Snapshot(time.perf_counter(), cpu, wait, bank_cpu, busy, driver))
 
     check, think = server.name == "ivr", think_ms / 1000
-    mix = SELF_SERVICE if label == "ivr+api" else PHONE_TREE
+    mix = MIXES[label.partition("+")[2]]
     load = asyncio.run(
         drive(server.port, warmup, args.calls, args.concurrency, check, window, first, think, mix)
     )
@@ -141,14 +145,14 @@ def measure(
 
 def table(results: list[Result]) -> str:
     head = (
-        f"{'server':<7}{'turns':>8}{'errors':>8}{'turns/s':>9}{'CPU µs/turn':>13}"
+        f"{'server':<12}{'turns':>8}{'errors':>8}{'turns/s':>9}{'CPU µs/turn':>13}"
         f"{'server core':>13}{'others':>8}{'waited':>8}{'p50 ms':>8}{'p99 ms':>8}"
         f"{'driver':>8}{'bank':>7}"
     )
     lines = [head, "-" * len(head)]
     for r in results:
         lines.append(
-            f"{r.server:<7}{r.turns:>8}{r.errors:>8}{r.turns_per_s:>9.0f}"
+            f"{r.server:<12}{r.turns:>8}{r.errors:>8}{r.turns_per_s:>9.0f}"
             f"{r.cpu_us_per_turn:>13.0f}{100 * r.server_cpu / r.seconds:>12.0f}%"
             f"{100 * r.others_cpu / r.seconds:>7.0f}%{100 * r.waited / r.seconds:>7.0f}%"
             f"{r.p50_ms:>8.1f}{r.p99_ms:>8.1f}{100 * r.driver_cpu / r.seconds:>7.0f}%"
@@ -178,6 +182,10 @@ def verdict(results: list[Result], concurrency: int, think: float) -> tuple[list
     ]  # fmt: skip
     lines = [f"{'PASS' if ok else 'MISS'}  {text}" for text, ok in checks]
     by = {r.server: r for r in results}
+    if {"ivr+short", "naive+short"} <= by.keys():
+        short = by["ivr+short"].cpu_us_per_turn / by["naive+short"].cpu_us_per_turn
+        checks.append((f"short calls, ivr/naive  {short:5.2f}x  (target < 1x)", short < 1.0))
+        lines.insert(2, f"{'PASS' if short < 1 else 'MISS'}  {checks[-1][0]}")
     if "ivr+api" in by:
         api = by["ivr+api"]
         lines.append(
@@ -219,7 +227,9 @@ def main() -> int:
         "--rounds", type=int, default=1, help="each server this many times per phase"
     )
     parser.add_argument(
-        "--only", default="ivr,ivr+api,bare,naive", help="servers to drive, in order"
+        "--only",
+        default="ivr,ivr+api,ivr+short,bare,naive,naive+short",
+        help="servers to drive, in order (+api: self-service mix, +short: short calls)",
     )
     parser.add_argument(
         "--nice",
@@ -259,9 +269,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="ivr-bench-") as tmp, niceness(args.nice):
         bank, targets = servers(Path(tmp), args.sessions, args.ivr_env)
         by_name = {s.name: s for s in targets}
-        if unknown := [n for n in wanted if n.removesuffix("+api") not in by_name]:
+        if unknown := [n for n in wanted if n.partition("+")[0] not in by_name]:
             parser.error(f"--only: no server {', '.join(unknown)}")
-        drives = [(name, by_name[name.removesuffix("+api")]) for name in wanted]
+        drives = [(name, by_name[name.partition("+")[0]]) for name in wanted]
         targets = list({id(s): s for _, s in drives}.values())
         started = time.perf_counter()
         with running([bank, *targets], args.nice):

@@ -10,12 +10,16 @@ import sys
 from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ivr import __version__
 from ivr.errors import ConfigError, FlowError
 from ivr.flow import flow_files
+from ivr.report.commands import add_commands, add_window, graph_traffic
+
+if TYPE_CHECKING:
+    from ivr.flow.model import Flow
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -90,7 +94,13 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("graph", help="draw a flow as a Mermaid or Graphviz diagram")
     p.add_argument("flow", type=Path)
-    p.add_argument("--format", choices=("mermaid", "dot"), default="mermaid")
+    p.add_argument("--format", choices=("mermaid", "dot", "svg"), default="mermaid")
+    p.add_argument(
+        "--traffic",
+        action="store_true",
+        help="a heat map: calls along each edge and at each node, from the call records",
+    )
+    add_window(p)
     p.set_defaults(run=_graph)
 
     p = sub.add_parser("call", help="call a flow from the console (type digits, words, or nothing)")
@@ -108,6 +118,13 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="run the Twilio webhook server")
     p.add_argument("--host", help="address to listen on (IVR_HOST, default 0.0.0.0)")
     p.add_argument("--port", type=_checked("port", "--port"), help="port (IVR_PORT, default 8080)")
+    p.add_argument(
+        "--admin",
+        type=_checked("admin", "--admin"),
+        metavar="HOST:PORT",
+        help="the admin listener for /metrics (IVR_ADMIN, default 127.0.0.1:8081; beyond "
+        "loopback it needs IVR_ADMIN_TOKEN)",
+    )
     p.add_argument("--flows", type=Path, help="flows directory (IVR_FLOWS, default flows)")
     p.add_argument("--audio", type=Path, help="prompt recordings (IVR_AUDIO, default audio)")
     p.add_argument("--data", type=Path, help="data directory for SQLite (IVR_DATA, default data)")
@@ -154,6 +171,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("test", help="run conversation tests (default: $IVR_FLOWS/tests)")
     p.add_argument("paths", nargs="*", type=Path, metavar="PATH", help="test files or directories")
     p.set_defaults(run=_test)
+    add_commands(sub)  # report, calls
     return parser
 
 
@@ -169,8 +187,9 @@ def _flow_files(paths: Sequence[Path]) -> list[Path]:
 
 def _validate(args: argparse.Namespace) -> int:
     from ivr.config import turn_budget
-    from ivr.flow import Flow, check_flow
+    from ivr.flow import check_flow
     from ivr.flow.compiler import TURN_BUDGET
+    from ivr.flow.experiment import conflict_problems, conflicts
     from ivr.flow.numbers import claim_problem, taken
 
     errors = warnings = 0
@@ -182,12 +201,19 @@ def _validate(args: argparse.Namespace) -> int:
         if "IVR_TURN_BUDGET" in os.environ
         else TURN_BUDGET
     )
-    for path in files:
-        flow, problems = check_flow(path, turn_budget=budget)
+    checked = [(path, *check_flow(path, turn_budget=budget)) for path in files]
+    by_id: dict[str, Flow] = {}  # flow id -> the first flow of that id: what variants name
+    for _, flow, _ in checked:
         if flow is not None:
+            by_id.setdefault(flow.id, flow)
+    for path, flow, problems in checked:
+        if flow is not None:
+            served = _served_with(flow, path, by_id, files, budget)
             problems = [
                 *problems,
                 *(claim_problem(flow, n, owners[n]) for n in taken(flow, owners)),
+                # a chain is reported once, at the experiment that names the variant
+                *conflict_problems(flow, conflicts(flow, served, as_variant=False)),
             ]
             owners |= {n: flow for n in flow.numbers if n not in owners}
         for problem in problems:
@@ -200,12 +226,40 @@ def _validate(args: argparse.Namespace) -> int:
     return 1 if errors else 0
 
 
+def _served_with(
+    flow: Flow, path: Path, by_id: dict[str, Flow], files: list[Path], budget: float
+) -> dict[str, Flow]:
+    """The flows `flow`'s experiment variants are looked for among: those validated, and
+    when one is not there, the flows beside `path` too, as `ivr serve` would load them."""
+    from ivr.flow import check_flow
+
+    wanted = flow.experiment.variants if flow.experiment else ()
+    if all(v in by_id or v == flow.id for v in wanted):
+        return by_id
+    done = {p.resolve() for p in files}
+    beside: dict[str, Flow] = {}
+    for other in flow_files(path.parent):
+        if other.resolve() not in done:
+            found, _ = check_flow(other, turn_budget=budget)
+            if found is not None:
+                beside.setdefault(found.id, found)
+    return {**beside, **by_id}
+
+
 def _graph(args: argparse.Namespace) -> int:
     from ivr.flow import load_flow
     from ivr.flow.graph import to_dot, to_mermaid
 
     flow = load_flow(args.flow)
-    print(to_mermaid(flow) if args.format == "mermaid" else to_dot(flow))
+    traffic = graph_traffic(args, flow.id) if args.traffic else None
+    if args.format == "mermaid":
+        print(to_mermaid(flow, traffic))
+    elif args.format == "dot":
+        print(to_dot(flow, traffic))
+    else:
+        from ivr.report.traffic import svg
+
+        sys.stdout.write(svg(to_dot(flow, traffic)))
     return 0
 
 
@@ -247,6 +301,7 @@ def _serve(args: argparse.Namespace) -> int:
         "watch",
         "turn_budget",
         "demo",
+        "admin",
     ):
         value = getattr(args, name)
         if value is not None:

@@ -43,6 +43,30 @@ def turn_budget(text: str, name: str = "IVR_TURN_BUDGET") -> float:
     return value
 
 
+def seconds(text: str, name: str) -> float:
+    """`text` as a positive number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value < math.inf:
+        raise ConfigError(f"{name}: expected a number of seconds more than 0, got {text!r}")
+    return value
+
+
+def admin(text: str, name: str = "IVR_ADMIN") -> tuple[str, int]:
+    """`text` as the admin listener's HOST:PORT (`[::1]:8081` for an IPv6 address; an
+    empty host: every address)."""
+    host, colon, number = text.strip().rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        colon = ""  # an IPv6 address needs its brackets, or its last part reads as the port
+    if not colon:
+        raise ConfigError(f"{name}: expected HOST:PORT (127.0.0.1:8081, [::1]:8081), got {text!r}")
+    return host, port(number, name)
+
+
 def sessions_url(text: str, name: str = "IVR_SESSIONS") -> str:
     """`text` as a session store URL of a kind ivr has."""
     if urlsplit(text).scheme not in SESSION_STORES:
@@ -71,8 +95,10 @@ def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str,
 
 
 def _records_url(url: str) -> str:
-    if not url.startswith("sqlite://"):
-        raise ConfigError(f"IVR_RECORDS: only sqlite:///path is supported so far, not {url!r}")
+    if not url.startswith(("sqlite://", "postgresql://", "postgres://")):
+        raise ConfigError(
+            f"IVR_RECORDS: expected sqlite:///path or postgresql://user@host/db, not {url!r}"
+        )
     return url
 
 
@@ -93,13 +119,15 @@ class Config:
     records: str | None = None  # IVR_RECORDS; default: SQLite under `data`
     http_allow: tuple[str, ...] = ()
     default_flow: str | None = None
-    hash_caller: bool = True
-    caller_salt: str = field(default="", repr=False)
     workflow_sid: str | None = None
     log_level: str = "INFO"
     watch: bool = True
     turn_budget: float = 10.0  # seconds a webhook turn may take before ivr must answer
+    reap_after: float = 7200.0  # a call silent this long is over, status callback or not
     demo: bool = False  # serve the example flows' demo backends too (ivr/demo.py)
+    admin: tuple[str, int] = ("127.0.0.1", 8081)  # the admin listener: /metrics, /healthz
+    # IVR_ADMIN_TOKEN: the admin listener's bearer token, needed beyond loopback; a secret
+    admin_token: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
@@ -121,10 +149,15 @@ class Config:
             records=_records_url(records) if records else None,
             http_allow=allowed_hosts(env.get("IVR_HTTP_ALLOW", "")),
             default_flow=env.get("IVR_DEFAULT_FLOW") or None,
-            hash_caller=_choice(env, "IVR_STORE_CALLER", "hashed", ("hashed", "plain")) == "hashed",
-            caller_salt=env.get("IVR_CALLER_SALT", ""),
             workflow_sid=env.get("TWILIO_WORKFLOW_SID") or None,
             log_level=_choice(env, "IVR_LOG_LEVEL", "INFO", LOG_LEVELS),
+            admin=admin(env["IVR_ADMIN"]) if env.get("IVR_ADMIN") else cls.admin,
+            admin_token=env.get("IVR_ADMIN_TOKEN") or None,
+            reap_after=(
+                seconds(env["IVR_REAP_AFTER"], "IVR_REAP_AFTER")
+                if env.get("IVR_REAP_AFTER")
+                else cls.reap_after
+            ),
             turn_budget=(
                 turn_budget(env["IVR_TURN_BUDGET"])
                 if env.get("IVR_TURN_BUDGET")
@@ -137,6 +170,10 @@ class Config:
         return self.sessions or f"sqlite:///{(self.data / 'sessions.db').resolve()}"
 
     @property
+    def records_url(self) -> str:
+        return _records_url(self.records or f"sqlite:///{(self.data / 'calls.db').resolve()}")
+
+    @property
     def records_path(self) -> Path:
-        url = _records_url(self.records or f"sqlite:///{(self.data / 'calls.db').resolve()}")
-        return Path(url.removeprefix("sqlite://"))
+        """Where SQLite records are (tests and tools that read them)."""
+        return Path(self.records_url.removeprefix("sqlite://"))

@@ -1,22 +1,26 @@
 """The flows a server runs: loaded from a directory, routed by called number, hot-reloaded.
 
 A flow that fails to load never replaces the version that works, nor does one that
-lists a number another flow answers (the first to list it keeps it); calls in
-progress keep the version they started on, looked up by (id, version).
+lists a number another flow answers (the first to list it keeps it), nor one whose
+experiment names a variant that is not loaded or would split again; calls in
+progress keep the version they started on, looked up by (id, version). A new call
+to a flow that runs an experiment runs on the variant its caller gets.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from ivr.flow import Problem, check_flow, flow_files
 from ivr.flow.compiler import TURN_BUDGET
+from ivr.flow.experiment import choose, conflict_problems, conflicts
 from ivr.flow.model import Flow
 from ivr.flow.numbers import claim_problem, taken
+from ivr.keys import Keys
 
 log = logging.getLogger("ivr.flows")
 KEEP_VERSIONS = 20  # old versions kept per flow for calls still running on them
@@ -31,6 +35,16 @@ class Scan:
     results: list[tuple[Path, Flow | None, list[Problem]]]
 
 
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where a new call goes, from `FlowRegistry.route_call` to the voice webhook: the flow
+    it runs on and, when an experiment chose that flow, the experiment and the variant."""
+
+    flow: Flow
+    experiment: str | None = None
+    variant: str | None = None  # the variant's flow id: `flow.id`
+
+
 class FlowRegistry:
     """The flows of one directory, made by the server and read by every webhook."""
 
@@ -40,9 +54,18 @@ class FlowRegistry:
         env: Mapping[str, str] | None = None,
         default: str | None = None,
         turn_budget: float = TURN_BUDGET,
+        keys: Keys | None = None,
+        on_load: Callable[[Flow], None] | None = None,
+        on_failure: Callable[[Path], None] | None = None,
     ) -> None:
+        """`keys` make callers' ids for experiment splits; without them a caller keeps a
+        variant only as long as this registry lives. `on_load` is told of each version
+        loaded, `on_failure` of each changed file that did not load (the server's metrics
+        listen: the registry stays free of what measures it)."""
         self.directory, self.env, self.default = directory, env, default
         self.turn_budget = turn_budget
+        self.on_load, self.on_failure = on_load, on_failure
+        self.keys = keys or Keys.for_tests()
         self.current: dict[str, Flow] = {}
         self._versions: dict[tuple[str, str], Flow] = {}
         self._by_number: dict[str, str] = {}
@@ -93,14 +116,15 @@ class FlowRegistry:
         return changed
 
     def _take(self, waiting: list[tuple[Path, Flow]], dirty: list[Path]) -> list[str]:
-        """Loads new versions in order. One that lists a number a flow of another id has
-        waits (that flow's own new version may give it up) and is tried again after the
-        others; what still waits then is not loaded, and its claim is logged as an error."""
+        """Loads new versions in order. One that lists a number a flow of another id has,
+        or whose experiment's variants are not loaded (or split again), waits (the other
+        flows' new versions may settle it) and is tried again after the others; what still
+        waits then is not loaded, and its claim or conflict is logged as an error."""
         changed: list[str] = []
         while waiting:
             refused = []
             for path, flow in waiting:
-                if taken(flow, self._owners()):
+                if taken(flow, self._owners()) or conflicts(flow, self.current):
                     refused.append((path, flow))
                     continue
                 self._add(flow)
@@ -116,6 +140,8 @@ class FlowRegistry:
             for number in taken(flow, owners):
                 problem = claim_problem(flow, number, owners[number], self.env)
                 log.error("flow problem: %s", problem, extra={"flow_file": str(path)})
+            for problem in conflict_problems(flow, conflicts(flow, self.current), self.env):
+                log.error("flow problem: %s", problem, extra={"flow_file": str(path)})
             if path in dirty:
                 self._not_loaded(path)
         return changed
@@ -124,6 +150,8 @@ class FlowRegistry:
         return {n: self.current[flow_id] for n, flow_id in self._by_number.items()}
 
     def _not_loaded(self, path: Path) -> None:
+        if self.on_failure is not None:
+            self.on_failure(path)
         old = next((f.version for f in self.current.values() if f.file == str(path)), None)
         log.error(
             "flow %s not loaded; %s",
@@ -133,6 +161,8 @@ class FlowRegistry:
 
     def _add(self, flow: Flow) -> None:
         self.current[flow.id] = flow
+        if self.on_load is not None:
+            self.on_load(flow)
         self._versions[(flow.id, flow.version)] = flow
         mine = [k for k in self._versions if k[0] == flow.id]
         for key in mine[:-KEEP_VERSIONS]:
@@ -151,3 +181,34 @@ class FlowRegistry:
         """The flow for a new call: `?flow=` first, then the called number, then the default."""
         wanted = flow_id or self._by_number.get(called.strip()) or self.default
         return self.current.get(wanted) if wanted else None
+
+    def route_call(
+        self,
+        called: str,
+        caller: str,
+        call_sid: str,
+        flow_id: str | None = None,
+        variant: str | None = None,
+    ) -> Route | None:
+        """A new call's flow: `route`'s, or when that flow runs an experiment, the variant
+        the caller gets by a keyed hash of their number (a withheld number: of the call).
+        `variant` (`?variant=`, for tests) pins one of the split's flows."""
+        flow = self.route(called, flow_id)
+        if flow is None or flow.experiment is None:
+            return None if flow is None else Route(flow)
+        experiment = flow.experiment
+        if variant is not None and variant not in experiment.variants:
+            log.warning(
+                "?variant=%s is not a variant of experiment %s (%s): split as usual",
+                variant[:64],
+                experiment.name,
+                ", ".join(experiment.variants),
+            )
+            variant = None
+        if variant is None:
+            variant = choose(experiment, self.keys.customer_id(caller) or f"call:{call_sid}")
+        chosen = flow if variant == flow.id else self.current.get(variant)
+        if chosen is None:  # loading refuses such an experiment: never expected here
+            log.error("experiment %s: variant %s is not loaded", experiment.name, variant)
+            return Route(flow)
+        return Route(chosen, experiment.name, variant)

@@ -32,6 +32,8 @@ log = logging.getLogger("ivr.runner")
 MAX_FETCHES = 10  # backend calls in one turn before the flow counts as looping
 BACKOFF = 0.25  # seconds before the first retry, doubled before each next one
 LAST_TRY = 0.2  # a retry needs at least this long left to be worth sending
+# told of every attempt of a backend call: (flow id, the fetch, its result, seconds taken)
+FetchObserver = Callable[[str, act.Fetch, FetchResult, float], None]
 
 
 @dataclass
@@ -63,8 +65,12 @@ class Runner:
         backend: Backend,
         clock: Callable[[], float] = time.time,
         max_fetches: int = MAX_FETCHES,
+        observe: FetchObserver | None = None,
     ) -> None:
+        """`observe`, when given, is told of each backend attempt (the server's metrics):
+        the runner stays free of what measures it."""
         self.backend, self.clock, self.max_fetches = backend, clock, max_fetches
+        self.observe = observe
 
     async def run(
         self, flow: Flow, session: Session, event: Event, budget: float | None = None
@@ -111,9 +117,10 @@ class Runner:
 
     async def _await(self, fetch: act.Fetch, left: float | None, turn: Turn) -> FetchResult | None:
         """The fetch's result; None when the turn must answer first (`turn` holds it)."""
+        flow = turn.session.flow_id
         if left is not None and fetch.hold is None:
-            return await self.attempts(fetch, max(0.0, left))  # all within the turn
-        task = asyncio.create_task(self.attempts(fetch))
+            return await self.attempts(fetch, max(0.0, left), flow)  # all within the turn
+        task = asyncio.create_task(self.attempts(fetch, flow=flow))
         wait = fetch.hold_after if left is None else max(0.0, min(fetch.hold_after, left))
         if fetch.hold is not None and not await done_within(task, wait):
             turn.actions.append(fetch.hold)
@@ -123,9 +130,12 @@ class Runner:
                 return None
         return await task
 
-    async def attempts(self, fetch: act.Fetch, within: float | None = None) -> FetchResult:
+    async def attempts(
+        self, fetch: act.Fetch, within: float | None = None, flow: str = ""
+    ) -> FetchResult:
         """The fetch, tried again after network errors, timeouts, 5xx and 429 while it has
-        retries and time left: `within` seconds, or what its attempts may take."""
+        retries and time left: `within` seconds, or what its attempts may take. `flow`
+        names the call's flow to the observer."""
         end = time.monotonic() + (longest(fetch) if within is None else within)
         delay = BACKOFF
         result = FetchResult(error="timed out: no time was left in the turn", at=self.clock())
@@ -134,7 +144,10 @@ class Runner:
             left = end - time.monotonic()
             if left <= 0 or (attempt and left < LAST_TRY):
                 break
+            sent = time.monotonic()
             result = await self.backend.fetch(fetch, min(fetch.timeout, left))
+            if self.observe is not None:
+                self.observe(flow, fetch, result, time.monotonic() - sent)
             if not _retryable(result) or attempt == retries:
                 break
             log.info(

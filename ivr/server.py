@@ -1,4 +1,5 @@
-"""Builds the aiohttp app: Twilio webhooks, prompt audio, health, metrics, flow reloads."""
+"""Builds the aiohttp app: Twilio webhooks, prompt audio, health, flow reloads; and beside
+it the admin app (`ivr.admin`: metrics, health) on a listener of its own."""
 
 from __future__ import annotations
 
@@ -8,19 +9,22 @@ import functools
 import gc
 import logging
 import signal
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from ivr.admin import build_admin_app, health
 from ivr.backend import Backend
 from ivr.config import Config
 from ivr.flow.model import Flow
+from ivr.keys import Keys
 from ivr.metrics import Metrics
 from ivr.registry import FlowRegistry
 from ivr.runner import Runner
-from ivr.store import open_sessions
-from ivr.store.records import RecordWriter, SqliteRecords
+from ivr.store import open_records, open_sessions
+from ivr.store.records import RecordWriter
 from ivr.telephony.signature import SignatureCheck
 from ivr.telephony.twiml import Voice
 from ivr.telephony.webhook import TwilioWebhooks
@@ -31,15 +35,27 @@ MAX_BODY = 64 * 1024  # Twilio's webhook forms are a few KB
 FLOWS = web.AppKey("flows", FlowRegistry)
 METRICS = web.AppKey("metrics", Metrics)
 HOOKS = web.AppKey("hooks", TwilioWebhooks)
+KEYS = web.AppKey("keys", Keys)
+ADMIN = web.AppKey("admin", web.Application)  # served on the admin listener, not this one
+REAP_EVERY = 60.0  # seconds between looks for calls whose status callback never came
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def build_app(config: Config) -> web.Application:
     """The whole service; stores open and close with the app's lifetime."""
     app = web.Application(client_max_size=MAX_BODY)
-    flows = FlowRegistry(config.flows, default=config.default_flow, turn_budget=config.turn_budget)
+    keys = app[KEYS] = Keys.load(config.data)  # callers' ids: experiment splits, records
     metrics = Metrics()
+    flows = FlowRegistry(
+        config.flows,
+        default=config.default_flow,
+        turn_budget=config.turn_budget,
+        keys=keys,
+        on_load=metrics.flow_loaded,
+        on_failure=metrics.reload_failed,
+    )
     app[FLOWS], app[METRICS] = flows, metrics
+    app[ADMIN] = build_admin_app(flows, metrics, config.admin_token)
     if config.insecure:
         log.warning(
             "--insecure: Twilio signatures are NOT checked; anyone can drive calls. "
@@ -68,16 +84,17 @@ def build_app(config: Config) -> web.Application:
         if not flows.current:
             log.error("no flow loaded from %s", config.flows)
         sessions = open_sessions(config.sessions_url)
-        records = SqliteRecords(config.records_path)
-        writer = RecordWriter(sessions, records, config.hash_caller, config.caller_salt)
+        records = open_records(config.records_url)
+        writer = RecordWriter(sessions, records, keys)
         await writer.start()
         backend = Backend(config.http_allow)
-        runner = Runner(backend)
+        runner = Runner(backend, observe=metrics.backend_call)
         hooks = TwilioWebhooks(
             flows, sessions, runner, writer, metrics, signature, voice, config.turn_budget
         )
         app[HOOKS] = hooks
         reloader = asyncio.create_task(_watch(flows, config)) if config.watch else None
+        reaper = asyncio.create_task(_reap(hooks, config.reap_after))
         sighups: set[asyncio.Task[None]] = set()
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop = asyncio.get_running_loop()
@@ -85,6 +102,7 @@ def build_app(config: Config) -> web.Application:
         yield
         if reloader:
             reloader.cancel()
+        reaper.cancel()
         await hooks.close()
         await writer.stop()
         await backend.close()
@@ -95,8 +113,7 @@ def build_app(config: Config) -> web.Application:
 
     for name in TwilioWebhooks.ROUTES:  # plain routes: found by a dict lookup, no pattern
         app.router.add_post(f"/twilio/{name}", _route(name))
-    app.router.add_get("/healthz", _health)
-    app.router.add_get("/metrics", _metrics)
+    app.router.add_get("/healthz", health(flows))  # for load balancers: on both listeners
     if config.audio.is_dir():
         app.router.add_static("/audio", config.audio, show_index=False, follow_symlinks=False)
     return app
@@ -109,21 +126,14 @@ def _route(name: str) -> Handler:
     return twilio
 
 
-async def _health(request: web.Request) -> web.Response:
-    flows = request.app[FLOWS].current
-    status = 200 if flows else 503
-    return web.json_response(
-        {
-            "status": "ok" if flows else "no flows",
-            "flows": {f.id: f.version for f in flows.values()},
-        },
-        status=status,
-    )
-
-
-async def _metrics(request: web.Request) -> web.Response:
-    body = request.app[METRICS].exposition()
-    return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4"})
+async def _reap(hooks: TwilioWebhooks, after: float) -> None:
+    """Close the calls whose status callback never came, now and then."""
+    while True:
+        try:
+            await hooks.reap(time.time() - after)
+        except Exception:  # the store may be down: the next round tries again
+            log.exception("closing calls left without a status callback failed")
+        await asyncio.sleep(min(REAP_EVERY, after))
 
 
 async def _reload(flows: FlowRegistry) -> None:
@@ -158,29 +168,39 @@ async def _settle_gc(app: web.Application) -> None:
 
 def serve(config: Config) -> None:
     """Run the server until a signal stops it; ConfigError (before anything starts or logs)
-    when its port, or the demo's, cannot be listened on."""
+    when its port, the admin listener's or the demo's cannot be listened on, or when the
+    admin listener would be reachable beyond loopback without a token."""
+    from ivr.admin import listen_admin, serving
     from ivr.logs import setup
     from ivr.sockets import listen
 
     sockets = listen(config.host, config.port)
     demo = None
-    if config.demo:
-        from ivr.demo import Demo
+    try:
+        admin = listen_admin(config)
+        if config.demo:
+            from ivr.demo import Demo
 
-        try:
-            demo = Demo.listen()
-        except BaseException:
-            for sock in sockets:
-                sock.close()
-            raise
-        config.http_allow = (*config.http_allow, *demo.hosts)
+            try:
+                demo = Demo.listen()
+            except BaseException:
+                for sock in admin:
+                    sock.close()
+                raise
+            config.http_allow = (*config.http_allow, *demo.hosts)
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
     setup(config.log_level)
     log.info("ivr serving on %s:%d, flows from %s", config.host, config.port, config.flows)
+    log.info("admin listener (/metrics, /healthz) on %s:%d", *config.admin)
     import uvloop
 
     app = build_app(config)
     if demo is not None:  # up before the first call, down after the last
         app.cleanup_ctx.insert(0, demo.lifetime)
+    app.cleanup_ctx.append(serving(app[ADMIN], admin))  # after the stores open
     app.on_startup.append(_settle_gc)  # runs after the stores opened and the flows loaded
     # uvloop's transports and loop take about half of a turn's CPU off what asyncio's cost
     web.run_app(

@@ -22,6 +22,7 @@ from ivr.flow.model import (
     Ask,
     Audio,
     End,
+    Experiment,
     Flow,
     Http,
     Listening,
@@ -95,8 +96,18 @@ def compile_flow(
         sensitive=frozenset(c.sensitive),
         apology=apology.static if apology else None,
         hold_music=defaults.get("hold_music"),
+        experiment=_experiment(data.get("experiment")),
     )
     return flow, sorted(problems, key=_order)
+
+
+def _experiment(spec: dict[str, Any] | None) -> Experiment | None:
+    """The split in flow id order, so that reordering it in the file moves no caller. Which
+    variants exist is checked across flows (`ivr.flow.experiment`), not here."""
+    if spec is None:
+        return None
+    split = sorted((str(flow_id), int(weight)) for flow_id, weight in spec["split"].items())
+    return Experiment(spec["name"], tuple(split))
 
 
 def _order(p: Problem) -> tuple[str, int, int]:

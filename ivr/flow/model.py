@@ -229,6 +229,23 @@ class Node:
 
 
 @dataclass(frozen=True)
+class Experiment:
+    """A flow's A/B split of new calls between variant flows, made by the compiler and
+    read by the registry when it routes a call (`ivr.flow.experiment.choose`)."""
+
+    name: str
+    split: tuple[tuple[str, int], ...]  # (variant flow id, weight), sorted by flow id
+
+    @property
+    def variants(self) -> tuple[str, ...]:
+        return tuple(flow_id for flow_id, _ in self.split)
+
+    @property
+    def total(self) -> int:
+        return sum(weight for _, weight in self.split)
+
+
+@dataclass(frozen=True)
 class Flow:
     """A compiled, immutable flow: what `ivr.engine.step` runs."""
 
@@ -245,3 +262,4 @@ class Flow:
     sensitive: frozenset[str] = frozenset()
     apology: tuple[Part, ...] | None = None  # said when a call fails (None: the engine's)
     hold_music: str | None = None  # played while a slow backend answer is awaited
+    experiment: Experiment | None = None  # new calls routed here are split between variants

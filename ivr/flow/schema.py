@@ -155,6 +155,17 @@ def _describe(doc: Document, error: ValidationError) -> Problem:
         return doc.problem(
             path, f"{_show(inst)} is not valid here" + (f" ({about})" if about else "")
         )
+    if path == ("experiment", "split") and v == "minProperties":
+        found = f"found {len(inst)}" if isinstance(inst, dict) else "found none"
+        return doc.problem(
+            path, f"an experiment splits calls between at least two flows (flow: weight), {found}"
+        )
+    if path[:2] == ("experiment", "split") and v == "minimum":
+        return doc.problem(
+            path,
+            f"a weight is a whole number above 0, got {_show(inst)} "
+            "(to give a variant no calls, take it out of the split)",
+        )
     if v in ("minProperties", "minItems") and not inst:
         return doc.problem(path, "must not be empty")
     if v == "oneOf" and len(path) == 2 and path[0] == "nodes":

@@ -117,6 +117,7 @@ class TwilioWebhooks:
 
     def _guard(self, handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         """Signature check, form parsing and the never-a-traceback rule around a handler."""
+        timed = self.metrics.webhook(handler.__name__)  # the route's, looked up once
 
         async def guarded(request: web.Request) -> web.StreamResponse:
             received = time.monotonic()
@@ -125,7 +126,7 @@ class TwilioWebhooks:
             except web.HTTPException:
                 raise  # 413 for a body over the limit
             except Exception as e:  # a body that is not a form
-                self.metrics.rejected.labels("bad_request").inc()
+                self.metrics.rejected("bad_request")
                 log.warning("refused %s: unreadable form (%s)", request.path, type(e).__name__)
                 raise web.HTTPBadRequest(text="expected a form") from None
             fields = dict(pairs)
@@ -137,13 +138,13 @@ class TwilioWebhooks:
             try:
                 why = self.signature.problem(request, pairs)
                 if why:
-                    self.metrics.rejected.labels("signature").inc()
+                    self.metrics.rejected("signature")
                     log.warning(
                         "refused %s: %s", request.path, why, extra={"remote": request.remote}
                     )
                     raise web.HTTPForbidden(text="invalid Twilio signature")
                 if not valid_sid:
-                    self.metrics.rejected.labels("bad_request").inc()
+                    self.metrics.rejected("bad_request")
                     log.warning("refused %s: missing or malformed CallSid", request.path)
                     raise web.HTTPBadRequest(text="CallSid missing or malformed")
                 try:
@@ -151,7 +152,7 @@ class TwilioWebhooks:
                 except Exception as e:
                     log.exception("webhook %s failed", request.path)
                     body = await self._give_up(request, fields, e)
-                self.metrics.turn_seconds.observe(time.monotonic() - received)
+                timed(time.monotonic() - received)
                 return xml(body)
             finally:
                 hidden.reset(secrets_)
@@ -167,17 +168,35 @@ class TwilioWebhooks:
             stored = await self.sessions.load(sid)
             if stored is not None:
                 return stored.reply  # Twilio retried the first webhook
-            flow = self.flows.route(form.get("To", ""), request.query.get("flow"))
-            if flow is None:
+            route = self.flows.route_call(
+                form.get("To", ""),
+                form.get("From", ""),
+                sid,
+                request.query.get("flow"),
+                request.query.get("variant"),
+            )
+            if route is None:
                 log.warning("no flow for called number %s", form.get("To", "")[:32])
                 session = self._unstarted(request, form)
                 failed = self.runner.fail(
                     None, session, "no flow for the called number", NOT_IN_SERVICE
                 )
                 return await self._answer(None, failed)
+            flow = route.flow
             session = new_session(flow, sid)
+            session.experiment, session.variant = route.experiment, route.variant
+            # Twilio: inbound, or outbound-api / outbound-dial for calls it places
+            session.direction = (
+                "outbound" if form.get("Direction", "").startswith("out") else "inbound"
+            )
+            self.metrics.started(session)
             caller, called = form.get("From", "")[:32], form.get("To", "")[:32]
-            log.info("call started on %s version %s", flow.id, flow.version)
+            log.info(
+                "call started on %s version %s%s",
+                flow.id,
+                flow.version,
+                f" (experiment {route.experiment})" if route.experiment else "",
+            )
             return await self._advance(
                 flow, session, CallStarted(caller, called, at=time.time()), received
             )
@@ -249,6 +268,8 @@ class TwilioWebhooks:
         return EMPTY if result in TAKEN else NO_AGENT
 
     async def status(self, request: web.Request, form: Mapping[str, str], received: float) -> str:
+        """The call is over: a caller who left before the flow ended abandoned it; a call
+        the flow ended keeps its outcome and learns Twilio's final status."""
         sid, status = form["CallSid"], form.get("CallStatus", "")
         if status not in ENDED_STATUSES:
             return EMPTY
@@ -260,16 +281,39 @@ class TwilioWebhooks:
                 session.ended_at, session.call_status = session.started_at, status
                 await self._save(session, EMPTY)
             elif not stored.session.ended:
-                flow = self.flows.get(stored.session.flow_id, stored.session.version)
-                if flow is None:
-                    error = f"flow {stored.session.flow_id} was not loaded when the caller left"
-                    session = self.runner.fail(None, stored.session, error).session
-                else:
-                    session, _ = step(flow, stored.session, HangUp(at=time.time()))
+                await self._hang_up(stored, status, time.time())
+            elif stored.session.call_status is None:  # a late signal: the record learns it
+                session = stored.session.copy()
                 session.call_status = status
-                log.info("caller left at %s", session.node)
-                await self._save(session, stored.reply)
+                await self.sessions.save(session, stored.reply)
+                self.writer.submit(session)
         return EMPTY
+
+    async def reap(self, before: float) -> int:
+        """Close calls in progress that nothing was heard of since `before`: their status
+        callback never came (or was lost). They end abandoned, with status unknown, at the
+        time of their last webhook. Returns how many were closed."""
+        closed = 0
+        for sid in await self.sessions.stale(before):
+            async with self.sessions.lock(sid):
+                stored = await self.sessions.load(sid)
+                if stored is None or stored.session.ended or stored.session.updated_at >= before:
+                    continue
+                log.warning("no status callback came: the call is closed as abandoned")
+                await self._hang_up(stored, "unknown", stored.session.updated_at)
+                closed += 1
+        return closed
+
+    async def _hang_up(self, stored: Stored, status: str, at: float) -> None:
+        flow = self.flows.get(stored.session.flow_id, stored.session.version)
+        if flow is None:
+            error = f"flow {stored.session.flow_id} was not loaded when the caller left"
+            session = self.runner.fail(None, stored.session, error).session
+        else:
+            session, _ = step(flow, stored.session, HangUp(at=at))
+        session.call_status = status
+        log.info("caller left at %s", session.node)
+        await self._save(session, stored.reply)
 
     # -- the turn ------------------------------------------------------------------------------
 
@@ -407,10 +451,26 @@ class TwilioWebhooks:
             return BROKEN
 
     def _unstarted(self, request: web.Request, form: Mapping[str, str]) -> Session:
-        """A session for a call no flow ever stepped: on the flow its number routes to."""
-        flow = self.flows.route(form.get("To", ""), request.query.get("flow"))
-        flow_id, version = (flow.id, flow.version) if flow else ("unknown", "")
-        return Session(form["CallSid"], flow_id, version, started_at=time.time())
+        """A session for a call no flow ever stepped: on the flow its number routes to (the
+        variant its caller gets, when that flow runs an experiment)."""
+        sid = form["CallSid"]
+        route = self.flows.route_call(
+            form.get("To", ""),
+            form.get("From", ""),
+            sid,
+            request.query.get("flow"),
+            request.query.get("variant"),
+        )
+        if route is None:
+            return Session(sid, "unknown", "", started_at=time.time())
+        return Session(
+            sid,
+            route.flow.id,
+            route.flow.version,
+            started_at=time.time(),
+            experiment=route.experiment,
+            variant=route.variant,
+        )
 
 
 async def _form(request: web.Request) -> list[tuple[str, str]]:

@@ -16,13 +16,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from ivr.config import Config
-from ivr.server import FLOWS, build_app
-from ivr.store.records import CallRecord, SqliteRecords
+from ivr.server import ADMIN, FLOWS, build_app
+from ivr.store import open_records
+from ivr.store.records import CallRecord
 from tests.conftest import free_port
 from tests.functional.twilio_sim import TwilioSim, wait_until
 
@@ -36,6 +38,9 @@ SHOP = "+15550110"  # order_status's number
 CALLER = "+15557654321"
 OPEN = 'support: {tz: UTC, mon-sun: "00:00-24:00"}'  # telebanking's agents, always in
 CLOSED = "support: {tz: UTC, mon-sun: closed}"  # and never: the voicemail path
+# telebanking's A/B split, taken out of the flows' copy: the tests drive the bank's keypad
+# menu, which half the callers would not get; test_experiment.py puts it back
+EXPERIMENT = "experiment: {name: voice_vs_dtmf, split: {telebanking: 50, telebanking_voice: 50}}\n"
 
 ACCOUNTS: dict[str, tuple[int, Any]] = {
     "12345674": (200, {"balance": 1234.5, "card_last4": "4321", "transactions": []}),
@@ -115,11 +120,13 @@ async def backend(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Backend]:
 
 @pytest.fixture
 def flows_dir(tmp_path: Path) -> Path:
-    """A copy of the repository's flows, for tests that edit them."""
+    """A copy of the repository's flows, for tests that edit them; telebanking's experiment
+    is left out (`EXPERIMENT`)."""
     target = tmp_path / "flows"
     target.mkdir()
     for path in sorted((REPO / "flows").glob("*.yaml")):
         shutil.copy2(path, target / path.name)
+    edit_file(target / "telebanking.yaml", EXPERIMENT, "")
     return target
 
 
@@ -132,13 +139,26 @@ class Server:
     app: web.Application
     config: Config
     runner: web.AppRunner
+    admin_url: str  # the admin listener: /metrics, /healthz
+    admin: web.AppRunner
     stopped: bool = False
 
     async def stop(self) -> None:
         """Stop the app: queued call records are written before this returns."""
         if not self.stopped:
             self.stopped = True
+            await self.admin.cleanup()
             await self.runner.cleanup()
+
+    async def metrics(self) -> str:
+        """The Prometheus exposition, read from the admin listener."""
+        headers = {"Authorization": f"Bearer {self.config.admin_token}"}
+        async with aiohttp.ClientSession(
+            headers=headers if self.config.admin_token else None
+        ) as http:
+            async with http.get(self.admin_url + "/metrics") as response:
+                assert response.status == 200, await response.text()
+                return await response.text()
 
     def edit_flow(self, name: str, old: str, new: str) -> list[str]:
         """Change a flow file of this server and reload; the ids of the flows that changed."""
@@ -158,7 +178,7 @@ class Server:
         return TwilioSim(self.url, self.config.auth_token, self.config.public_url)
 
     async def records(self) -> list[CallRecord]:
-        return await read_records(self.config.records_path)
+        return await read_records(self.config.records_url)
 
     async def record(self, call_sid: str) -> CallRecord:
         """The call record of `call_sid`, once the background writer has written it."""
@@ -183,10 +203,13 @@ def write_file(path: Path, text: str) -> None:
     os.utime(path, ns=(before, max(path.stat().st_mtime_ns, before + 1_000_000)))
 
 
-async def read_records(path: Path) -> list[CallRecord]:
-    if not path.exists():
+async def read_records(where: Path | str) -> list[CallRecord]:
+    """The call records in a SQLite file or behind a records URL (`IVR_RECORDS`); none
+    while a SQLite file is not there yet."""
+    url = f"sqlite://{where}" if isinstance(where, Path) else where
+    if url.startswith("sqlite://") and not Path(url.removeprefix("sqlite://")).exists():
         return []
-    records = SqliteRecords(path)
+    records = open_records(url)
     try:
         return await records.all()
     finally:
@@ -194,11 +217,16 @@ async def read_records(path: Path) -> list[CallRecord]:
 
 
 async def start_server(config: Config) -> Server:
+    """The app on config's host and port, and its admin app on config's admin listener."""
     app = build_app(config)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, config.host, config.port).start()
-    return Server(f"http://{config.host}:{config.port}", app, config, runner)
+    admin = web.AppRunner(app[ADMIN], access_log=None)
+    await admin.setup()
+    await web.TCPSite(admin, *config.admin).start()
+    url, admin_url = f"http://{config.host}:{config.port}", "http://{}:{}".format(*config.admin)
+    return Server(url, app, config, runner, admin_url, admin)
 
 
 MakeServer = Callable[..., Awaitable[Server]]
@@ -228,6 +256,7 @@ async def make_server(
             sessions="memory://",
             http_allow=("127.0.0.1:*",),
             watch=False,  # tests call app[FLOWS].reload() themselves: no timing
+            admin=("127.0.0.1", free_port()),
         )
         running = await start_server(replace(config, **overrides))
         started.append(running)
@@ -266,12 +295,15 @@ def write_wav(path: Path, seconds: float = 0.1) -> None:
 
 
 def metric(exposition: str, name: str, **labels: str) -> float:
-    """One sample's value from a Prometheus text exposition (0 when absent)."""
+    """The sum of the samples of `name` with these labels (among others) in a Prometheus
+    text exposition; 0 when there is none. Series start at 0, so a first match alone could
+    be a zero beside the one that counted."""
+    total = 0.0
     for family in text_string_to_metric_families(exposition):
         for sample in family.samples:
             if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                return float(sample.value)
-    return 0.0
+                total += float(sample.value)
+    return total
 
 
 @pytest.fixture

@@ -8,11 +8,12 @@ import os
 import signal
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
 
+from tests.conftest import free_port
 from tests.functional.conftest import TOKEN, Backend
 from tests.functional.twilio_sim import TwilioSim
 
@@ -29,15 +30,21 @@ class Ivr:
     data: Path
     log: Path
     process: asyncio.subprocess.Process | None = None
+    admin_port: int = field(default_factory=free_port)  # its own: processes run side by side
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def admin_url(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
+
     async def start(
         self, flows: Path, public_url: str, env: dict[str, str], watch: bool = False
     ) -> None:
         command = [str(IVR), "serve", "--host", "127.0.0.1", "--port", str(self.port)]
+        command += ["--admin", f"127.0.0.1:{self.admin_port}"]
         command += ["--data", str(self.data), "--flows", str(flows), "--audio", str(self.data)]
         command += ["--public-url", public_url] + ([] if watch else ["--no-watch"])
         with self.log.open("ab") as log:

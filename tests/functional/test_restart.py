@@ -127,7 +127,7 @@ async def test_two_processes_share_calls_through_redis(
         assert call.last[0] == "Welcome to Example Bank."
         call.base_url = b.url
         assert await call.press("1") == [ACCOUNT]
-        assert await turns(sim, [a.url, b.url]) == 2
+        assert await turns(sim, [a.admin_url, b.admin_url]) == 2
 
         # the same webhook reaches both processes at once: one step, the same answer
         request = call.gather_request(keys="55555551#")  # a slow bank: a wide window
@@ -137,7 +137,7 @@ async def test_two_processes_share_calls_through_redis(
         heard = await call.follow(request, replies[0])
         assert heard[0] == "Your balance is $80.00."
         assert backend.seen == ["GET /accounts/55555551"]  # the bank was asked once
-        assert await turns(sim, [a.url, b.url]) == 3
+        assert await turns(sim, [a.admin_url, b.admin_url]) == 3
 
         call.base_url = a.url
         assert await call.press("2") == [GOODBYE]

@@ -12,7 +12,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from ivr.logs import JsonFormatter
-from ivr.server import FLOWS, HOOKS
+from ivr.server import FLOWS, HOOKS, KEYS
 from ivr.store.records import CallRecord
 from ivr.telephony import twiml
 from tests.functional.conftest import (
@@ -52,10 +52,8 @@ def voice_form(call_sid: str, to: str = BANK) -> dict[str, str]:
     }
 
 
-async def metrics(sim: TwilioSim) -> str:
-    status, text = await sim.get("/metrics")
-    assert status == 200
-    return text
+async def metrics(server: Server) -> str:
+    return await server.metrics()  # from the admin listener
 
 
 # -- self-service paths ------------------------------------------------------------------------
@@ -86,13 +84,19 @@ async def test_balance_by_keys_is_contained(
     assert record.flow_id == "telebanking"
     assert record.tasks == ("balance_inquiry",)
     assert record.path[-1] == "goodbye"
-    assert record.inputs == {"dtmf.match": 3}
-    assert record.caller.startswith("sha256:") and CALLER not in record.caller
+    assert record.inputs == {
+        "main:dtmf:match": 1,
+        "ask_account:dtmf:match": 1,
+        "anything_else:dtmf:match": 1,
+    }
+    keys = server.app[KEYS]
+    assert record.customer == keys.customer_id(CALLER)  # a keyed id, the same every call
+    assert CALLER not in repr(record) and keys.open(record.caller) == CALLER
     assert "12345674" not in repr(record)  # the account number is sensitive
     assert "12345674" not in caplog.text  # nor in any log line
 
-    text = await metrics(sim)
-    assert metric(text, "ivr_calls_total", flow="telebanking", outcome="contained") == 1
+    text = await metrics(server)
+    assert metric(text, "ivr_calls_ended_total", flow="telebanking", outcome="contained") == 1
     assert metric(text, "ivr_tasks_resolved_total", task="balance_inquiry") == 1
 
 
@@ -114,7 +118,11 @@ async def test_speech_path(sim: TwilioSim, server: Server, backend) -> None:
     record = await server.record(call.sid)
     assert record.outcome == "contained"
     assert record.tasks == ("transactions",)
-    assert record.inputs == {"speech.match": 3}
+    assert record.inputs == {
+        "main:speech:match": 1,
+        "ask_account:speech:match": 1,
+        "anything_else:speech:match": 1,
+    }
 
 
 async def test_block_a_card(sim: TwilioSim, server: Server, backend) -> None:
@@ -157,10 +165,11 @@ async def test_no_input_and_no_match_reprompt(sim: TwilioSim, server: Server, ba
     record = await server.record(call.sid)
     assert record.outcome == "abandoned"
     assert record.inputs == {
-        "no_input": 2,
-        "speech.no_match": 1,
-        "dtmf.match": 1,
-        "dtmf.no_match": 1,
+        "main:no_input": 1,
+        "main:speech:no_match": 1,
+        "main:dtmf:match": 1,
+        "ask_account:dtmf:no_match": 1,
+        "ask_account:no_input": 1,
     }
 
 
@@ -176,10 +185,11 @@ async def test_retries_run_out_to_the_agent(sim: TwilioSim, server: Server, back
     assert call.end == "dial"
     assert call.transfer is not None and call.transfer.find("Number").text == "+15550188"
     record = await server.record(call.sid)
-    assert (record.outcome, record.queue, record.reason) == (
+    assert (record.outcome, record.queue, record.reason, record.transfer_from) == (
         "transferred",
         "orders",
-        "on_fail:ask_order",
+        "on_fail",
+        "ask_order",
     )
 
 
@@ -216,14 +226,15 @@ async def test_zero_out_dials_an_agent(sim: TwilioSim, server: Server, backend) 
     assert call.end == "dial"
 
     record = await server.record(call.sid)
-    assert (record.outcome, record.queue, record.reason) == (
+    assert (record.outcome, record.queue, record.reason, record.reason_detail) == (
         "transferred",
         "support",
-        "option:agent",
+        "global",
+        "agent",
     )
-    text = await metrics(sim)
-    assert metric(text, "ivr_calls_total", flow="telebanking", outcome="transferred") == 1
-    labels = {"flow": "telebanking", "queue": "support", "reason": "option:agent"}
+    text = await metrics(server)
+    assert metric(text, "ivr_calls_ended_total", flow="telebanking", outcome="transferred") == 1
+    labels = {"flow": "telebanking", "queue": "support", "reason": "global"}
     assert metric(text, "ivr_transfers_total", **labels) == 1
 
 
@@ -244,7 +255,7 @@ async def test_zero_out_enqueues_a_task(make_server: MakeServer, backend) -> Non
     assert task.tag == "Task"
     assert json.loads(task.text or "") == {
         "queue": "support",
-        "reason": "option:agent",
+        "reason": "global:agent",
         "option": "agent",
     }
     assert call.last_request.params["QueueResult"] == "bridged"
@@ -269,11 +280,15 @@ async def test_agent_who_does_not_answer(sim: TwilioSim, server: Server, backend
     )
     assert call.end == "hangup"
     record = await server.record(call.sid)
-    assert (record.outcome, record.reason) == ("transferred", "on_error:lookup")
+    assert (record.outcome, record.reason, record.transfer_from) == (
+        "transferred",
+        "on_error",
+        "lookup",
+    )
     record = await wait_until(lambda: _told(server, call.sid))
     assert record.transfer_result == "no-answer"
     told = {"flow": "order_status", "queue": "orders", "result": "no-answer"}
-    assert metric(await metrics(sim), "ivr_transfer_results_total", **told) == 1
+    assert metric(await metrics(server), "ivr_transfer_results_total", **told) == 1
 
     # Twilio retrying the callback changes neither the record nor the count
     assert call.transfer is not None
@@ -282,7 +297,7 @@ async def test_agent_who_does_not_answer(sim: TwilioSim, server: Server, backend
     )
     assert retry.status == 200
     assert (await server.record(call.sid)).transfer_result == "no-answer"
-    assert metric(await metrics(sim), "ivr_transfer_results_total", **told) == 1
+    assert metric(await metrics(server), "ivr_transfer_results_total", **told) == 1
 
 
 async def _told(server: Server, sid: str) -> CallRecord | None:
@@ -321,7 +336,9 @@ async def test_hang_up_after_the_message(sim: TwilioSim, server: Server, backend
     record = await server.record(call.sid)
     assert record.outcome == "contained"
     assert record.tasks == ("callback_requested",)
-    assert record.status is None  # the flow had ended it: the status callback came after
+    # the flow had ended it; the status callback that came after tells the final status
+    record = await wait_until(lambda: _with_status(server, call.sid))
+    assert (record.outcome, record.status) == ("contained", "completed")
 
 
 async def test_silent_voicemail(sim: TwilioSim, server: Server, backend) -> None:
@@ -346,7 +363,11 @@ async def test_backend_down_goes_to_an_agent(sim: TwilioSim, server: Server, bac
         "Connecting you to an agent.",
     ]
     record = await server.record(call.sid)
-    assert (record.outcome, record.reason) == ("transferred", "on_error:lookup")
+    assert (record.outcome, record.reason, record.transfer_from) == (
+        "transferred",
+        "on_error",
+        "lookup",
+    )
     assert record.tasks == ()
 
 
@@ -370,17 +391,17 @@ async def test_hang_up_mid_flow_is_abandoned_where_the_caller_left(
     assert record.tasks == ()
     assert "caller left at ask_account" in caplog.text
 
-    text = await metrics(sim)
-    assert metric(text, "ivr_calls_total", flow="telebanking", outcome="abandoned") == 1
-    assert metric(text, "ivr_calls_total", flow="telebanking", outcome="contained") == 0
+    text = await metrics(server)
+    assert metric(text, "ivr_calls_ended_total", flow="telebanking", outcome="abandoned") == 1
+    assert metric(text, "ivr_calls_ended_total", flow="telebanking", outcome="contained") == 0
 
     # a second status callback (Twilio retries those too) changes nothing
     assert call.status_request is not None
     assert call.status_request.params["CallStatus"] == "completed"
     assert (await call.send(call.status_request)).status == 200
     assert len(await server.records()) == 1
-    text = await metrics(sim)
-    assert metric(text, "ivr_calls_total", flow="telebanking", outcome="abandoned") == 1
+    text = await metrics(server)
+    assert metric(text, "ivr_calls_ended_total", flow="telebanking", outcome="abandoned") == 1
 
 
 @pytest.mark.parametrize(
@@ -403,8 +424,8 @@ async def test_calls_that_never_reached_a_flow_are_recorded(
     record = await server.record(sid)
     assert (record.outcome, record.status, record.flow_id) == (outcome, status, "telebanking")
     assert record.path == ()
-    text = await metrics(sim)
-    assert metric(text, "ivr_calls_total", flow="telebanking", outcome=outcome) == 1
+    text = await metrics(server)
+    assert metric(text, "ivr_calls_ended_total", flow="telebanking", outcome=outcome) == 1
 
 
 async def test_status_callbacks_before_the_end_change_nothing(
@@ -448,9 +469,9 @@ async def test_an_internal_error_apologises_and_counts_the_call_failed(
     record = await server.record(call.sid)
     assert (record.outcome, record.flow_id) == ("failed", "telebanking")
     assert record.error == "internal error: RuntimeError"
-    text = await metrics(sim)
-    assert metric(text, "ivr_calls_total", flow="telebanking", outcome="failed") == 1
-    assert metric(text, "ivr_calls_total", flow="telebanking", outcome="abandoned") == 0
+    text = await metrics(server)
+    assert metric(text, "ivr_calls_ended_total", flow="telebanking", outcome="failed") == 1
+    assert metric(text, "ivr_calls_ended_total", flow="telebanking", outcome="abandoned") == 0
 
 
 async def test_a_traceback_never_shows_what_the_caller_keyed_in(
@@ -510,7 +531,7 @@ async def test_forged_signature_is_refused(
     assert reply.status == 403
     assert "refused /twilio/voice: signature does not match" in caplog.text
     assert [r.levelname for r in caplog.records if "refused" in r.getMessage()] == ["WARNING"]
-    assert metric(await metrics(sim), "ivr_webhook_rejected_total", reason="signature") == 1
+    assert metric(await metrics(server), "ivr_webhook_rejected_total", reason="signature") == 1
 
 
 async def test_missing_signature_is_refused(
@@ -584,7 +605,7 @@ async def test_malformed_call_sid_is_a_bad_request(sim: TwilioSim, server: Serve
     reply = await sim.post("/twilio/voice", voice_form(sid))
     assert reply.status == 400
     assert "CallSid" in reply.text
-    assert metric(await metrics(sim), "ivr_webhook_rejected_total", reason="bad_request") == 1
+    assert metric(await metrics(server), "ivr_webhook_rejected_total", reason="bad_request") == 1
 
 
 async def test_body_over_the_size_limit(sim: TwilioSim, server: Server) -> None:
@@ -641,9 +662,9 @@ async def test_unknown_number_is_not_in_service(sim: TwilioSim, server: Server) 
     record = await server.record(call.sid)
     assert (record.outcome, record.flow_id) == ("failed", "unknown")
     assert "no flow" in (record.error or "")
-    text = await metrics(sim)
-    assert metric(text, "ivr_calls_total", outcome="abandoned") == 0
-    assert metric(text, "ivr_calls_total", flow="unknown", outcome="failed") == 1
+    text = await metrics(server)
+    assert metric(text, "ivr_calls_ended_total", outcome="abandoned") == 0
+    assert metric(text, "ivr_calls_ended_total", flow="unknown", outcome="failed") == 1
 
 
 async def test_flow_chosen_by_query(sim: TwilioSim, server: Server, backend) -> None:
@@ -678,9 +699,9 @@ async def test_gather_for_a_call_never_started(sim: TwilioSim, server: Server) -
     assert ended.status == 200
     record = await server.record(sid)
     assert (record.outcome, record.flow_id, record.error) == ("failed", "telebanking", "no session")
-    text = await metrics(sim)
-    assert metric(text, "ivr_calls_total", flow="telebanking", outcome="failed") == 1
-    assert metric(text, "ivr_calls_total", flow="telebanking", outcome="abandoned") == 0
+    text = await metrics(server)
+    assert metric(text, "ivr_calls_ended_total", flow="telebanking", outcome="failed") == 1
+    assert metric(text, "ivr_calls_ended_total", flow="telebanking", outcome="abandoned") == 0
 
 
 # -- retries ------------------------------------------------------------------------------
@@ -693,11 +714,11 @@ async def test_retried_webhook_steps_once(sim: TwilioSim, server: Server, backen
     assert (await call.resend()).text == first.text  # the voice webhook again: same call
 
     await call.press("1")
-    turns = metric(await metrics(sim), "ivr_turns_total", flow="telebanking")
+    turns = metric(await metrics(server), "ivr_turns_total", flow="telebanking")
     assert turns == 2
     again = await call.resend()
     assert again == call.last_reply  # same TwiML, byte for byte
-    assert metric(await metrics(sim), "ivr_turns_total", flow="telebanking") == turns
+    assert metric(await metrics(server), "ivr_turns_total", flow="telebanking") == turns
 
     both = await asyncio.gather(call.resend(), call.resend())  # retries racing each other
     assert both == [call.last_reply, call.last_reply]
@@ -708,7 +729,7 @@ async def test_retried_webhook_steps_once(sim: TwilioSim, server: Server, backen
     assert heard[0] == "Your balance is $1,234.50."
     assert backend.seen == ["GET /accounts/12345674"]
     # one more webhook answered (the bank call happens inside it)
-    assert metric(await metrics(sim), "ivr_turns_total", flow="telebanking") == turns + 1
+    assert metric(await metrics(server), "ivr_turns_total", flow="telebanking") == turns + 1
 
     # a webhook of an old turn arriving late gets the latest answer, and steps nothing
     late = Request(call.documents[1][0], {**call.last_request.params, "Digits": "0"})
@@ -726,7 +747,7 @@ async def test_duplicate_webhooks_racing(sim: TwilioSim, server: Server, backend
     assert len({(r.status, r.text) for r in replies}) == 1
     assert (await call.follow(request, replies[0]))[0] == "Your balance is $80.00."
     assert backend.seen == ["GET /accounts/55555551"]
-    assert metric(await metrics(sim), "ivr_turns_total", flow="telebanking") == 3
+    assert metric(await metrics(server), "ivr_turns_total", flow="telebanking") == 3
 
 
 # -- flows edited while calls run -----------------------------------------------------------
@@ -797,6 +818,7 @@ async def test_health_and_metrics(sim: TwilioSim, server: Server, backend) -> No
         "flows": {
             "order_status": flows["order_status"].version,
             "telebanking": flows["telebanking"].version,
+            "telebanking_voice": flows["telebanking_voice"].version,
         },
     }
 
@@ -808,12 +830,12 @@ async def test_health_and_metrics(sim: TwilioSim, server: Server, backend) -> No
     for call in (done, agent, gone):
         await server.record(call.sid)
 
-    text = await metrics(sim)
-    assert metric(text, "ivr_calls_total", flow="telebanking", outcome="contained") == 1
-    assert metric(text, "ivr_calls_total", flow="telebanking", outcome="transferred") == 1
-    assert metric(text, "ivr_calls_total", flow="order_status", outcome="abandoned") == 1
-    assert metric(text, "ivr_calls_total", outcome="failed") == 0
-    assert metric(text, "ivr_turn_seconds_count") > 0
+    text = await metrics(server)
+    assert metric(text, "ivr_calls_ended_total", flow="telebanking", outcome="contained") == 1
+    assert metric(text, "ivr_calls_ended_total", flow="telebanking", outcome="transferred") == 1
+    assert metric(text, "ivr_calls_ended_total", flow="order_status", outcome="abandoned") == 1
+    assert metric(text, "ivr_calls_ended_total", outcome="failed") == 0
+    assert metric(text, "ivr_webhook_seconds_count") > 0
     assert "ivr_webhook_rejected_total" in text
 
 
@@ -835,3 +857,8 @@ async def test_prompt_audio_is_served(sim: TwilioSim, server: Server) -> None:
     for path in ("/audio/missing.wav", "/audio/../data/calls.db", "/audio/%2e%2e/data/calls.db"):
         async with sim.session.get(server.url + path) as response:
             assert response.status in (403, 404), path
+
+
+async def _with_status(server: Server, sid: str) -> CallRecord | None:
+    record = await server.record(sid)
+    return record if record.status else None

@@ -89,6 +89,47 @@ def test_validate_the_same_flow_twice_is_no_conflict(two_claims, capsys):
     assert main(["validate", str(first), str(first)]) == 0
 
 
+SPLIT = "experiment:\n  name: voice_vs_dtmf\n  split:\n    a: 50\n    a_voice: 50\n"
+
+
+@pytest.fixture
+def experiment(tmp_path: Path) -> Path:
+    """Flow `a` splits its calls with `a_voice`, which is not there yet."""
+    path = tmp_path / "a.yaml"
+    path.write_text(flow_text("a", "+15550100").replace("start:", SPLIT + "start:"))
+    return path
+
+
+def test_validate_a_variant_that_is_no_flow(experiment, capsys):
+    assert main(["validate", str(experiment.parent)]) == 1
+    assert capsys.readouterr().out.splitlines() == [
+        f"{experiment}:7:5: experiment.split.a_voice: variant 'a_voice' is not a flow served "
+        "here (no flow file beside this one has 'flow: a_voice', or it has errors)",
+        "1 file(s): 1 error(s), 0 warning(s)",
+    ]
+
+
+@pytest.mark.parametrize("given", ["directory", "file"])
+def test_validate_finds_variants_beside_the_file(experiment, given, capsys):
+    """One file validated alone: its variants are looked for beside it, as `ivr serve`
+    would load them; a variant that splits again is an error at the experiment's variant."""
+    voice = experiment.with_name("a_voice.yaml")
+    voice.write_text(flow_text("a_voice"))
+    path = experiment.parent if given == "directory" else experiment
+    assert main(["validate", str(path)]) == 0
+    voice.write_text(flow_text("a_voice").replace("start:", SPLIT + "start:"))
+    capsys.readouterr()
+    assert main(["validate", str(path)]) == 1
+    errors = [line for line in capsys.readouterr().out.splitlines() if ": experiment" in line]
+    assert errors[0].startswith(
+        f"{experiment}:7:5: experiment.split.a_voice: variant 'a_voice' runs an experiment of "
+        f"its own ('voice_vs_dtmf', {voice})"
+    )
+    if given == "directory":  # a_voice's own split names `a`, which splits: said there too
+        assert errors[1].startswith(f"{voice}:6:5: experiment.split.a: variant 'a' runs ")
+    assert len(errors) == (2 if given == "directory" else 1)
+
+
 CONVERSATION = """\
 flow: ../hello.yaml
 tests:
@@ -181,4 +222,49 @@ def test_serve_with_a_bad_flag(tmp_path):
     assert done.stderr.splitlines()[-1] == (
         "ivr serve: error: argument --turn-budget: expected seconds more than 0 and less "
         "than 15 (Twilio gives up on a webhook after 15 s), got '0'"
+    )
+
+
+def _serve_args(tmp_path: Path) -> list[str]:
+    with socket.socket() as probe:  # a port free now, for the public listener
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return ["serve", "--host", "127.0.0.1", "--port", str(port), "--flows", str(FLOWS)] + [
+        *("--data", str(tmp_path), "--insecure", "--no-watch")
+    ]
+
+
+def test_serve_admin_beyond_loopback_needs_a_token(tmp_path):
+    """/metrics tells call volumes and flow versions: not to the world without a token."""
+    with socket.socket() as probe:
+        probe.bind(("0.0.0.0", 0))
+        port = probe.getsockname()[1]
+    done = ivr_run(*_serve_args(tmp_path), "--admin", f"0.0.0.0:{port}")
+    assert done.returncode == 2
+    assert done.stderr == (
+        f"ivr: IVR_ADMIN: the admin listener (0.0.0.0:{port}) would answer on 0.0.0.0, beyond "
+        "loopback, without a token: set IVR_ADMIN_TOKEN, or listen on loopback "
+        "(--admin 127.0.0.1:8081)\n"
+    )
+
+
+def test_serve_admin_port_in_use(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = ivr_run(*_serve_args(tmp_path), env={"IVR_ADMIN": f"127.0.0.1:{port}"})
+    assert done.returncode == 2
+    assert done.stderr == (
+        f"ivr: cannot listen on 127.0.0.1:{port} for the admin listener: address already in "
+        "use (set IVR_ADMIN or --admin)\n"
+    )
+
+
+def test_serve_with_a_bad_admin_flag(tmp_path):
+    done = ivr_run("serve", "--data", str(tmp_path), "--admin", "9100")
+    assert done.returncode == 2
+    assert done.stderr.splitlines()[-1] == (
+        "ivr serve: error: argument --admin: expected HOST:PORT (127.0.0.1:8081, [::1]:8081), "
+        "got '9100'"
     )

@@ -11,7 +11,7 @@ from ivr.errors import ConfigError, IvrError
 def test_defaults():
     config = Config.from_env({})
     assert (config.host, config.port, config.turn_budget) == ("0.0.0.0", 8080, 10.0)
-    assert (config.insecure, config.hash_caller, config.log_level) == (False, True, "INFO")
+    assert (config.insecure, config.log_level, config.reap_after) == (False, "INFO", 7200.0)
 
 
 @pytest.mark.parametrize(
@@ -25,9 +25,18 @@ def test_defaults():
         ({"IVR_INSECURE": "Yes"}, "insecure", True),
         ({"IVR_INSECURE": "0"}, "insecure", False),
         ({"IVR_TRUST_PROXY": "true"}, "trust_proxy", True),
-        ({"IVR_STORE_CALLER": "plain"}, "hash_caller", False),
+        ({"IVR_REAP_AFTER": "600"}, "reap_after", 600.0),
         ({"IVR_LOG_LEVEL": "debug"}, "log_level", "DEBUG"),
         ({"IVR_SESSIONS": "memory://"}, "sessions", "memory://"),
+        ({"IVR_RECORDS": "sqlite:///tmp/c.db"}, "records_url", "sqlite:///tmp/c.db"),
+        ({"IVR_RECORDS": "postgresql://ivr@db/calls"}, "records", "postgresql://ivr@db/calls"),
+        ({"IVR_RECORDS": "postgres://db/calls"}, "records_url", "postgres://db/calls"),
+        ({}, "admin", ("127.0.0.1", 8081)),
+        ({"IVR_ADMIN": "0.0.0.0:9100"}, "admin", ("0.0.0.0", 9100)),
+        ({"IVR_ADMIN": "[::1]:9100"}, "admin", ("::1", 9100)),
+        ({"IVR_ADMIN": ":9100"}, "admin", ("", 9100)),  # every address
+        ({"IVR_ADMIN_TOKEN": "s3cret"}, "admin_token", "s3cret"),
+        ({"IVR_ADMIN_TOKEN": ""}, "admin_token", None),
         (
             {"IVR_HTTP_ALLOW": "a.example, 127.0.0.1:8099"},
             "http_allow",
@@ -52,13 +61,19 @@ BAD = {
     "IVR_TURN_BUDGET=15": ("15", "expected seconds more than 0 and less than 15"),
     "IVR_TURN_BUDGET=nan": ("nan", "expected seconds more than 0 and less than 15"),
     "IVR_INSECURE": ("maybe", "expected on or off (1/0, true/false, yes/no), got 'maybe'"),
-    "IVR_STORE_CALLER": ("hash", "expected one of hashed, plain, got 'hash'"),
+    "IVR_REAP_AFTER": ("-1", "expected a number of seconds more than 0, got '-1'"),
+    "IVR_ADMIN": ("9100", "expected HOST:PORT (127.0.0.1:8081, [::1]:8081), got '9100'"),
+    "IVR_ADMIN=::1:9100": ("::1:9100", "expected HOST:PORT (127.0.0.1:8081, [::1]:8081)"),
+    "IVR_ADMIN=host:0": ("host:0", "expected a port number 1-65535, got '0'"),
     "IVR_LOG_LEVEL": ("loud", "expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL, got 'loud'"),
     "IVR_SESSIONS": (
         "postgres://db",
         "unknown store 'postgres://db' (use sqlite:///path, memory:// or redis://host:port/db)",
     ),
-    "IVR_RECORDS": ("redis://r", "only sqlite:///path is supported so far, not 'redis://r'"),
+    "IVR_RECORDS": (
+        "redis://r",
+        "expected sqlite:///path or postgresql://user@host/db, not 'redis://r'",
+    ),
 }
 
 

@@ -84,6 +84,17 @@ def test_a_passing_test(tmp_path: Path) -> None:
     assert result.visited == ["hello", "menu", "fetch", "read", "bye"]
 
 
+def test_an_experiment_never_splits_a_conversation_test(tmp_path: Path) -> None:
+    """A test runs the flow file it names: the split is the server's routing, which `ivr
+    test` does not do (here the other variant does not even exist)."""
+    path = write(tmp_path, "  - name: news\n    steps:\n      - press: '1'\n")
+    split = "experiment: {name: x, split: {tiny: 1, tiny_voice: 1000}}\nstart:"
+    (tmp_path / "tiny.yaml").write_text(TINY_FLOW.replace("start:", split))
+    suites = [run_suite(path) for _ in range(3)]
+    assert [s.flow.id for s in suites] == ["tiny"] * 3 and suites[0].flow.experiment
+    assert all(s.passed and s.results[0].visited[:2] == ["hello", "menu"] for s in suites)
+
+
 def test_a_failing_expectation_names_test_step_line_and_what_was_heard(tmp_path: Path) -> None:
     path = write(
         tmp_path,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from ivr.keys import Keys
 from ivr.registry import FlowRegistry
 
 NODES = 400  # enough nodes that compiling takes many of the loop's turns
@@ -130,3 +131,146 @@ def test_a_number_moved_from_one_flow_to_another(tmp_path: Path, caplog) -> None
     assert sorted(flows.reload()) == ["b", "z"]
     assert flows.route("+15550100").id == "b"
     assert claim_errors(caplog) == []
+
+
+# -- experiments: variants loaded, calls split -----------------------------------------------------
+
+EXPERIMENT = "experiment:\n  name: voice_vs_dtmf\n  split:\n    bank: 70\n    bank_voice: 30\n"
+
+
+def write_bank(path: Path, flow_id: str, experiment: str = "", numbers: str = "") -> None:
+    before = path.stat().st_mtime_ns if path.exists() else 0
+    path.write_text(
+        f"flow: {flow_id}\n{numbers}{experiment}start: bye\nnodes:\n"
+        f"  bye:\n    end: {{say: {flow_id} says goodbye.}}\n"
+    )
+    os.utime(path, ns=(before, max(path.stat().st_mtime_ns, before + 1_000_000)))
+
+
+def bank_flows(tmp_path: Path, keys: Keys | None = None) -> FlowRegistry:
+    """`bank` (+15550100) splits its calls 70/30 with `bank_voice`, a file sorted after it."""
+    write_bank(tmp_path / "bank.yaml", "bank", EXPERIMENT, 'numbers: ["+15550100"]\n')
+    write_bank(tmp_path / "bank_voice.yaml", "bank_voice")
+    flows = FlowRegistry(tmp_path, keys=keys or Keys.for_tests())
+    assert sorted(flows.reload()) == ["bank", "bank_voice"]
+    return flows
+
+
+def problems(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.getMessage().startswith("flow problem")]
+
+
+def test_a_variant_that_is_not_loaded_keeps_the_experiment_out(tmp_path: Path, caplog) -> None:
+    write_bank(tmp_path / "bank.yaml", "bank", EXPERIMENT, 'numbers: ["+15550100"]\n')
+    flows = FlowRegistry(tmp_path)
+    assert flows.reload() == []
+    assert flows.route("+15550100") is None
+    assert problems(caplog) == [
+        f"flow problem: {tmp_path / 'bank.yaml'}:7:5: experiment.split.bank_voice: variant "
+        "'bank_voice' is not a flow served here (no flow file beside this one has "
+        "'flow: bank_voice', or it has errors)"
+    ]
+    write_bank(tmp_path / "bank_voice.yaml", "bank_voice")  # the variant comes: both load
+    assert sorted(flows.reload()) == ["bank", "bank_voice"]
+
+
+def test_an_edit_that_makes_a_variant_split_again_is_refused(tmp_path: Path, caplog) -> None:
+    flows = bank_flows(tmp_path)
+    serving = flows.current["bank_voice"]
+    chained = "experiment: {name: greeting, split: {bank_voice: 1, bank_short: 1}}\n"
+    write_bank(tmp_path / "bank_voice.yaml", "bank_voice", chained)
+    write_bank(tmp_path / "bank_short.yaml", "bank_short")
+    assert flows.reload() == ["bank_short"]
+    assert flows.current["bank_voice"] is serving
+    (problem,) = problems(caplog)
+    assert problem.startswith(
+        f"flow problem: {tmp_path / 'bank_voice.yaml'}:2:1: experiment: this flow is a variant "
+        f"of experiment 'voice_vs_dtmf' in flow 'bank'"
+    )
+
+
+def test_calls_are_split_by_caller_and_follow_the_weights(tmp_path: Path) -> None:
+    flows = bank_flows(tmp_path)
+    callers = [f"+1555{n:07d}" for n in range(4000)]
+    routes = [flows.route_call("+15550100", c, f"CA{n:032x}") for n, c in enumerate(callers)]
+    assert all(r is not None and r.experiment == "voice_vs_dtmf" for r in routes)
+    assert all(r.flow.id == r.variant for r in routes if r is not None)
+    voice = sum(r is not None and r.variant == "bank_voice" for r in routes)
+    assert abs(voice - 0.3 * len(callers)) < 0.03 * len(callers)
+    again = [flows.route_call("+15550100", c, "CA" + "f" * 32) for c in callers]  # new calls
+    assert [r.variant for r in again if r] == [r.variant for r in routes if r]
+
+
+def test_the_split_survives_a_restart(tmp_path: Path) -> None:
+    """Keys from one data directory: a second registry (a restart, another process) gives
+    every caller the variant the first gave."""
+    data = tmp_path / "data"
+    (tmp_path / "flows").mkdir()
+    first = bank_flows(tmp_path / "flows", Keys.load(data, env={}))
+    second = bank_flows(tmp_path / "flows", Keys.load(data, env={}))
+    callers = [f"+1555{n:07d}" for n in range(500)]
+    picks = [first.route_call("+15550100", c, "CA" + "0" * 32) for c in callers]
+    again = [second.route_call("+15550100", c, "CA" + "1" * 32) for c in callers]
+    assert [r.variant for r in picks if r] == [r.variant for r in again if r]
+    assert {r.variant for r in picks if r} == {"bank", "bank_voice"}
+
+
+@pytest.mark.parametrize("withheld", ["anonymous", "", "+266696687", "Restricted"])
+def test_withheld_callers_are_split_by_call(tmp_path: Path, withheld: str) -> None:
+    flows = bank_flows(tmp_path)
+    sids = [f"CA{n:032x}" for n in range(400)]
+    picks = [flows.route_call("+15550100", withheld, sid) for sid in sids]
+    assert {r.variant for r in picks if r} == {"bank", "bank_voice"}  # not all one variant
+    assert picks == [flows.route_call("+15550100", withheld, sid) for sid in sids]
+
+
+def test_the_variant_query_pins_a_variant_of_the_split(tmp_path: Path, caplog) -> None:
+    flows = bank_flows(tmp_path)
+    callers = [f"+1555{n:07d}" for n in range(50)]
+    for pinned in ("bank", "bank_voice"):
+        routes = [
+            flows.route_call("+15550100", c, "CA" + "0" * 32, variant=pinned) for c in callers
+        ]
+        assert {(r.flow.id, r.experiment, r.variant) for r in routes if r} == {
+            (pinned, "voice_vs_dtmf", pinned)
+        }
+    unpinned = flows.route_call("+15550100", callers[0], "CA" + "0" * 32)
+    ignored = flows.route_call("+15550100", callers[0], "CA" + "0" * 32, variant="order_status")
+    assert ignored == unpinned
+    assert (
+        "?variant=order_status is not a variant of experiment voice_vs_dtmf (bank, bank_voice): "
+        "split as usual"
+    ) in caplog.messages
+
+
+def test_the_flow_query_splits_too_and_a_variant_runs_as_itself(tmp_path: Path) -> None:
+    flows = bank_flows(tmp_path)
+    routes = [flows.route_call("", f"+1555{n:07d}", "CA" + "0" * 32, "bank") for n in range(200)]
+    assert {r.variant for r in routes if r} == {"bank", "bank_voice"}
+    direct = flows.route_call("", "+15551234567", "CA" + "0" * 32, "bank_voice")
+    assert direct is not None and (direct.flow.id, direct.experiment) == ("bank_voice", None)
+    assert flows.route_call("+15559999", "+15551234567", "CA" + "0" * 32) is None
+
+
+def test_the_registry_tells_of_each_version_loaded_and_each_file_refused(tmp_path: Path) -> None:
+    """What the server's metrics hear: flow info, series at 0, reload failures."""
+    loaded: list[str] = []
+    refused: list[str] = []
+    flows = FlowRegistry(
+        tmp_path,
+        on_load=lambda f: loaded.append(f.version),
+        on_failure=lambda p: refused.append(p.name),
+    )
+    write_flow(tmp_path, "Hello")
+    flows.reload()
+    write_flow(tmp_path, "Hi")
+    flows.reload()
+    assert len(set(loaded)) == 2  # each version once
+    assert loaded[-1] == flows.current["long"].version
+    path = tmp_path / "long.yaml"
+    before = path.stat().st_mtime_ns
+    path.write_text("flow: long\nstart: nowhere\nnodes: {}\n")
+    os.utime(path, ns=(before, before + 1_000_000))
+    assert flows.reload() == []
+    assert refused == ["long.yaml"] and len(loaded) == 2
+    assert flows.reload() == [] and refused == ["long.yaml"]  # unchanged: not refused again

@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestServer
 from ivr.backend import Backend
 from ivr.engine import actions as act
 from ivr.engine import new_session
-from ivr.engine.events import CallStarted, Digits
+from ivr.engine.events import CallStarted, Digits, FetchResult
 from ivr.engine.session import Session
 from ivr.flow import parse_and_compile
 from ivr.flow.model import Flow, Text
@@ -233,3 +233,26 @@ async def test_fail_is_the_one_way_a_call_fails(runner, api):
     ]
     apology = act.Prompt((Text("Not in service."),))
     assert runner.fail(None, fresh, "no flow", apology).actions[0] == apology
+
+
+@pytest.mark.parametrize("budget", [None, 5.0], ids=["no budget", "a hold that outlives it"])
+async def test_the_observer_is_told_of_every_attempt(api, budget):
+    """What the server's metrics hear: each attempt, its flow, node, answer and time."""
+    backend, base = api
+    backend.answers["/x"] = [(503, 0.0), (200, 0.2)]
+    seen: list[tuple[str, str, int, float]] = []
+
+    def observe(flow: str, fetch: act.Fetch, result: FetchResult, seconds: float) -> None:
+        seen.append((flow, fetch.node, result.status, seconds))
+
+    runner = Runner(Backend(["127.0.0.1:*"]), clock=lambda: MONDAY_10, observe=observe)
+    http = '    http: {url: "BASE/x", save_as: acct, hold: "One moment."}'
+    turn = await pin(runner, flow_of(base, http, "hold_after: 0.1"), budget)
+    if turn.in_flight is not None:
+        await turn.in_flight.task
+    await runner.backend.close()
+    assert [(flow, node, status) for flow, node, status, _ in seen] == [
+        ("t", "lookup", 503),
+        ("t", "lookup", 200),
+    ]
+    assert 0.2 <= seen[1][3] < 1.0
