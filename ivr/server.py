@@ -85,7 +85,9 @@ def build_app(config: Config) -> web.Application:
             log.error("no flow loaded from %s", config.flows)
         sessions = open_sessions(config.sessions_url)
         records = open_records(config.records_url)
-        writer = RecordWriter(sessions, records, keys)
+        writer = RecordWriter(
+            sessions, records, keys, lambda: metrics.store_error("records", "write")
+        )
         await writer.start()
         backend = Backend(config.http_allow)
         runner = Runner(backend, observe=metrics.backend_call)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any, Protocol
@@ -209,8 +209,14 @@ class RecordWriter:
     """Writes records in the background, batched; a failed batch stays in the outbox and
     is tried again, later and later, while the server runs."""
 
-    def __init__(self, sessions: SessionStore, records: RecordStore, keys: Keys) -> None:
-        self.sessions, self.records, self.keys = sessions, records, keys
+    def __init__(
+        self,
+        sessions: SessionStore,
+        records: RecordStore,
+        keys: Keys,
+        on_error: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.sessions, self.records, self.keys, self.on_error = sessions, records, keys, on_error
         self._queue: asyncio.Queue[Session | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._retry: asyncio.Task[None] | None = None
@@ -254,6 +260,7 @@ class RecordWriter:
             self._wait = RETRY_FIRST
         except Exception:
             log.exception("%d call record(s) not written; they stay in the outbox", len(sessions))
+            self.on_error()
             self._try_again()
 
     def _try_again(self) -> None:

@@ -354,7 +354,11 @@ class TwilioWebhooks:
 
     async def _save(self, session: Session, reply: str) -> None:
         """Save the session; an ended call is counted and its record written, once."""
-        await self.sessions.save(session, reply)
+        try:
+            await self.sessions.save(session, reply)
+        except Exception:
+            self.metrics.store_error("sessions", "save")
+            raise
         if session.ended:
             log.info(
                 "call ended: %s",

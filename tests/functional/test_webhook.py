@@ -514,6 +514,28 @@ async def test_a_failing_session_store_still_gets_an_apology(
     assert call.end == "hangup" and call.status_sent is not None
     assert call.status_sent.status == 200
     assert "the failed call could not be recorded" in caplog.text
+    text = await metrics(server)
+    assert metric(text, "ivr_store_errors_total", store="sessions", operation="save") >= 1
+
+
+async def test_a_failing_records_store_is_counted_and_the_record_kept(
+    sim: TwilioSim, server: Server, backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer = server.app[HOOKS].writer
+
+    async def down(records: object) -> None:
+        raise ConnectionError("records database is down")
+
+    monkeypatch.setattr(writer.records, "add", down)
+    call = await sim.call(BANK, CALLER, ["press:0"])
+    assert call.ended
+
+    async def counted() -> float:
+        text = await metrics(server)
+        return metric(text, "ivr_store_errors_total", store="records", operation="write")
+
+    assert await wait_until(counted) >= 1
+    assert [s.call_id for s in await server.app[HOOKS].sessions.unrecorded()] == [call.sid]
 
 
 # -- requests that are not Twilio's --------------------------------------------------------
