@@ -41,7 +41,7 @@ from ivr.engine.session import Session
 from ivr.flow.model import Flow, Text
 from ivr.logs import call_sid, hidden, hide
 from ivr.metrics import Metrics
-from ivr.registry import FlowRegistry
+from ivr.registry import FlowRegistry, Route
 from ivr.runner import Runner, Turn, done_within
 from ivr.store.base import PendingFetch, SessionStore, Stored
 from ivr.store.records import RecordWriter
@@ -168,13 +168,7 @@ class TwilioWebhooks:
             stored = await self.sessions.load(sid)
             if stored is not None:
                 return stored.reply  # Twilio retried the first webhook
-            route = self.flows.route_call(
-                form.get("To", ""),
-                form.get("From", ""),
-                sid,
-                request.query.get("flow"),
-                request.query.get("variant"),
-            )
+            route = self._route(request, form)
             if route is None:
                 log.warning("no flow for called number %s", form.get("To", "")[:32])
                 session = self._unstarted(request, form)
@@ -454,17 +448,17 @@ class TwilioWebhooks:
             log.exception("the failed call could not be recorded")
             return BROKEN
 
+    def _route(self, request: web.Request, form: Mapping[str, str]) -> Route | None:
+        """The flow (and experiment variant) a new call on this number runs."""
+        query = request.query
+        to, caller, sid = form.get("To", ""), form.get("From", ""), form["CallSid"]
+        return self.flows.route_call(to, caller, sid, query.get("flow"), query.get("variant"))
+
     def _unstarted(self, request: web.Request, form: Mapping[str, str]) -> Session:
         """A session for a call no flow ever stepped: on the flow its number routes to (the
         variant its caller gets, when that flow runs an experiment)."""
         sid = form["CallSid"]
-        route = self.flows.route_call(
-            form.get("To", ""),
-            form.get("From", ""),
-            sid,
-            request.query.get("flow"),
-            request.query.get("variant"),
-        )
+        route = self._route(request, form)
         if route is None:
             return Session(sid, "unknown", "", started_at=time.time())
         return Session(
