@@ -31,6 +31,7 @@ HOUR = 3600
 DURATION_BUCKETS = (5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 240, 300, 450, 600, 900, 1800, 3600)
 RETRY_FIRST, RETRY_MOST = 1.0, 60.0  # seconds before a failed write is tried again, doubling
 WRITTEN = 10_000  # calls remembered as written: their late signals come within minutes
+LINGER = 0.2  # seconds a record waits for others to be written with (the outbox keeps it)
 
 
 @dataclass(frozen=True)
@@ -215,8 +216,10 @@ class RecordWriter:
         records: RecordStore,
         keys: Keys,
         on_error: Callable[[], None] = lambda: None,
+        linger: float = LINGER,
     ) -> None:
         self.sessions, self.records, self.keys, self.on_error = sessions, records, keys, on_error
+        self.linger = linger
         self._queue: asyncio.Queue[Session | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._retry: asyncio.Task[None] | None = None
@@ -239,7 +242,11 @@ class RecordWriter:
         stopping = False
         while not stopping:
             batch = [await self._queue.get()]
-            while not self._queue.empty():  # written together: one transaction
+            if batch[0] is not None:
+                # records wait a moment to be written together: one transaction for many
+                # calls, and the status callback that follows a call's end in the same one
+                await asyncio.sleep(self.linger)
+            while not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             stopping = None in batch
             sessions = list({s.call_id: s for s in batch if s is not None}.values())

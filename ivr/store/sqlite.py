@@ -262,7 +262,9 @@ class SqliteSessions(LocalFetches):
         return [Session.from_json(r[0]) for r in rows]
 
     async def mark_recorded(self, call_id: str) -> None:
-        await self._db.write("UPDATE sessions SET unrecorded = 0 WHERE call_id = ?", (call_id,))
+        await self._db.write(
+            "UPDATE sessions SET unrecorded = 0 WHERE call_id = ? AND unrecorded = 1", (call_id,)
+        )
 
     async def close(self) -> None:
         self._db.close()

@@ -277,9 +277,8 @@ class TwilioWebhooks:
             elif not stored.session.ended:
                 await self._hang_up(stored, status, time.time())
             elif stored.session.call_status is None:  # a late signal: the record learns it
-                session = stored.session.copy()
+                session = stored.session.copy()  # (a retried callback tells it again: idempotent)
                 session.call_status = status
-                await self.sessions.save(session, stored.reply)
                 self.writer.submit(session)
         return EMPTY
 
