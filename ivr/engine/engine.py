@@ -82,8 +82,8 @@ def step(flow: Flow, session: Session, event: Event) -> tuple[Session, list[act.
     """Advance a call by one event; returns the new session and what to do now."""
     s = session.copy()
     out: list[act.Action] = []
-    if s.ended:
-        return s, out
+    if s.ended or not fits(s, event):
+        return s, out  # it changes nothing, and takes no turn
     s.turn, s.updated_at = s.turn + 1, event.at
     turn = _Turn(flow, s, out, event.at)
     try:
@@ -91,6 +91,22 @@ def step(flow: Flow, session: Session, event: Event) -> tuple[Session, list[act.
     except Exception as e:  # a template or expression failed at run time: never a dead call
         turn.fail(f"{type(e).__name__} at {s.node}: {e}")
     return s, out
+
+
+def fits(session: Session, event: Event) -> bool:
+    """Whether `event` is one the call waits for: a key or words while it listens, a
+    backend's answer while it fetches, a recording while it records, a start before it
+    started; a hang-up always. Anything else (a late or stray callback) changes nothing."""
+    waiting = session.waiting
+    if isinstance(event, CallStarted):
+        return not waiting and not session.path
+    if isinstance(event, Digits | Speech | NoInput):
+        return waiting in ("listen", "confirm")
+    if isinstance(event, FetchResult):
+        return waiting == "fetch"
+    if isinstance(event, Recorded):
+        return waiting == "record"
+    return True  # HangUp
 
 
 class _Turn:
@@ -104,8 +120,6 @@ class _Turn:
     def handle(self, event: Event) -> None:
         s = self.s
         if isinstance(event, CallStarted):
-            if s.waiting or s.path:
-                return  # a repeated start: the call is under way already
             s.started_at = event.at
             s.vars = {
                 **self.flow.vars,
@@ -119,17 +133,16 @@ class _Turn:
         elif isinstance(event, HangUp):
             self.note("hangup")
             self.finish("abandoned")
-        elif isinstance(event, Digits | Speech | NoInput) and s.waiting in ("listen", "confirm"):
+        elif isinstance(event, Digits | Speech | NoInput):
             node = self.node(s.node)
             if isinstance(node.spec, Menu):
                 self.run(self.menu_input(node, node.spec, event))
             elif isinstance(node.spec, Ask):
                 self.run(self.ask_input(node, node.spec, event))
-        elif isinstance(event, FetchResult) and s.waiting == "fetch":
+        elif isinstance(event, FetchResult):
             self.run(self.fetched(self.node(s.node), event))
-        elif isinstance(event, Recorded) and s.waiting == "record":
+        elif isinstance(event, Recorded):
             self.run(self.recorded(self.node(s.node), event))
-        # anything else does not fit what the call waits for, and changes nothing
 
     # -- walking nodes -----------------------------------------------------------------------
 

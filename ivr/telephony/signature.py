@@ -60,9 +60,12 @@ class SignatureCheck:
             return None
         if self.key is None:
             return "TWILIO_AUTH_TOKEN is not set"
-        given = request.headers.get("X-Twilio-Signature", "").encode()
-        if not given:
+        header = request.headers.get("X-Twilio-Signature", "")
+        if not header:
             return "no X-Twilio-Signature header"
+        if not header.isascii():  # base64 is ASCII: anything else is not Twilio's
+            return "malformed X-Twilio-Signature header"
+        given = header.encode()
         url = self.url(request)
         if hmac.compare_digest(signature(self.key, url, form).encode(), given):
             return None

@@ -26,7 +26,7 @@ from yarl import query_to_pairs
 from ivr.config import TWILIO_WAIT
 from ivr.engine import actions as act
 from ivr.engine import new_session, step
-from ivr.engine.engine import APOLOGY
+from ivr.engine.engine import APOLOGY, fits
 from ivr.engine.events import (
     CallStarted,
     Digits,
@@ -50,7 +50,7 @@ from ivr.telephony.signature import SignatureCheck
 
 log = logging.getLogger("ivr.webhook")
 
-_SID = re.compile(r"^CA[0-9a-fA-F]{32}$")
+_SID = re.compile(r"CA[0-9a-fA-F]{32}")  # matched whole: `$` would let a newline through
 _KEYS = re.compile(r"[^0-9*#]")
 HOLD_WAIT = 1.0  # a hold webhook waits this long for the answer before more hold music
 BEAT = 1.0  # seconds between the signs of life of a process making a pending backend call
@@ -131,7 +131,7 @@ class TwilioWebhooks:
                 raise web.HTTPBadRequest(text="expected a form") from None
             fields = dict(pairs)
             sid = fields.get("CallSid", "")
-            valid_sid = _SID.match(sid) is not None
+            valid_sid = _SID.fullmatch(sid) is not None
             token = call_sid.set(sid if valid_sid else None)
             secrets_ = hidden.set(())
             hide(fields.get("Digits"), fields.get("SpeechResult"))
@@ -149,6 +149,8 @@ class TwilioWebhooks:
                     raise web.HTTPBadRequest(text="CallSid missing or malformed")
                 try:
                     body = await handler(request, fields, received)
+                except web.HTTPException:
+                    raise  # a refusal the handler chose (409 for a stray callback)
                 except Exception as e:
                     log.exception("webhook %s failed", request.path)
                     body = await self._give_up(request, fields, e)
@@ -209,8 +211,7 @@ class TwilioWebhooks:
         return await self._continue(request, form, event, received)
 
     async def recorded(self, request: web.Request, form: Mapping[str, str], received: float) -> str:
-        duration = form.get("RecordingDuration", "0")
-        seconds = float(duration) if duration.replace(".", "", 1).isdigit() else 0.0
+        seconds = _seconds(form.get("RecordingDuration", ""))
         reference = "" if request.query.get("empty") else form.get("RecordingUrl", "")[:300]
         event = Recorded(reference, seconds, at=time.time())
         return await self._continue(request, form, event, received)
@@ -323,6 +324,10 @@ class TwilioWebhooks:
             hide(*(session.vars.get(name) for name in session.sensitive))
             if session.ended or turn != str(session.turn):
                 return stored.reply  # a retried or late webhook: same answer, no second step
+            if not fits(session, event):  # e.g. a recording callback while a menu listens
+                self.metrics.rejected("mismatched")
+                log.warning("refused %s: the call waits for %s", request.path, session.waiting)
+                raise web.HTTPConflict(text=f"the call is not waiting for {request.path}")
             flow = self.flows.get(session.flow_id, session.version)
             if flow is None:
                 return await self._flow_gone(stored)
@@ -476,6 +481,15 @@ async def _form(request: web.Request) -> list[tuple[str, str]]:
     if request.content_type != "application/x-www-form-urlencoded":
         raise ValueError(f"a {request.content_type or 'typeless'} body")
     return query_to_pairs((await request.read()).rstrip().decode())
+
+
+def _seconds(text: str) -> float:
+    """A duration Twilio sent; anything that is not a finite number of seconds is 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        return 0.0
+    return value if 0 <= value < 86400 else 0.0
 
 
 def _confidence(text: str | None) -> float:

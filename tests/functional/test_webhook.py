@@ -622,12 +622,61 @@ async def test_without_a_public_url_the_request_url_is_signed(
         assert (await elsewhere.post("/twilio/voice", voice_form(new_call_sid()))).status == 403
 
 
-@pytest.mark.parametrize("sid", ["CA123", "", "XX" + "0" * 32, "CA" + "g" * 32, "CA" + "0" * 33])
+@pytest.mark.parametrize(
+    "sid", ["CA123", "", "XX" + "0" * 32, "CA" + "g" * 32, "CA" + "0" * 33, "CA" + "0" * 32 + "\n"]
+)
 async def test_malformed_call_sid_is_a_bad_request(sim: TwilioSim, server: Server, sid) -> None:
     reply = await sim.post("/twilio/voice", voice_form(sid))
     assert reply.status == 400
     assert "CallSid" in reply.text
     assert metric(await metrics(server), "ivr_webhook_rejected_total", reason="bad_request") == 1
+
+
+@pytest.mark.parametrize("header", ["sïgnature✓".encode(), b"\xff\xfe=="])
+async def test_a_signature_that_is_not_ascii_is_refused(server: Server, header: bytes) -> None:
+    """Raw bytes on the wire, as an attacker sends them (a client library would encode)."""
+    body = "&".join(f"{k}={v}" for k, v in voice_form(new_call_sid()).items()).encode()
+    host, port = server.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(
+        b"POST /twilio/voice HTTP/1.1\r\nHost: " + host.encode() + b"\r\n"
+        b"Content-Type: application/x-www-form-urlencoded\r\n"
+        b"X-Twilio-Signature: " + header + b"\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body
+    )
+    status = (await reader.readline()).split()[1]
+    writer.close()
+    assert status == b"403"  # not a 500: nothing unauthenticated reaches further
+
+
+async def test_a_callback_the_call_does_not_wait_for_is_refused_untouched(
+    sim: TwilioSim, server: Server, backend
+) -> None:
+    call = await sim.start(BANK, CALLER)  # the main menu listens, at turn 1
+    stray = call._request(
+        sim.public("/twilio/recorded?t=1"),
+        RecordingUrl="https://api.twilio.com/x",
+        RecordingDuration="5",
+    )
+    reply = await call.send(stray)
+    assert reply.status == 409
+    assert await call.press("1") == [ACCOUNT]  # the real menu answer still counts
+    text = await metrics(server)
+    assert metric(text, "ivr_webhook_rejected_total", reason="mismatched") == 1
+
+
+@pytest.mark.parametrize("duration", ["²", "nan", "-4", "1e400", "five"])
+async def test_a_recording_duration_that_is_no_number_counts_as_zero(
+    sim: TwilioSim, server: Server, duration: str
+) -> None:
+    server.set_hours(CLOSED)
+    call = await sim.start(BANK, CALLER)
+    await call.press("0")  # closed: the voicemail
+    request = call._recording(5, "key")
+    request = Request(request.url, {**request.params, "RecordingDuration": duration})
+    await call.follow(request, await call.send(request))
+    record = await server.record(call.sid)
+    assert record.outcome == "contained" and record.error is None
 
 
 async def test_body_over_the_size_limit(sim: TwilioSim, server: Server) -> None:

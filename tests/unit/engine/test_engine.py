@@ -939,3 +939,15 @@ def test_the_transcript_tells_what_was_heard_and_said_masked(bank):
         [0.0, "ask_account", "prompt"],
         [0.0, "ask_account", "dtmf", "match", MASK],  # sensitive: never kept
     ]
+
+
+def test_an_event_the_call_does_not_wait_for_takes_no_turn(bank):
+    call = Call(bank)  # the main menu listens
+    before = copy.deepcopy(call.session)
+    for stray in (
+        Recorded("RE1", 3.0, at=MONDAY_10),
+        FetchResult(200, {"balance": 1}, at=MONDAY_10),
+        CallStarted("+15550001", "+15550100", at=MONDAY_10),
+    ):
+        assert call.send(stray) == []
+        assert call.session == before  # the turn number too: a retried webhook still fits
