@@ -81,7 +81,7 @@ class Backend:
                 if len(raw) > MAX_BODY:
                     error = "answer larger than 1 MiB"
                     return FetchResult(response.status, error=error, at=time.time())
-                return FetchResult(response.status, _decode(raw), at=time.time())
+                return _answer(response.status, raw, action.text)
         except TimeoutError:
             return FetchResult(error=f"timed out after {timeout:g} s", at=time.time())
         except (aiohttp.ClientError, OSError, ValueError) as e:
@@ -102,9 +102,15 @@ def _timeout(seconds: float) -> aiohttp.ClientTimeout:
     return aiohttp.ClientTimeout(total=seconds)
 
 
-def _decode(raw: bytes) -> object:
-    """JSON when the answer is JSON, else the text."""
+def _answer(status: int, raw: bytes, text: bool) -> FetchResult:
+    """The answer as the node wants it: text when it asks for text, else JSON (or nothing).
+    A 2xx that is not JSON is an error: the caller must not hear "Your balance is ."."""
+    now = time.time()
+    if text:
+        return FetchResult(status, raw.decode("utf-8", "replace"), at=now)
     try:
-        return orjson.loads(raw) if raw.strip() else None
+        return FetchResult(status, orjson.loads(raw) if raw.strip() else None, at=now)
     except orjson.JSONDecodeError:
-        return raw.decode("utf-8", "replace")
+        if 200 <= status < 300:
+            return FetchResult(status, error="the answer is not JSON", at=now)
+        return FetchResult(status, raw.decode("utf-8", "replace")[:500], at=now)

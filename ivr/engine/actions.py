@@ -48,6 +48,7 @@ class Fetch:
     retries: int = 0  # attempts after the first, on network errors, timeouts, 5xx and 429
     hold: Prompt | None = None
     hold_after: float = 2.0
+    text: bool = False  # the answer is text; else it must be JSON
 
 
 @dataclass(frozen=True, slots=True)

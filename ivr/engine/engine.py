@@ -256,6 +256,7 @@ class _Turn:
                 retries=h.retries,
                 hold=act.Prompt(hold) if hold else None,
                 hold_after=h.hold_after,
+                text=h.text,
             )
         )
         return None

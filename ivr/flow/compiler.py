@@ -78,6 +78,13 @@ def compile_flow(
     )
     if apology is not None and apology.static is None:
         c.error(("defaults", "apology"), "the apology is said when something broke: no templates")
+    speech_down = (
+        c.prompt(("defaults", "speech_down"), defaults["speech_down"])
+        if "speech_down" in defaults
+        else None
+    )
+    if speech_down is not None and speech_down.static is None:
+        c.error(("defaults", "speech_down"), "said when recognition broke: no templates")
     problems = c.problems + _check_graph(doc, doc.data["start"], nodes, c)
     if any(p.severity == "error" for p in problems):
         raise FlowError(sorted(problems, key=_order))
@@ -97,6 +104,8 @@ def compile_flow(
         apology=apology.static if apology else None,
         hold_music=defaults.get("hold_music"),
         experiment=_experiment(data.get("experiment")),
+        speech=data.get("speech", "twilio"),
+        speech_down=speech_down.static if speech_down else None,
     )
     return flow, sorted(problems, key=_order)
 
@@ -399,6 +408,7 @@ class _Compiler:
             retries=int(spec.get("retries", 1 if method in IDEMPOTENT else 0)),
             hold=None if hold is None else self.prompt(hold_path, hold),
             hold_after=float(self.defaults["hold_after"]),
+            text=bool(spec.get("text")),
         )
 
     def json_body(self, path: Path, body: Any) -> Render:

@@ -120,6 +120,7 @@ class Http:
     retries: int = 0  # attempts after the first one
     hold: PromptTemplate | None = None  # said when the answer is slow
     hold_after: float = 2.0
+    text: bool = False  # the answer is saved as text; else it must be JSON
 
 
 @dataclass(frozen=True)
@@ -263,3 +264,5 @@ class Flow:
     apology: tuple[Part, ...] | None = None  # said when a call fails (None: the engine's)
     hold_music: str | None = None  # played while a slow backend answer is awaited
     experiment: Experiment | None = None  # new calls routed here are split between variants
+    speech: str = "twilio"  # who recognises speech: twilio (<Gather>) or vosk (Media Streams)
+    speech_down: tuple[Part, ...] | None = None  # said when a stream's recogniser fails

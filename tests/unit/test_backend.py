@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 
 import pytest
@@ -56,9 +57,15 @@ async def test_json_goes_both_ways(backend: Backend, origin: str) -> None:
     assert (result.status, result.body["got"], result.error) == (200, {"a": [1]}, None)
 
 
-async def test_text_stays_text_and_statuses_pass_through(backend: Backend, origin: str) -> None:
-    assert (await backend.fetch(fetch(f"http://{origin}/text"))).body == "plain words"
+async def test_text_when_asked_for_and_statuses_pass_through(backend: Backend, origin: str) -> None:
+    asked = dataclasses.replace(fetch(f"http://{origin}/text"), text=True)
+    assert (await backend.fetch(asked)).body == "plain words"
     assert (await backend.fetch(fetch(f"http://{origin}/missing"))).status == 404
+
+
+async def test_a_2xx_that_is_not_json_is_an_error(backend: Backend, origin: str) -> None:
+    result = await backend.fetch(fetch(f"http://{origin}/text"))
+    assert (result.ok, result.status, result.error) == (False, 200, "the answer is not JSON")
 
 
 async def test_hosts_outside_the_allow_list_are_never_called(backend: Backend) -> None:
