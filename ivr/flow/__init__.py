@@ -56,6 +56,9 @@ def _check_flow(
         return compile_flow(doc, find, turn_budget)
     except FlowError as e:
         return None, e.problems
+    except Exception as e:  # a bug here must cost this file only, never the others' reloads
+        message = f"cannot compile ({type(e).__name__}: {e}); please report this as a bug"
+        return None, [Problem(os.fspath(path), 1, 1, "", message)]
 
 
 def load_flow(

@@ -42,7 +42,7 @@ def parse_hours(spec: dict[str, object]) -> Hours:
         spans = [] if value == "closed" else [value] if isinstance(value, str) else list(value)  # type: ignore[call-overload]
         for day in days:
             week[day] = [_span(str(s)) for s in spans]
-    closed = frozenset(date.fromisoformat(str(d)) for d in spec.get("closed_on", ()))  # type: ignore[attr-defined]
+    closed = frozenset(_day(str(d)) for d in spec.get("closed_on", ()))  # type: ignore[attr-defined]
     return Hours(tz, tuple(tuple(w) for w in week), closed)
 
 
@@ -51,3 +51,10 @@ def _span(text: str) -> tuple[int, int]:
     if end <= start:
         raise ValueError(f"{text!r}: the end must be after the start (split spans at midnight)")
     return start, end
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError as e:
+        raise ValueError(f"closed_on: {text} is not a date ({e})") from None

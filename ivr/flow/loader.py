@@ -34,16 +34,19 @@ FLOW_ENV_PREFIX = "IVR_FLOW_"  # what flows may read: secrets they need, never t
 FLOW_ENV_LIST = "IVR_FLOW_ENV"  # more names the operator lets flows read, comma-separated
 SERVER_ENV_PREFIXES = ("TWILIO_", "IVR_")  # the server's own settings and secrets
 _BOOL_TAG = "tag:yaml.org,2002:bool"
+_TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _COLLECTION_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
 
 
 class _Resolver12(Resolver):
-    """PyYAML's resolver with YAML 1.2 booleans: only true/false."""
+    """PyYAML's resolver with YAML 1.2 booleans (only true/false) and no timestamps: a
+    date stays the text it is (YAML 1.2 has no timestamp type), so `2026-02-29` is a
+    located error of the hours it belongs to, not a constructor's traceback."""
 
 
 _Resolver12.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != _BOOL_TAG]
+    first: [(tag, rx) for tag, rx in resolvers if tag not in (_BOOL_TAG, _TIMESTAMP_TAG)]
     for first, resolvers in Resolver.yaml_implicit_resolvers.items()
 }
 _Resolver12.add_implicit_resolver(
@@ -343,7 +346,7 @@ class _Builder:
             return [self.build(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
         try:
             value = self.loader.construct_object(node)
-        except yaml.YAMLError as e:
+        except (yaml.YAMLError, ValueError, OverflowError) as e:  # e.g. an explicit bad !!float
             self.fail(node, path, f"cannot read this value: {getattr(e, 'problem', e)}")
             return None
         return self._env(node, path, value) if isinstance(value, str) else value

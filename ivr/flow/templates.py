@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any
 
@@ -13,16 +12,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from ivr.flow.expressions import Fn, compile_fast
 from ivr.flow.model import Render
-
-
-def currency(value: Any, symbol: str = "$") -> str:
-    """12345.5 -> "$12,345.50"; text that is not a number is returned as it is."""
-    try:
-        amount = Decimal(str(value))
-    except (InvalidOperation, ValueError):
-        return str(value)
-    sign = "minus " if amount < 0 else ""
-    return f"{sign}{symbol}{abs(amount):,.2f}"
+from ivr.flow.spoken import DEFAULT_LANGUAGE, spoken_filters
 
 
 def luhn(value: Any) -> bool:
@@ -47,13 +37,23 @@ def last(value: Any, n: int = 4) -> str:
     return str(value)[-n:]
 
 
-# immutable: an expression like `items.append(x)` would change the previous session's
-# values and the flow's `vars`, which every call shares
-ENV = ImmutableSandboxedEnvironment(
-    undefined=ChainableUndefined, autoescape=False, keep_trailing_newline=False
-)
-ENV.filters.update(currency=currency, luhn=luhn, spell=spell, last=last)
-_EVAL_CTX = nodes.EvalContext(ENV)  # the one Jinja compiles a template in
+@lru_cache(maxsize=64)
+def environment(
+    language: str = DEFAULT_LANGUAGE, currency: str | None = None
+) -> ImmutableSandboxedEnvironment:
+    """The sandbox a flow's templates run in: the spoken filters (`currency`, `number`,
+    `date`, `time`, `digits`) bound to its language and currency, so they stay plain
+    one-argument filters that compile to closures. ValueError for an unknown language."""
+    # immutable: an expression like `items.append(x)` would change the previous session's
+    # values and the flow's `vars`, which every call shares
+    env = ImmutableSandboxedEnvironment(
+        undefined=ChainableUndefined, autoescape=False, keep_trailing_newline=False
+    )
+    env.filters.update(luhn=luhn, spell=spell, last=last, **spoken_filters(language, currency))
+    return env
+
+
+ENV = environment()  # en-US's; every environment parses alike
 
 # names every flow may read: the engine's and Jinja's globals
 BUILTINS = frozenset(
@@ -79,6 +79,8 @@ def _parse(source: str, expression: bool) -> nodes.Template | nodes.Expr | str:
         return ENV.parse(source)
     except TemplateSyntaxError as e:
         return str(e.message or e)
+    except RecursionError:  # Jinja parses recursively: a hundred nested brackets are enough
+        return "nested too deeply"
 
 
 def names_used(source: str, expression: bool = False) -> frozenset[str]:
@@ -100,19 +102,27 @@ def check_syntax(source: str, expression: bool = False) -> str | None:
 
 
 @lru_cache(maxsize=8192)
-def compile_template(source: str) -> Render:
-    """A callable rendering `source` with a context (compiled on first use)."""
+def compile_template(
+    source: str, language: str = DEFAULT_LANGUAGE, currency: str | None = None
+) -> Render:
+    """A callable rendering `source` with a context (compiled on first use), its values
+    spoken in `language` (amounts in `currency`, default: the language's country's)."""
+    env = environment(language, currency)
     tree = _parse(source, False)
-    fast = _fast_template(tree) if isinstance(tree, nodes.Template) else None
-    return fast or _lazy(lambda: _jinja_template(source))
+    fast = _fast_template(tree, env) if isinstance(tree, nodes.Template) else None
+    return fast or _lazy(lambda: _jinja_template(source, env))
 
 
 @lru_cache(maxsize=8192)
-def compile_expression(source: str) -> Render:
-    """A callable evaluating the expression `source` (compiled on first use)."""
+def compile_expression(
+    source: str, language: str = DEFAULT_LANGUAGE, currency: str | None = None
+) -> Render:
+    """A callable evaluating the expression `source` (compiled on first use), its filters
+    those of `language` as in `compile_template`."""
+    env = environment(language, currency)
     tree = _parse(source, True)
-    fast = compile_fast(tree, ENV) if isinstance(tree, nodes.Expr) else None
-    return _defined(fast) if fast else _lazy(lambda: _jinja_expression(source))
+    fast = compile_fast(tree, env) if isinstance(tree, nodes.Expr) else None
+    return _defined(fast) if fast else _lazy(lambda: _jinja_expression(source, env))
 
 
 def _defined(fn: Render) -> Render:
@@ -146,9 +156,9 @@ def _lazy(build: Callable[[], Render]) -> Render:
 # get a context over one dict (`shared=True`) made of the globals and the variables.
 
 
-def _jinja_template(source: str) -> Render:
-    template = ENV.from_string(source)
-    base, root, concat = dict(template.globals), template.root_render_func, ENV.concat
+def _jinja_template(source: str, env: ImmutableSandboxedEnvironment) -> Render:
+    template = env.from_string(source)
+    base, root, concat = dict(template.globals), template.root_render_func, env.concat
 
     def render(ctx: Mapping[str, Any]) -> str:
         return str(concat(root(template.new_context({**base, **ctx}, shared=True))))
@@ -156,8 +166,8 @@ def _jinja_template(source: str) -> Render:
     return render
 
 
-def _jinja_expression(source: str) -> Render:
-    template = ENV.compile_expression(source, undefined_to_none=False)._template
+def _jinja_expression(source: str, env: ImmutableSandboxedEnvironment) -> Render:
+    template = env.compile_expression(source, undefined_to_none=False)._template
     base, root = dict(template.globals), template.root_render_func
 
     def evaluate(ctx: Mapping[str, Any]) -> Any:
@@ -170,18 +180,19 @@ def _jinja_expression(source: str) -> Render:
     return evaluate
 
 
-def _fast_template(tree: nodes.Template) -> Render | None:
+def _fast_template(tree: nodes.Template, env: ImmutableSandboxedEnvironment) -> Render | None:
     """Text and `{{ expression }}`s of the fast subset render without Jinja, to the same text:
     the text as Jinja's lexer left it, each expression's value through str()."""
     outputs = [node for node in tree.body if isinstance(node, nodes.Output)]
     if len(outputs) < len(tree.body):  # a statement: {% if %}, {% for %}, ...
         return None
     parts: list[str | Fn] = []
+    eval_ctx = nodes.EvalContext(env)  # the one Jinja compiles a template in
     for child in (child for output in outputs for child in output.nodes):
         try:  # Jinja renders text, and expressions of constants, while it compiles
-            parts.append(str(child.as_const(_EVAL_CTX)))
+            parts.append(str(child.as_const(eval_ctx)))
         except Exception:
-            fn = compile_fast(child, ENV)
+            fn = compile_fast(child, env)
             if fn is None:
                 return None
             parts.append(fn)

@@ -274,3 +274,27 @@ def test_the_registry_tells_of_each_version_loaded_and_each_file_refused(tmp_pat
     assert flows.reload() == []
     assert refused == ["long.yaml"] and len(loaded) == 2
     assert flows.reload() == [] and refused == ["long.yaml"]  # unchanged: not refused again
+
+
+def test_a_flow_that_breaks_the_compiler_costs_only_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unforeseen error compiling one file is that file's problem: the other flows'
+    edits still load (once, an invalid date stopped every reload)."""
+    import ivr.flow as flow_package
+
+    write_flow(tmp_path, "Hello")
+    (tmp_path / "other.yaml").write_text("flow: other\nstart: a\nnodes:\n  a: {end: {}}\n")
+    real = flow_package.compile_flow
+
+    def breaks_on_other(doc, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if doc.data.get("flow") == "other":
+            raise RuntimeError("a bug")
+        return real(doc, *args, **kwargs)
+
+    monkeypatch.setattr(flow_package, "compile_flow", breaks_on_other)
+    flows = FlowRegistry(tmp_path)
+    assert flows.reload() == ["long"]
+    write_flow(tmp_path, "Welcome")
+    assert flows.reload() == ["long"]  # the edit of the other flow loads
+    assert "Welcome 0." in str(flows.current["long"].nodes["n0"].spec)

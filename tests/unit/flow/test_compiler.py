@@ -643,3 +643,22 @@ def test_subflow_with_schema_errors_is_not_used(tmp_path):
     flow, problems = check_flow(tmp_path / "main.yaml", {})
     assert flow is None
     assert "no flow 'authenticate' beside this file" in problems[0].message
+
+
+def test_an_impossible_date_is_a_located_error():
+    text = """flow: t
+start: a
+hours:
+  h: {tz: UTC, mon-fri: "09:00-18:00", closed_on: [2026-02-29]}
+nodes:
+  a: {end: {}}
+"""
+    assert errors(text) == [
+        "f.yaml:4:6: hours.h: closed_on: 2026-02-29 is not a date (day is out of range for month)"
+    ]
+
+
+def test_a_template_nested_too_deeply_is_a_located_error():
+    deep = "{{ " + "(" * 150 + "1" + ")" * 150 + " }}"
+    text = f'flow: t\nstart: a\nnodes:\n  a: {{say: "{deep}", next: b}}\n  b: {{end: {{}}}}\n'
+    assert errors(text) == ["f.yaml:4:12: nodes.a.say: template error: nested too deeply"]
