@@ -35,6 +35,7 @@ from ivr.flow.model import (
     Text,
     Transfer,
 )
+from ivr.flow.spoken import DEFAULT_LANGUAGE, known_currency, locale_of
 from ivr.flow.templates import (
     BUILTINS,
     check_syntax,
@@ -136,6 +137,33 @@ class _Compiler:
         ] = []  # (doc, path, names, spoken)
         self.texts: list[str] = [doc.text]
         self.refs: list[tuple[Document, Path, str]] = []  # (doc, where written, target)
+        # subflows speak in the calling flow's language: it is the call's
+        self.language, self.currency = self.spoken_in(doc)
+
+    def spoken_in(self, doc: Document) -> tuple[str, str | None]:
+        """The language and currency templates speak values in; a language without locale
+        data is a warning (values are then spoken as in en-US)."""
+        language, currency = (
+            str(doc.data.get("language", DEFAULT_LANGUAGE)),
+            doc.data.get("currency"),
+        )
+        try:
+            locale_of(language)
+        except ValueError:
+            self.error(
+                ("language",),
+                f"no locale data for {language!r}: amounts, numbers and dates are spoken as "
+                f"in {DEFAULT_LANGUAGE} (use a BCP-47 tag such as ko-KR or en-US)",
+                "warning",
+            )
+            language = DEFAULT_LANGUAGE
+        if currency is not None and not known_currency(str(currency)):
+            self.error(
+                ("currency",),
+                f"unknown currency {currency!r}: use an ISO 4217 code such as KRW, USD or EUR",
+            )
+            currency = None
+        return language, currency
 
     # -- one document ------------------------------------------------------------------------
 
@@ -238,7 +266,7 @@ class _Compiler:
             self.error(path, f"template error: {err}")
             return constant(source)
         self.uses.append((self.doc, path, names_used(source), spoken))
-        return compile_template(source)
+        return compile_template(source, self.language, self.currency)
 
     def expression(self, path: Path, source: Any, extra: frozenset[str] = frozenset()) -> Render:
         if not isinstance(source, str):
@@ -248,7 +276,7 @@ class _Compiler:
             self.error(path, f"expression error: {err}")
             return constant(None)
         self.uses.append((self.doc, path, names_used(source, expression=True) - extra, False))
-        return compile_expression(source)
+        return compile_expression(source, self.language, self.currency)
 
     def prompt(self, path: Path, spec: Any) -> PromptTemplate:
         items = spec if isinstance(spec, list) else [spec]
@@ -267,7 +295,8 @@ class _Compiler:
                 speaks |= names_used(text) if not check_syntax(text) else set()
             pieces.append(self.template(here, text))
             static.append(Text(text))
-        return PromptTemplate(None if dynamic else tuple(static), tuple(pieces), frozenset(speaks))
+        source = tuple(static)
+        return PromptTemplate(None if dynamic else source, tuple(pieces), frozenset(speaks), source)
 
     def listening(self, path: Path, spec: dict[str, Any]) -> Listening:
         d = {**self.defaults, **{k: v for k, v in spec.items() if k in DEFAULTS or k == "on_fail"}}

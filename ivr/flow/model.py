@@ -54,6 +54,7 @@ class PromptTemplate:
     static: tuple[Part, ...] | None
     pieces: tuple[Audio | Render, ...] = ()
     speaks: frozenset[str] = frozenset()  # variables it speaks
+    source: tuple[Part, ...] = ()  # as written, templates unrendered (`ivr prompts` lists it)
 
     def render(self, ctx: Mapping[str, Any]) -> tuple[Part, ...]:
         if self.static is not None:
@@ -204,6 +205,23 @@ class Node:
         return Listen(
             self.name, frozenset({"dtmf", "speech"}), timeout, True, keys="12", phrases=(*YES, *NO)
         )
+
+    def prompts(self) -> list[tuple[str, PromptTemplate]]:
+        """(role, prompt) for everything this node may say, for audio made ahead of calls
+        (`ivr.speech.prompts`) and `ivr prompts`."""
+        s, out = self.spec, list[tuple[str, PromptTemplate]]()
+        if isinstance(s, PromptTemplate):
+            out.append(("say", s))
+        elif isinstance(s, Menu | Ask):
+            out += [("prompt", s.prompt), ("no_input", s.listening.no_input)]
+            out.append(("no_match", s.listening.no_match))
+        elif isinstance(s, Record):
+            out.append(("prompt", s.prompt))
+        elif isinstance(s, Http) and s.hold is not None:
+            out.append(("hold", s.hold))
+        elif isinstance(s, Transfer | End) and s.say is not None:
+            out.append(("say", s.say))
+        return out
 
     def edges(self) -> list[tuple[str, str]]:
         """(label, target) for every way out of this node, for checks and diagrams."""
