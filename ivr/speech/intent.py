@@ -1,6 +1,8 @@
 """Understanding a transcript: normalise it, then match it to the phrases a menu expects.
 
 Pure (no audio, no model): the engine uses it for Twilio's transcripts and for Vosk's.
+`pick` and `pick_digits` read a recogniser's N-best list the strict way a grammar needs
+(the first alternative that is exactly one phrase), docs/speech.md says why.
 """
 
 from __future__ import annotations
@@ -30,6 +32,27 @@ _NUMBERS = {
     "nine": "9",
 }
 _DIGIT_WORDS = {k: v for k, v in _NUMBERS.items() if k not in ("to", "too", "for", "o")}
+# Sino-Korean digits, as callers read out numbers; for spoken_digits only: in a menu
+# phrase they are words ("이" is also "this", "일" also "work")
+_KOREAN_DIGITS = {
+    "영": "0",
+    "공": "0",
+    "일": "1",
+    "이": "2",
+    "삼": "3",
+    "사": "4",
+    "오": "5",
+    "육": "6",
+    "칠": "7",
+    "팔": "8",
+    "구": "9",
+}
+_SPOKEN_DIGITS = {**_NUMBERS, **_KOREAN_DIGITS}
+# what a recogniser listens for when digits are asked for, by language (primary subtag)
+DIGIT_PHRASES = {
+    "en": ("zero", "oh", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"),
+    "ko": tuple(_KOREAN_DIGITS),
+}
 _PUNCT = re.compile(r"[^\w\s']|_", re.UNICODE)
 
 YES = (
@@ -42,8 +65,29 @@ YES = (
     "sure",
     "yes please",
     "affirmative",
+    # Korean: a confirmation in a Korean flow ("예" and "네" both mean yes)
+    "네",
+    "예",
+    "네 맞아요",
+    "맞아요",
+    "맞습니다",
+    "그래요",
 )
-NO = ("no", "nope", "wrong", "not really", "no thanks", "incorrect", "negative")
+NO = (
+    "no",
+    "nope",
+    "wrong",
+    "not really",
+    "no thanks",
+    "incorrect",
+    "negative",
+    "아니요",
+    "아니오",
+    "아니",
+    "아니에요",
+    "아닙니다",
+    "틀려요",
+)
 
 
 def normalize(text: str) -> str:
@@ -54,17 +98,26 @@ def normalize(text: str) -> str:
 
 
 def spoken_digits(text: str) -> str | None:
-    """Digits said or typed: "one two 3 four" -> "1234"; None if anything else is said."""
+    """Digits said or typed: "one two 3 four" -> "1234", "공 일 이 삼" or "공일이삼" -> "0123";
+    None if anything else is said."""
     words = _PUNCT.sub(" ", unicodedata.normalize("NFKC", text).casefold()).split()
     out = []
     for word in words:
         if word.isdigit() and word.isascii():
             out.append(word)
-        elif word in _NUMBERS:
-            out.append(_NUMBERS[word])
+        elif word in _SPOKEN_DIGITS:
+            out.append(_SPOKEN_DIGITS[word])
+        elif all(syllable in _KOREAN_DIGITS for syllable in word):
+            out.extend(_KOREAN_DIGITS[syllable] for syllable in word)  # written without spaces
         else:
             return None
     return "".join(out) or None
+
+
+def digit_phrases(language: str) -> tuple[str, ...]:
+    """The words a recogniser should listen for when a flow in `language` asks for digits
+    (English's when the language has none here)."""
+    return DIGIT_PHRASES.get(language.split("-")[0].lower(), DIGIT_PHRASES["en"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +154,11 @@ class Matcher:
     def phrases(self) -> list[str]:
         return [phrase for _, phrase in self._exact.values()]
 
+    def exact(self, utterance: str) -> Match | None:
+        """The option whose phrase the utterance is, whole (after normalising); else None."""
+        found = self._exact.get(normalize(utterance))
+        return Match(found[0], found[1], 1.0, "exact") if found else None
+
     def match(self, utterance: str) -> Match | None:
         said = normalize(utterance)
         if not said:
@@ -122,3 +180,51 @@ class Matcher:
 
 
 YES_NO = Matcher([("yes", YES), ("no", NO)], threshold=90)
+
+
+@dataclass(frozen=True, slots=True)
+class Pick:
+    """What a recogniser's N-best list was understood as: the alternative taken (`text`),
+    what it means (an option's name, "yes"/"no", or the digits) and the confidence, the
+    summed confidence of every alternative that means the same."""
+
+    text: str
+    value: str
+    confidence: float
+
+
+def pick(
+    alternatives: Sequence[str], confidences: Sequence[float], matcher: Matcher
+) -> Pick | None:
+    """The first alternative that is exactly one of `matcher`'s phrases, or None.
+
+    Exactly, not contained or fuzzy: a grammar makes the recogniser answer with grammar
+    words whatever was said, so out-of-grammar speech comes back as fragments and
+    recombinations of the phrases ("영업 시간 영업 내역"); naming an option is no evidence,
+    being one whole phrase is (docs/speech.md: 30 of 45 such utterances accepted the lax
+    way, 3 the exact way). `confidences` are the alternatives' (0-1), in the same order.
+    """
+    matches = [matcher.exact(text) for text in alternatives]
+    meanings = [m.option if m else None for m in matches]
+    return _first(alternatives, confidences, meanings)
+
+
+def pick_digits(
+    alternatives: Sequence[str], confidences: Sequence[float], min_digits: int, max_digits: int
+) -> Pick | None:
+    """The first alternative that is only digits, `min_digits` to `max_digits` of them."""
+    values = [spoken_digits(text) for text in alternatives]
+    meanings = [v if v and min_digits <= len(v) <= max_digits else None for v in values]
+    return _first(alternatives, confidences, meanings)
+
+
+def _first(
+    alternatives: Sequence[str], confidences: Sequence[float], meanings: Sequence[str | None]
+) -> Pick | None:
+    taken = next((i for i, meaning in enumerate(meanings) if meaning is not None), None)
+    if taken is None:
+        return None
+    value = meanings[taken]
+    assert value is not None
+    total = sum(c for m, c in zip(meanings, confidences, strict=True) if m == value)
+    return Pick(alternatives[taken], value, min(1.0, total))

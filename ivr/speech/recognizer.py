@@ -17,11 +17,13 @@ from typing import Protocol
 @dataclass(frozen=True)
 class Heard:
     """An utterance's result: the best hypothesis ("" when nothing was recognised), its
-    confidence from 0 to 1, and the N-best texts, best first (`text` among them)."""
+    confidence from 0 to 1, and the N-best texts, best first (`text` among them), with
+    each one's confidence in `confidences` (same order; they sum to at most 1)."""
 
     text: str
     confidence: float
     alternatives: tuple[str, ...] = ()
+    confidences: tuple[float, ...] = ()
 
 
 class Recognizer(Protocol):

