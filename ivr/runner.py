@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -34,6 +34,8 @@ BACKOFF = 0.25  # seconds before the first retry, doubled before each next one
 LAST_TRY = 0.2  # a retry needs at least this long left to be worth sending
 # told of every attempt of a backend call: (flow id, the fetch, its result, seconds taken)
 FetchObserver = Callable[[str, act.Fetch, FetchResult, float], None]
+# told of a turn's actions so far when its hold prompt is due (a stream plays them at once)
+OnHold = Callable[[list[act.Action]], Awaitable[None]]
 
 
 @dataclass
@@ -73,7 +75,12 @@ class Runner:
         self.observe = observe
 
     async def run(
-        self, flow: Flow, session: Session, event: Event, budget: float | None = None
+        self,
+        flow: Flow,
+        session: Session,
+        event: Event,
+        budget: float | None = None,
+        on_hold: OnHold | None = None,
     ) -> Turn:
         """Step `event`, and go on until the call waits for the caller or ends.
 
@@ -81,7 +88,9 @@ class Runner:
         what is left of it, or, if its node has a hold prompt, goes on past it once the
         caller has heard the prompt (the turn ends with `in_flight`). Without one
         (console, conversation tests, a stream that can talk while it waits), backend
-        calls run to their end, and the hold prompt is among the actions if it was due.
+        calls run to their end, and the hold prompt is among the actions if it was due;
+        `on_hold`, when given, is told the actions so far as soon as the prompt is due, so
+        a stream plays it while the call goes on.
         """
         started = time.monotonic()
         turn = Turn(session)
@@ -96,7 +105,7 @@ class Runner:
                 failed = self.fail(flow, turn.session, error)
                 return Turn(failed.session, turn.actions + failed.actions, turn.fetched)
             left = None if budget is None else budget - ANSWER_MARGIN - (time.monotonic() - started)
-            result = await self._await(fetch, left, turn)
+            result = await self._await(fetch, left, turn, on_hold)
             if result is None:
                 return turn  # on hold
             if not result.ok:
@@ -115,7 +124,9 @@ class Runner:
         failed, actions = fail(session, error, self.clock(), apology or apology_of(flow))
         return Turn(failed, actions)
 
-    async def _await(self, fetch: act.Fetch, left: float | None, turn: Turn) -> FetchResult | None:
+    async def _await(
+        self, fetch: act.Fetch, left: float | None, turn: Turn, on_hold: OnHold | None = None
+    ) -> FetchResult | None:
         """The fetch's result; None when the turn must answer first (`turn` holds it)."""
         flow = turn.session.flow_id
         if left is not None and fetch.hold is None:
@@ -124,6 +135,8 @@ class Runner:
         wait = fetch.hold_after if left is None else max(0.0, min(fetch.hold_after, left))
         if fetch.hold is not None and not await done_within(task, wait):
             turn.actions.append(fetch.hold)
+            if on_hold is not None:
+                await on_hold(list(turn.actions))
             if left is not None:
                 turn.actions.append(act.Hold())
                 turn.in_flight = InFlight(fetch, task, time.time() + longest(fetch))

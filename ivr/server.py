@@ -23,9 +23,18 @@ from ivr.keys import Keys
 from ivr.metrics import Metrics
 from ivr.registry import FlowRegistry
 from ivr.runner import Runner
+from ivr.speech.prompts import PromptAudio
+from ivr.speech.service import SpeechService
+from ivr.speech.tts import TTS, from_setting
+from ivr.speech.vosk_speech import VoskSpeech
 from ivr.store import open_records, open_sessions
 from ivr.store.records import RecordWriter
+from ivr.telephony.calls import Calls
+from ivr.telephony.play import ROUTE as PLAY_ROUTE
+from ivr.telephony.play import recordings
 from ivr.telephony.signature import SignatureCheck
+from ivr.telephony.stream import PATH as STREAM_PATH
+from ivr.telephony.stream import MediaStreams, StreamRoute
 from ivr.telephony.twiml import Voice
 from ivr.telephony.webhook import TwilioWebhooks
 
@@ -35,23 +44,38 @@ MAX_BODY = 64 * 1024  # Twilio's webhook forms are a few KB
 FLOWS = web.AppKey("flows", FlowRegistry)
 METRICS = web.AppKey("metrics", Metrics)
 HOOKS = web.AppKey("hooks", TwilioWebhooks)
+STREAMS = web.AppKey("streams", MediaStreams)  # calls on Media Streams (/twilio/stream)
 KEYS = web.AppKey("keys", Keys)
+PROMPTS = web.AppKey("prompts", PromptAudio)  # prompt audio for Media Streams and <Play>
 ADMIN = web.AppKey("admin", web.Application)  # served on the admin listener, not this one
+SPEECH = web.AppKey("speech", VoskSpeech)  # the Vosk models by language (IVR_VOSK_MODELS)
+RECOGNITION = web.AppKey("recognition", SpeechService)  # calls' recognition, off the loop
 REAP_EVERY = 60.0  # seconds between looks for calls whose status callback never came
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def build_app(config: Config) -> web.Application:
-    """The whole service; stores open and close with the app's lifetime."""
+def build_app(config: Config, tts: TTS | None = None) -> web.Application:
+    """The whole service; stores open and close with the app's lifetime. `tts` speaks
+    text prompts on the Media Streams path (default: the engine IVR_TTS names)."""
     app = web.Application(client_max_size=MAX_BODY)
     keys = app[KEYS] = Keys.load(config.data)  # callers' ids: experiment splits, records
     metrics = Metrics()
+    prompts = app[PROMPTS] = PromptAudio(
+        config.audio, config.data / "prompts", tts or from_setting(config.tts)
+    )
+
+    def loaded(flow: Flow) -> None:
+        metrics.flow_loaded(flow)
+        # a stream's prompts are audio made here: static ones ahead of the first call
+        if config.speech == "vosk" or flow.speech == "vosk":
+            prompts.warm_soon(flow)
+
     flows = FlowRegistry(
         config.flows,
         default=config.default_flow,
         turn_budget=config.turn_budget,
         keys=keys,
-        on_load=metrics.flow_loaded,
+        on_load=loaded,
         on_failure=metrics.reload_failed,
     )
     app[FLOWS], app[METRICS] = flows, metrics
@@ -91,10 +115,11 @@ def build_app(config: Config) -> web.Application:
         await writer.start()
         backend = Backend(config.http_allow)
         runner = Runner(backend, observe=metrics.backend_call)
-        hooks = TwilioWebhooks(
-            flows, sessions, runner, writer, metrics, signature, voice, config.turn_budget
-        )
+        calls = Calls(flows, sessions, runner, writer, metrics)
+        route = StreamRoute(signature, everything=config.speech == "vosk")
+        hooks = TwilioWebhooks(calls, signature, voice, config.turn_budget, route)
         app[HOOKS] = hooks
+        app[STREAMS] = MediaStreams(calls, signature, prompts, app[RECOGNITION], voice)
         reloader = asyncio.create_task(_watch(flows, config)) if config.watch else None
         reaper = asyncio.create_task(_reap(hooks, config.reap_after))
         sighups: set[asyncio.Task[None]] = set()
@@ -106,19 +131,46 @@ def build_app(config: Config) -> web.Application:
             reloader.cancel()
         reaper.cancel()
         await hooks.close()
+        await prompts.close()
         await writer.stop()
         await backend.close()
         await sessions.close()
         await records.close()
 
     app.cleanup_ctx.append(lifetime)
+    speech = app[SPEECH] = VoskSpeech(config.vosk_models)
+    app[RECOGNITION] = SpeechService(speech)
+    app.cleanup_ctx.append(_speech)
 
     for name in TwilioWebhooks.ROUTES:  # plain routes: found by a dict lookup, no pattern
         app.router.add_post(f"/twilio/{name}", _route(name))
+    app.router.add_get(STREAM_PATH, _stream)
+    app.on_shutdown.append(_close_streams)  # before the server waits for its handlers
     app.router.add_get("/healthz", health(flows))  # for load balancers: on both listeners
-    if config.audio.is_dir():
-        app.router.add_static("/audio", config.audio, show_index=False, follow_symlinks=False)
+    app.router.add_get(PLAY_ROUTE, recordings(prompts))  # converted copies for <Play>
     return app
+
+
+async def _speech(app: web.Application) -> AsyncIterator[None]:
+    """The speech models load before the first call, off the loop (seconds each); the
+    recognition pool stops after the last."""
+    speech = app[SPEECH]
+    if speech.languages():
+        started = time.monotonic()
+        await asyncio.get_running_loop().run_in_executor(None, speech.load)
+        languages = ", ".join(speech.languages())
+        log.info("speech models (%s) loaded in %.1f s", languages, time.monotonic() - started)
+    yield
+    await app[RECOGNITION].close()
+
+
+async def _stream(request: web.Request) -> web.StreamResponse:
+    return await request.app[STREAMS].handle(request)
+
+
+async def _close_streams(app: web.Application) -> None:
+    if STREAMS in app:
+        await app[STREAMS].close()
 
 
 def _route(name: str) -> Handler:

@@ -54,8 +54,11 @@ class SignatureCheck:
             return f"{proto}://{host}{request.path_qs}"
         return f"{request.scheme}://{request.host}{request.path_qs}"
 
-    def problem(self, request: web.Request, form: Sequence[tuple[str, str]]) -> str | None:
-        """None when the request is Twilio's, else why it is not."""
+    def problem(
+        self, request: web.Request, form: Sequence[tuple[str, str]], websocket: bool = False
+    ) -> str | None:
+        """None when the request is Twilio's, else why it is not. A Media Streams WebSocket
+        handshake (`websocket`) is signed over its `wss://` URL and no form."""
         if self.insecure:
             return None
         if self.key is None:
@@ -66,7 +69,7 @@ class SignatureCheck:
         if not header.isascii():  # base64 is ASCII: anything else is not Twilio's
             return "malformed X-Twilio-Signature header"
         given = header.encode()
-        url = self.url(request)
+        url = websocket_url(self.url(request)) if websocket else self.url(request)
         if hmac.compare_digest(signature(self.key, url, form).encode(), given):
             return None
         # Twilio signs with or without the default port; try the other only on a miss
@@ -75,3 +78,10 @@ class SignatureCheck:
         if other != url and hmac.compare_digest(signature(self.key, other, form).encode(), given):
             return None
         return "signature does not match"
+
+
+def websocket_url(url: str) -> str:
+    """An http(s) URL as the ws(s) URL of the same place: Twilio signs a WebSocket
+    handshake over the URL it was told to open, `wss://` and all."""
+    scheme, sep, rest = url.partition("://")
+    return {"https": "wss", "http": "ws"}.get(scheme.lower(), scheme) + sep + rest

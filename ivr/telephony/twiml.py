@@ -8,7 +8,7 @@ static prompts (most of them) cost one string replace after the first call.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import quote
@@ -80,6 +80,17 @@ def _build(actions: tuple[act.Action, ...], voice: Voice) -> str:
     _speak(response, prompts, voice)
     if not actions:
         response.hangup()
+    return str(response.to_xml())
+
+
+def connect(stream_url: str, action: str, parameters: Mapping[str, str]) -> str:
+    """`<Connect action><Stream url>`: the call's audio goes both ways over the Media Streams
+    WebSocket at `stream_url` (whose URL may carry no query: the `<Parameter>`s carry what
+    the stream needs); when the stream closes, Twilio asks `action` what comes next."""
+    response = VoiceResponse()
+    stream = response.connect(action=action, method="POST").stream(url=stream_url)
+    for name, value in parameters.items():
+        stream.parameter(name=name, value=value)
     return str(response.to_xml())
 
 

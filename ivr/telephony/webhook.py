@@ -18,6 +18,7 @@ import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from twilio.twiml.voice_response import VoiceResponse
@@ -25,14 +26,12 @@ from yarl import query_to_pairs
 
 from ivr.config import TWILIO_WAIT
 from ivr.engine import actions as act
-from ivr.engine import new_session, step
 from ivr.engine.engine import APOLOGY, fits
 from ivr.engine.events import (
     CallStarted,
     Digits,
     Event,
     FetchResult,
-    HangUp,
     NoInput,
     Recorded,
     Speech,
@@ -40,13 +39,15 @@ from ivr.engine.events import (
 from ivr.engine.session import Session
 from ivr.flow.model import Flow, Text
 from ivr.logs import call_sid, hidden, hide
-from ivr.metrics import Metrics
-from ivr.registry import FlowRegistry, Route
-from ivr.runner import Runner, Turn, done_within
-from ivr.store.base import PendingFetch, SessionStore, Stored
-from ivr.store.records import RecordWriter
+from ivr.registry import Route
+from ivr.runner import Turn, done_within
+from ivr.store.base import PendingFetch, Stored
 from ivr.telephony import twiml
+from ivr.telephony.calls import Calls
 from ivr.telephony.signature import SignatureCheck
+
+if TYPE_CHECKING:
+    from ivr.telephony.stream import StreamRoute
 
 log = logging.getLogger("ivr.webhook")
 
@@ -89,21 +90,20 @@ def xml(body: str) -> web.Response:
 
 
 class TwilioWebhooks:
-    ROUTES = ("voice", "gather", "recorded", "hold", "dial", "status")
+    ROUTES = ("voice", "gather", "recorded", "hold", "dial", "status", "connect")
 
     def __init__(
         self,
-        flows: FlowRegistry,
-        sessions: SessionStore,
-        runner: Runner,
-        writer: RecordWriter,
-        metrics: Metrics,
+        calls: Calls,
         signature: SignatureCheck,
         voices: Callable[[Flow | None], twiml.Voice],
         budget: float = 10.0,
+        stream: StreamRoute | None = None,
     ) -> None:
-        self.flows, self.sessions, self.runner = flows, sessions, runner
-        self.writer, self.metrics, self.signature, self.voices = writer, metrics, signature, voices
+        """`stream`, when given, sends the calls it wants to Media Streams."""
+        self.calls, self.flows, self.sessions = calls, calls.flows, calls.sessions
+        self.runner, self.writer, self.metrics = calls.runner, calls.writer, calls.metrics
+        self.signature, self.voices, self.stream = signature, voices, stream
         self.budget = budget
         self.handlers = {name: self._guard(getattr(self, name)) for name in self.ROUTES}
         # this process's name on the backend calls it makes for callers on hold
@@ -179,20 +179,10 @@ class TwilioWebhooks:
                 )
                 return await self._answer(None, failed)
             flow = route.flow
-            session = new_session(flow, sid)
-            session.experiment, session.variant = route.experiment, route.variant
-            # Twilio: inbound, or outbound-api / outbound-dial for calls it places
-            session.direction = (
-                "outbound" if form.get("Direction", "").startswith("out") else "inbound"
-            )
-            self.metrics.started(session)
+            if self.stream is not None and self.stream.wanted(flow):
+                return self.stream.connect(request, route, form)  # the stream starts the call
+            session = self.calls.start(route, sid, form.get("Direction", ""))
             caller, called = form.get("From", "")[:32], form.get("To", "")[:32]
-            log.info(
-                "call started on %s version %s%s",
-                flow.id,
-                flow.version,
-                f" (experiment {route.experiment})" if route.experiment else "",
-            )
             return await self._advance(
                 flow, session, CallStarted(caller, called, at=time.time()), received
             )
@@ -262,6 +252,22 @@ class TwilioWebhooks:
                 self.metrics.transfer_result(session)
         return EMPTY if result in TAKEN else NO_AGENT
 
+    async def connect(self, request: web.Request, form: Mapping[str, str], received: float) -> str:
+        """A call's Media Stream closed (`<Connect action>`): the TwiML the stream driver
+        stored when the flow ended or handed the call on (`<Dial>`, `<Enqueue>`,
+        `<Hangup>`, `<Record>`). A stream that closed before that fails the call."""
+        sid = form["CallSid"]
+        async with self.sessions.lock(sid):
+            stored = await self.sessions.load(sid)
+            if stored is None:
+                return await self._lost(request, form)
+            session = stored.session
+            if session.ended or session.waiting == "record":
+                return stored.reply
+            flow = self.flows.get(session.flow_id, session.version)
+            error = "the media stream closed before the flow ended"
+            return await self._answer(flow, self.runner.fail(flow, session, error))
+
     async def status(self, request: web.Request, form: Mapping[str, str], received: float) -> str:
         """The call is over: a caller who left before the flow ended abandoned it; a call
         the flow ended keeps its outcome and learns Twilio's final status."""
@@ -274,9 +280,9 @@ class TwilioWebhooks:
                 session = self._unstarted(request, form)
                 session.outcome = "failed" if status == "failed" else "abandoned"
                 session.ended_at, session.call_status = session.started_at, status
-                await self._save(session, EMPTY)
+                await self.calls.save(session, EMPTY)
             elif not stored.session.ended:
-                await self._hang_up(stored, status, time.time())
+                await self.calls.hang_up(stored, status, time.time())
             elif stored.session.call_status is None:  # a late signal: the record learns it
                 session = stored.session.copy()  # (a retried callback tells it again: idempotent)
                 session.call_status = status
@@ -294,20 +300,9 @@ class TwilioWebhooks:
                 if stored is None or stored.session.ended or stored.session.updated_at >= before:
                     continue
                 log.warning("no status callback came: the call is closed as abandoned")
-                await self._hang_up(stored, "unknown", stored.session.updated_at)
+                await self.calls.hang_up(stored, "unknown", stored.session.updated_at)
                 closed += 1
         return closed
-
-    async def _hang_up(self, stored: Stored, status: str, at: float) -> None:
-        flow = self.flows.get(stored.session.flow_id, stored.session.version)
-        if flow is None:
-            error = f"flow {stored.session.flow_id} was not loaded when the caller left"
-            session = self.runner.fail(None, stored.session, error).session
-        else:
-            session, _ = step(flow, stored.session, HangUp(at=at))
-        session.call_status = status
-        log.info("caller left at %s", session.node)
-        await self._save(session, stored.reply)
 
     # -- the turn ------------------------------------------------------------------------------
 
@@ -347,24 +342,8 @@ class TwilioWebhooks:
 
     async def _answer(self, flow: Flow | None, turn: Turn) -> str:
         reply = twiml.render(turn.actions, self.voices(flow), turn.session.turn)
-        await self._save(turn.session, reply)
+        await self.calls.save(turn.session, reply)
         return reply
-
-    async def _save(self, session: Session, reply: str) -> None:
-        """Save the session; an ended call is counted and its record written, once."""
-        try:
-            await self.sessions.save(session, reply)
-        except Exception:
-            self.metrics.store_error("sessions", "save")
-            raise
-        if session.ended:
-            log.info(
-                "call ended: %s",
-                session.outcome,
-                extra={"outcome": session.outcome, "node": session.node, "reason": session.reason},
-            )
-            self.metrics.ended(session)
-            self.writer.submit(session)
 
     # -- callers on hold -------------------------------------------------------------------
 
@@ -446,7 +425,7 @@ class TwilioWebhooks:
                     reply = twiml.render(failed.actions, self.voices(flow), failed.session.turn)
                 except Exception:  # rendering may be what broke
                     reply = BROKEN
-                await self._save(failed.session, reply)
+                await self.calls.save(failed.session, reply)
                 return reply
         except Exception:  # the store itself may be what failed: the log has it all
             log.exception("the failed call could not be recorded")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ivr.engine import actions as act
-from ivr.telephony.twiml import Voice, render
+from ivr.telephony.twiml import Voice, connect, render
 
 GOLDEN = Path(__file__).parent / "golden"
 WORKFLOW = "WW" + "0123456789abcdef" * 2
@@ -144,7 +144,8 @@ def test_golden(name: str) -> None:
 
 
 def test_every_golden_file_has_a_case() -> None:
-    assert sorted(p.stem for p in GOLDEN.glob("*.xml")) == sorted(CASES)
+    cases = [*CASES, "connect_stream"]  # rendered by `connect`, not `render`
+    assert sorted(p.stem for p in GOLDEN.glob("*.xml")) == sorted(cases)
 
 
 def test_menu_prompts_inside_gather_then_redirect() -> None:
@@ -192,3 +193,11 @@ def test_transfer_attributes_change_the_document() -> None:
     a = render([AGENT], voice, 2)
     b = render([act.Transfer("+15550199", "support", "option:agent", {"option": "x"})], voice, 2)
     assert a != b and '"option": "x"' in b
+
+
+def test_connect_stream() -> None:
+    """The voice path's answer: the call's audio to the WebSocket, what the stream needs as
+    `<Parameter>`s, and the `<Connect>` action that asks what follows the stream."""
+    parameters = {"flow": "telebanking_ko", "caller": "+821012345678", "called": "+15550130"}
+    document = connect("wss://ivr.example.com/twilio/stream", "/twilio/connect", parameters)
+    golden("connect_stream", document)

@@ -7,7 +7,9 @@ heard, `<Gather>` waits for the caller (keys, speech, or silence, which falls
 through to the next verb), `<Redirect>` is followed, `<Record>` posts the
 recording, `<Dial>`/`<Enqueue>` end the IVR part and post their action, and
 `<Hangup>` or the end of the document ends the call, after which the status
-callback is sent. The sim talks to `base_url` but signs `public_url`, like
+callback is sent. `<Connect>` waits for its Media Stream (tests/functional/stream_sim.py
+plays Twilio's side of it) and, once the server closed it, posts its action
+(`Call.stream_closed`). The sim talks to `base_url` but signs `public_url`, like
 Twilio reaching a server behind a proxy; a call may be moved to another server
 sharing the same public URL (`call.base_url = ...`).
 """
@@ -219,7 +221,7 @@ class Call:
 
     @property
     def waiting(self) -> str | None:
-        """ "gather", "record" or None: the verb waiting for the caller."""
+        """ "gather", "record", "connect" or None: the verb waiting for the caller."""
         return self._waiting.tag.lower() if self._waiting is not None else None
 
     @property
@@ -283,6 +285,20 @@ class Call:
             RecordingDuration=str(round(seconds)),
             Digits=key if ended_by == "key" and key else "hangup",
         )
+
+    @property
+    def connect(self) -> ET.Element:
+        if self._waiting is None or self._waiting.tag != "Connect":
+            raise AssertionError(f"the call is not in a <Connect>: {self.waiting}, {self.end}")
+        return self._waiting
+
+    async def stream_closed(self) -> list[str]:
+        """The server closed the `<Connect>`'s Media Stream: Twilio requests the action
+        and goes on with its answer (without an action, with the verbs after `<Connect>`)."""
+        action = self.connect.get("action")
+        if not action:
+            return await self.silence()
+        return await self._go(self._request(action))
 
     async def hangup(self, recorded: float = 0.0) -> Reply:
         """The caller hangs up: Twilio stops and sends the status callback. Hanging up
@@ -376,7 +392,7 @@ class Call:
                         self._hear(inner)
                 self._waiting, self._rest = verb, list(verbs[i + 1 :])
                 return
-            elif tag == "Record":
+            elif tag in ("Record", "Connect"):
                 self._waiting, self._rest = verb, list(verbs[i + 1 :])
                 return
             elif tag == "Redirect":

@@ -268,3 +268,14 @@ def test_serve_with_a_bad_admin_flag(tmp_path):
         "ivr serve: error: argument --admin: expected HOST:PORT (127.0.0.1:8081, [::1]:8081), "
         "got '9100'"
     )
+
+
+def test_serve_with_a_model_that_is_not_there(tmp_path):
+    done = ivr_run("serve", "--data", str(tmp_path), "--vosk-model", "ko-KR=/no/such/model")
+    assert done.returncode == 2
+    assert done.stderr.splitlines()[-1].startswith(
+        "ivr serve: error: argument --vosk-model: /no/such/model: no such model directory"
+    )
+    done = ivr_run("serve", "--data", str(tmp_path), env={"IVR_VOSK_MODELS": "ko-KR=/no/such"})
+    assert done.returncode == 2
+    assert done.stderr.startswith("ivr: IVR_VOSK_MODELS: /no/such: no such model directory")

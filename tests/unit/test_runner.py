@@ -192,6 +192,24 @@ async def test_without_a_budget_the_hold_prompt_is_said_and_the_answer_awaited(r
     assert turn.in_flight is None
 
 
+async def test_on_hold_hears_the_hold_prompt_while_the_answer_is_awaited(runner, api):
+    """A stream plays the hold prompt at once: `on_hold` is told before the answer is in."""
+    backend, base = api
+    backend.answers["/slow"] = [(200, 0.5)]
+    http = '    http: {url: "BASE/slow", save_as: acct, hold: "One moment."}'
+    flow = flow_of(base, http, "hold_after: 0.1")
+    session = await started(runner, flow)
+    told: list[tuple[list[str], bool]] = []
+
+    async def on_hold(actions: list[act.Action]) -> None:
+        prompts = [a.text for a in actions if isinstance(a, act.Prompt)]
+        told.append((prompts, backend.seen == ["GET /slow"]))
+
+    turn = await runner.run(flow, session, Digits("1234", at=MONDAY_10), on_hold=on_hold)
+    assert told == [(["One moment."], True)]
+    assert said(turn) == ["One moment.", "Balance 12."]
+
+
 async def test_a_fast_backend_is_not_held(runner, api):
     _, base = api
     http = '    http: {url: "BASE/fast", save_as: acct, hold: "One moment."}'

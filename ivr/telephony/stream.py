@@ -1,0 +1,465 @@
+"""Twilio Media Streams: the `/twilio/stream` WebSocket and the driver of each call on it.
+
+A new call whose flow wants local speech recognition (`speech: vosk`, or `ivr serve
+--speech vosk`) is answered with `<Connect action><Stream>` (`StreamRoute`). Twilio then
+opens the WebSocket, signing its handshake like a webhook, and streams the caller's
+audio; `StreamCall` drives the call from there. Thin: what the messages mean is
+`ivr.telephony.media`, when to send audio is `ivr.telephony.playback`, what the caller's
+keys, voice and silence mean is `ivr.telephony.listener`; the turn is the runner's, the
+session's life is `ivr.telephony.calls`'s (saved after every turn, records and metrics
+as on the webhooks). When the flow transfers or ends, its last words are played, the
+TwiML of what follows (`<Dial>`, `<Enqueue>`, `<Hangup>`) is stored with the session,
+and the stream is closed: Twilio's `<Connect action>` request gets it (`/twilio/connect`).
+
+Time: every timer (no-input, between keys, pacing the prompts) runs on the stream's clock,
+the timestamps of the caller's audio, which Twilio sends 50 times a second, silence
+included. It is real time on a call, and a test that streams faster than real time
+gets the same decisions, faster. Events carry the wall clock (`at`), as on the webhooks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import WSMsgType, web
+
+from ivr.engine import actions as act
+from ivr.engine.events import CallStarted, Digits, Event, NoInput, Speech
+from ivr.engine.session import Session
+from ivr.errors import RecognitionFailed
+from ivr.flow.model import Ask, Flow, Menu, Text
+from ivr.logs import call_sid, hide
+from ivr.registry import Route
+from ivr.speech.prompts import PromptAudio
+from ivr.speech.service import RecognitionSession, SpeechService
+from ivr.speech.vad import Endpointer, SpeechStarted
+from ivr.telephony import media, twiml
+from ivr.telephony.calls import Calls
+from ivr.telephony.listener import Decision, Listener, Reading, understanding
+from ivr.telephony.playback import Playback
+from ivr.telephony.signature import SignatureCheck, websocket_url
+
+log = logging.getLogger("ivr.stream")
+
+PATH = "/twilio/stream"
+MAX_MESSAGE = 64 * 1024  # a media message is ~300 bytes; a start message a few KB
+PRE_ROLL = 15  # 20 ms frames kept before the voice detector's onset and fed with it
+SPEECH_DOWN = act.Prompt(
+    (Text("Sorry, speech recognition is not available right now. Please use your keypad."),)
+)
+# what a call in progress has stored as its reply: a <Connect action> that finds it
+# there (the caller's side closed the stream) hangs up
+HANG_UP = twiml.render([act.Hangup("abandoned")], twiml.Voice(), 0)
+FINAL = (act.Transfer, act.Hangup, act.Record)  # what the stream hands back to TwiML
+
+
+class StreamRoute:
+    """Which new calls go to Media Streams, and the TwiML that sends them: made by the
+    server, asked by the voice webhook."""
+
+    def __init__(self, signature: SignatureCheck, everything: bool = False) -> None:
+        """`everything`: `--speech vosk`, every call goes to a stream."""
+        self.signature, self.everything = signature, everything
+
+    def wanted(self, flow: Flow) -> bool:
+        return self.everything or flow.speech == "vosk"
+
+    def connect(self, request: web.Request, route: Route, form: Mapping[str, str]) -> str:
+        """`<Connect><Stream>` for a new call: the stream's URL beside the voice webhook's
+        (as Twilio sees it), the call's route and numbers as `<Parameter>`s."""
+        here = self.signature.url(request).split("?", 1)[0]
+        base = here.rsplit("/", 1)[0]  # https://host[/prefix]/twilio
+        flow = route.flow
+        parameters = {
+            "flow": flow.id,
+            "version": flow.version,
+            "caller": form.get("From", "")[:32],
+            "called": form.get("To", "")[:32],
+            "direction": form.get("Direction", "inbound")[:32],
+        }
+        if route.experiment and route.variant:
+            parameters |= {"experiment": route.experiment, "variant": route.variant}
+        stream = websocket_url(base + "/" + PATH.rsplit("/", 1)[1])
+        return twiml.connect(stream, urlsplit(base).path + "/connect", parameters)
+
+
+class MediaStreams:
+    """The `/twilio/stream` handler and the calls on it, one per process."""
+
+    def __init__(
+        self,
+        calls: Calls,
+        signature: SignatureCheck,
+        prompts: PromptAudio,
+        recognition: SpeechService,
+        voices: Callable[[Flow | None], twiml.Voice],
+    ) -> None:
+        """`voices` gives a flow's TwiML voice: for the TwiML that follows a stream."""
+        self.calls, self.signature, self.prompts = calls, signature, prompts
+        self.recognition, self.voices = recognition, voices
+        self.open: set[StreamCall] = set()
+        self.stopping = False
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        why = self.signature.problem(request, (), websocket=True)
+        if why:
+            self.calls.metrics.rejected("signature")
+            log.warning("refused %s: %s", request.path, why, extra={"remote": request.remote})
+            raise web.HTTPForbidden(text="invalid Twilio signature")
+        ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE)
+        await ws.prepare(request)
+        call = StreamCall(self, ws)
+        self.open.add(call)
+        try:
+            await call.run()
+        finally:
+            self.open.discard(call)
+        return ws
+
+    async def close(self) -> None:
+        """The server stops: close the streams (their calls are left as they are, for the
+        status callback or the reaper to close)."""
+        self.stopping = True
+        for call in list(self.open):
+            await call.ws.close(code=1001, message=b"server stopping")
+
+
+class StreamCall:
+    """One call on a Media Stream: made by `MediaStreams` per WebSocket."""
+
+    def __init__(self, streams: MediaStreams, ws: web.WebSocketResponse) -> None:
+        self.streams, self.ws, self.calls = streams, ws, streams.calls
+        self.stream_sid = ""
+        self.flow: Flow | None = None
+        self.session: Session | None = None
+        self.clock = 0.0  # stream seconds: the latest media timestamp
+        self.playback = Playback()
+        self.rendering: deque[tuple[asyncio.Future[bytes], str]] = deque()
+        self.marks = itertools.count(1)
+        self.listener: Listener | None = None
+        self.phrases: list[str] | None = None
+        self.reading: Reading | None = None
+        self.recognition: RecognitionSession | None = None
+        self.speech_failed = False
+        self.endpointer = Endpointer()
+        self.pre_roll: deque[bytes] = deque(maxlen=PRE_ROLL)
+        self.work: asyncio.Task[None] | None = None
+        self.held = 0  # actions of the running turn played already (its hold prompts)
+        self.closing = False  # the flow is done here: close once its last words played
+
+    @property
+    def playing(self) -> bool:
+        return bool(self.rendering) or not self.playback.idle
+
+    # -- messages ------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        try:
+            async for message in self.ws:
+                if message.type != WSMsgType.TEXT:
+                    continue
+                try:
+                    inbound = media.parse(message.data)
+                except media.MediaError as e:
+                    log.warning("a Media Streams message was not understood: %s", e)
+                    continue
+                if isinstance(inbound, media.Stop):
+                    break
+                if inbound is not None:
+                    await self.receive(inbound)
+            if not self.closing and not self.streams.stopping:
+                await self.hang_up()
+        finally:
+            self.stop()
+
+    async def receive(self, message: media.Inbound) -> None:
+        if isinstance(message, media.Start):
+            if self.session is None:
+                self.begin(message)
+        elif self.session is None or isinstance(message, media.Connected):
+            return
+        elif isinstance(message, media.Media):
+            await self.heard(message)
+        elif isinstance(message, media.Dtmf):
+            if self.listener is not None and message.digit:
+                await self.decide(self.listener.key(message.digit[:1], self.clock))
+        elif isinstance(message, media.Mark):
+            await self.echoed(message.name)
+
+    async def heard(self, message: media.Media) -> None:
+        """20 ms of the caller: the clock moves on, the voice detector and the recogniser
+        hear it, timers may fire, and prompt audio goes out."""
+        self.clock = max(self.clock, message.timestamp / 1000)
+        listener = self.listener
+        if listener is not None and listener.speech and listener.open:
+            pcm = message.pcm
+            self.pre_roll.append(pcm)
+            if listener.speaking and self.recognition is not None:
+                self.recognition.feed(pcm)
+            for event in self.endpointer.feed(pcm):
+                if isinstance(event, SpeechStarted):
+                    await self.decide(listener.speech_started(self.clock))
+                else:
+                    await self.decide(listener.speech_ended(self.clock))
+            if self.recognition is not None and self.recognition.failed:
+                self.speech_lost()
+        if listener is not None:
+            await self.decide(listener.tick(self.clock))
+        await self.pump()
+
+    async def echoed(self, name: str) -> None:
+        if not self.playback.echoed(name) or self.playing:
+            return
+        if self.closing:
+            await self.ws.close()
+        elif self.listener is not None:
+            was_open = self.listener.open
+            self.listener.played(self.clock)
+            if not was_open:
+                self.endpointer.reset()  # no barge-in: the caller is heard from here
+
+    async def decide(self, decision: Decision) -> None:
+        if decision.clear:
+            await self.clear()
+        if decision.feed and self.recognition is not None:
+            for pcm in self.pre_roll:  # the current frame is the last of them
+                self.recognition.feed(pcm)
+        if decision.recognise:
+            self.start(self.recognise())
+        elif decision.event == "digits":
+            if self.listener is not None and self.listener.listen.sensitive:
+                hide(decision.digits)
+            self.start(self.turn(Digits(decision.digits, at=time.time())))
+        elif decision.event == "no_input":
+            self.start(self.turn(NoInput(at=time.time())))
+
+    # -- prompts out ---------------------------------------------------------------------------
+
+    def say(self, prompt: act.Prompt) -> None:
+        """Render the prompt off the loop; it plays after those before it, then its mark."""
+        flow = self.flow
+        language, voice = (flow.language, flow.voice) if flow else ("en-US", None)
+        audio = self.streams.prompts.mulaw(prompt.parts, language, voice)
+        self.rendering.append((asyncio.ensure_future(audio), str(next(self.marks))))
+
+    async def pump(self) -> None:
+        """Send what is due: rendered prompts in order, paced by the stream's clock."""
+        while self.rendering and self.rendering[0][0].done():
+            task, mark = self.rendering.popleft()
+            self.playback.add(_audio(task), mark)
+        for item in self.playback.due(self.clock):
+            if isinstance(item, str):
+                await self.ws.send_str(media.mark(self.stream_sid, item))
+            else:
+                await self.ws.send_str(media.media(self.stream_sid, item))
+
+    async def clear(self) -> None:
+        """Barge-in: the prompt stops here."""
+        for task, _ in self.rendering:
+            task.cancel()
+        self.rendering.clear()
+        if self.playback.clear():
+            await self.ws.send_str(media.clear(self.stream_sid))
+
+    # -- the call ------------------------------------------------------------------------------
+
+    def begin(self, start: media.Start) -> None:
+        """The stream's first message: the call starts on the flow its webhook routed."""
+        self.stream_sid = start.stream_sid
+        call_sid.set(start.call_sid)
+        custom = start.custom
+        flow = self.calls.flows.get(custom.get("flow", ""), custom.get("version") or None)
+        if flow is None:
+            log.error("stream for flow %r, which is not loaded", custom.get("flow"))
+            session = Session(
+                start.call_sid, custom.get("flow") or "unknown", "", started_at=time.time()
+            )
+            self.session = session
+            self.start(self.failed(f"flow {custom.get('flow')!r} is not loaded"))
+            return
+        self.flow = flow
+        route = Route(flow, custom.get("experiment") or None, custom.get("variant") or None)
+        self.session = self.calls.start(route, start.call_sid, custom.get("direction", ""))
+        self.recognition = self.streams.recognition.open(flow.language)
+        if self.recognition is None and _listens_for_speech(flow):
+            log.warning("no speech model for %s: the call goes on with keys only", flow.language)
+            self.speech_lost()
+        event = CallStarted(custom.get("caller", ""), custom.get("called", ""), at=time.time())
+        self.start(self.turn(event))
+
+    def start(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run a turn or a recognition beside the socket's messages (one at a time)."""
+        self.work = asyncio.ensure_future(self.guarded(work))
+
+    async def guarded(self, work: Coroutine[Any, Any, None]) -> None:
+        """Nothing a caller does crashes the call: an error fails it (the apology, then
+        the stream closes and the call is hung up)."""
+        try:
+            await work
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            log.exception("stream call failed")
+            try:
+                await self.failed(f"internal error: {type(e).__name__}")
+            except Exception:  # the store itself may be what failed
+                log.exception("the failed call could not be recorded")
+                await self.ws.close()
+
+    async def turn(self, event: Event) -> None:
+        flow, session = self.flow, self.session
+        assert flow is not None and session is not None
+        self.listener, self.held = None, 0
+        hide(*(session.vars.get(name) for name in session.sensitive))
+        turn = await self.calls.runner.run(flow, session, event, on_hold=self.hold)
+        self.calls.metrics.turn(flow.id)
+        await self.answer(turn.session, turn.actions[self.held :])
+
+    async def hold(self, actions: list[act.Action]) -> None:
+        """A slow backend: its hold prompt plays at once, while the turn goes on."""
+        for action in actions[self.held :]:
+            if isinstance(action, act.Prompt):
+                self.say(action)
+        self.held = len(actions)
+
+    async def failed(self, error: str) -> None:
+        assert self.session is not None
+        turn = self.calls.runner.fail(self.flow, self.session, error)
+        await self.answer(turn.session, turn.actions)
+
+    async def answer(self, session: Session, actions: list[act.Action]) -> None:
+        """Save the turn, play its prompts, then listen, or hand the call back to TwiML."""
+        final = [a for a in actions if isinstance(a, FINAL)]
+        voice = self.streams.voices(self.flow)
+        reply = twiml.render(final, voice, session.turn) if final else HANG_UP
+        if not await self.save(session, reply):
+            self.closing = True
+            await self.ws.close()
+            return
+        self.session = session
+        for action in actions:
+            if isinstance(action, act.Prompt):
+                self.say(action)
+        if final:
+            self.closing = True
+            if not self.playing:
+                await self.ws.close()
+            return
+        listen = next((a for a in actions if isinstance(a, act.Listen)), None)
+        if listen is not None:
+            await self.listen(listen)
+
+    async def save(self, session: Session, reply: str) -> bool:
+        """Save after a turn; False when the call ended meanwhile (the status callback of a
+        caller who hung up came first): nothing more is said then."""
+        sessions = self.calls.sessions
+        async with sessions.lock(session.call_id):
+            stored = await sessions.load(session.call_id)
+            if stored is not None and stored.session.ended:
+                log.info("the call ended meanwhile")
+                return False
+            await self.calls.save(session, reply)
+            return True
+
+    async def hang_up(self) -> None:
+        """The caller left (`stop`, or the socket closed): the call is abandoned."""
+        self.stop()
+        if self.session is None:
+            return
+        sessions, sid = self.calls.sessions, self.session.call_id
+        async with sessions.lock(sid):
+            stored = await sessions.load(sid)
+            if stored is None:  # before its first turn was saved
+                session = self.session.copy()
+                session.outcome, session.ended_at = "abandoned", time.time()
+                session.started_at = session.started_at or session.ended_at
+                await self.calls.save(session, HANG_UP)
+            elif not stored.session.ended:
+                await self.calls.hang_up(stored, None, time.time())
+
+    def stop(self) -> None:
+        """Let go of what runs for this call."""
+        if self.work is not None and self.work is not asyncio.current_task():
+            self.work.cancel()
+        for task, _ in self.rendering:
+            task.cancel()
+        self.rendering.clear()
+        if self.recognition is not None:
+            self.recognition.close()
+
+    # -- listening -----------------------------------------------------------------------------
+
+    async def listen(self, listen: act.Listen) -> None:
+        """The engine waits for the caller: set up the recogniser, then listen."""
+        assert self.flow is not None and self.session is not None
+        self.phrases, self.reading = understanding(self.flow, self.session, listen)
+        recognition = self.recognition
+        if "speech" in listen.modes and recognition is not None and not self.speech_failed:
+            try:
+                await recognition.expect(self.phrases)
+            except RecognitionFailed:
+                self.speech_lost()
+        speech = recognition is not None and not self.speech_failed
+        self.listener = Listener(listen, speech, self.clock, self.playing)
+        if self.listener.open:
+            self.endpointer.reset()
+            self.pre_roll.clear()
+
+    async def recognise(self) -> None:
+        """The caller stopped speaking: what did they say?"""
+        listener, recognition, reading = self.listener, self.recognition, self.reading
+        assert listener is not None and recognition is not None and reading is not None
+        try:
+            heard = await recognition.finish()
+            if not heard.text:  # a breath, a click: nothing was said
+                await recognition.expect(self.phrases)
+                listener.heard_nothing(self.clock)
+                return
+        except RecognitionFailed:
+            self.speech_lost()
+            return
+        listener.recognised()
+        understood = reading(heard)
+        if listener.listen.sensitive:
+            hide(heard.text)
+        log.debug("heard %r: %s", heard.alternatives, understood)
+        # what names no option exactly is no match: the engine's looser matching of
+        # Twilio's transcripts would take grammar fragments for options
+        text, confidence = understood or ("", heard.confidence)
+        await self.turn(Speech(text, confidence, at=time.time()))
+
+    def speech_lost(self) -> None:
+        """Recognition stopped working (or there is none): the call goes on with keys,
+        after the flow's notice (`defaults.speech_down`)."""
+        if self.speech_failed:
+            return
+        self.speech_failed = True
+        flow = self.flow
+        self.say(act.Prompt(flow.speech_down) if flow and flow.speech_down else SPEECH_DOWN)
+        if self.listener is not None:
+            self.listener.speech_lost(self.clock)
+            self.listener.prompt_again()
+
+
+def _audio(task: asyncio.Future[bytes]) -> bytes:
+    """A rendered prompt's audio; nothing when it could not be made (logged)."""
+    try:
+        return task.result()
+    except Exception as e:  # TTSError: a prompt that cannot be spoken is skipped, not fatal
+        log.error("a prompt could not be rendered: %s", e)
+        return b""
+
+
+def _listens_for_speech(flow: Flow) -> bool:
+    """Whether any menu or ask of `flow` takes speech."""
+    return any(
+        isinstance(node.spec, Menu | Ask) and "speech" in node.listen.modes
+        for node in flow.nodes.values()
+    )
