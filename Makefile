@@ -10,9 +10,10 @@ export UV_PYTHON_DOWNLOADS := never
 # Debian packages the tests need: a real redis-server, Graphviz to check diagrams, a
 # PostgreSQL server (its binaries are off PATH: a glob, expanded by the unquoted check),
 # Prometheus and promtool to run the metrics rules, Chromium and its driver to open the
-# report page
+# report page, espeak-ng to speak prompts and make the callers of the speech tests, ffmpeg
+# to convert recordings
 APT_NEEDS := redis-server:redis-server dot:graphviz /usr/lib/postgresql/*/bin/initdb:postgresql prometheus:prometheus \
-	chromium:chromium chromedriver:chromium-driver
+	chromium:chromium chromedriver:chromium-driver espeak-ng:espeak-ng ffmpeg:ffmpeg
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
 .PHONY: venv lock lock-upgrade check-lock system-deps run test lint bench clean

@@ -11,6 +11,7 @@ from urllib.parse import SplitResult, urlsplit
 
 import aiohttp
 import orjson
+from yarl import URL
 
 from ivr.engine.actions import Fetch
 from ivr.engine.events import FetchResult
@@ -67,7 +68,9 @@ class Backend:
         try:
             async with self._session.request(
                 action.method,
-                action.url,
+                # as rendered: its values are encoded already (`compile_url`), and yarl's
+                # normalising would decode %2E%2E back into a segment that climbs the path
+                URL(action.url, encoded=True),
                 headers=action.headers or None,
                 json=action.json,
                 timeout=_timeout(timeout),

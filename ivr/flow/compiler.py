@@ -41,6 +41,7 @@ from ivr.flow.templates import (
     check_syntax,
     compile_expression,
     compile_template,
+    compile_url,
     constant,
     is_template,
     names_used,
@@ -268,6 +269,11 @@ class _Compiler:
         self.uses.append((self.doc, path, names_used(source), spoken))
         return compile_template(source, self.language, self.currency)
 
+    def url(self, path: Path, source: str) -> Render:
+        """An http node's URL: the values put in are percent-encoded (`compile_url`)."""
+        self.template(path, source, spoken=False)  # checked and its names noted
+        return compile_url(source, self.language, self.currency)
+
     def expression(self, path: Path, source: Any, extra: frozenset[str] = frozenset()) -> Render:
         if not isinstance(source, str):
             return constant(source)
@@ -427,7 +433,7 @@ class _Compiler:
             )
         return Http(
             method=method,
-            url=self.template((*path, "url"), spec["url"], spoken=False),
+            url=self.url((*path, "url"), spec["url"]),
             headers=headers,
             json=None if body is None else self.json_body((*path, "json"), body),
             timeout=timeout,

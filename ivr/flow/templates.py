@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
+from urllib.parse import quote
 
 from jinja2 import ChainableUndefined, TemplateSyntaxError, Undefined, nodes
 from jinja2.parser import Parser
@@ -52,6 +53,9 @@ def environment(
     env.filters.update(luhn=luhn, spell=spell, last=last, **spoken_filters(language, currency))
     return env
 
+
+# what a URL's written text keeps as it is: its reserved characters and the %XX of values
+URL_TEXT = ":/?#[]@!$&'()*+,;=%~"
 
 ENV = environment()  # en-US's; every environment parses alike
 
@@ -111,6 +115,24 @@ def compile_template(
     tree = _parse(source, False)
     fast = _fast_template(tree, env) if isinstance(tree, nodes.Template) else None
     return fast or _lazy(lambda: _jinja_template(source, env))
+
+
+def compile_url(
+    source: str, language: str = DEFAULT_LANGUAGE, currency: str | None = None
+) -> Render:
+    """An `http` node's URL: every value a `{{ }}` puts in is percent-encoded whole, as one
+    path segment or query value (so "../../admin?all=1" said by a caller stays inside its
+    segment), and the text as written is kept a URL (spaces and non-ASCII encoded)."""
+    env = environment(language, currency).overlay(finalize=_url_value)
+    render = _lazy(lambda: _jinja_template(source, env))
+    return lambda ctx: quote(render(ctx), safe=URL_TEXT)
+
+
+def _url_value(value: Any) -> str:
+    text = "" if value is None or isinstance(value, Undefined) else str(value)
+    if text in (".", ".."):  # a dot segment would climb the path once normalised
+        return text.replace(".", "%2E")
+    return quote(text, safe="")
 
 
 @lru_cache(maxsize=8192)

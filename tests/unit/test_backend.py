@@ -12,6 +12,7 @@ from aiohttp.test_utils import TestServer
 
 from ivr.backend import MAX_BODY, Backend, allowed_hosts
 from ivr.engine.actions import Fetch
+from ivr.flow.templates import compile_url
 
 
 async def _answer(request: web.Request) -> web.StreamResponse:
@@ -99,3 +100,32 @@ async def test_no_cookie_carries_over_to_the_next_call(backend: Backend, origin:
     await backend.fetch(fetch(f"http://{origin}/cookie"))
     result = await backend.fetch(fetch(f"http://{origin}/json", method="POST", json={}))
     assert result.body["cookie"] == {}
+
+
+async def test_caller_input_in_a_url_stays_inside_its_segment() -> None:
+    """Speech put into an http node's URL is percent-encoded: "../../admin/delete?all=1"
+    reaches the backend as one path segment, never as /admin/delete?all=1."""
+    seen: list[str] = []
+
+    async def anything(request: web.Request) -> web.Response:
+        seen.append(request.raw_path)
+        return web.json_response({})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", anything)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    backend = Backend([f"127.0.0.1:{server.port}"])
+    url = compile_url(f"http://127.0.0.1:{server.port}/accounts/{{{{ said }}}}?q={{{{ q }}}}")
+    try:
+        for said, q in [("../../admin/delete?all=1", "a&b=c#d"), ("..", "é ö"), (".", None)]:
+            result = await backend.fetch(fetch(url({"said": said, "q": q})))
+            assert result.status == 200, result
+    finally:
+        await backend.close()
+        await server.close()
+    assert seen == [
+        "/accounts/..%2F..%2Fadmin%2Fdelete%3Fall%3D1?q=a%26b%3Dc%23d",
+        "/accounts/%2E%2E?q=%C3%A9%20%C3%B6",
+        "/accounts/%2E?q=",
+    ]
