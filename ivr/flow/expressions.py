@@ -149,7 +149,6 @@ class _Compiler:
         left, right = self.expr(node.left), self.expr(node.right)
         return lambda ctx: left(ctx) or right(ctx)
 
-    # (an operator the sandbox intercepts is Jinja's to apply)
     def _unary(self, node: nodes.UnaryExpr) -> Fn:
         if node.operator in self.env.intercepted_unops:
             raise _Unsupported(node.operator)
@@ -157,9 +156,11 @@ class _Compiler:
         return lambda ctx: op(inner(ctx))
 
     def _binary(self, node: nodes.BinExpr) -> Fn:
-        if node.operator in self.env.intercepted_binops:
-            raise _Unsupported(node.operator)
-        op, left, right = _binop_to_func[node.operator], self.expr(node.left), self.expr(node.right)
+        left, right, operator = self.expr(node.left), self.expr(node.right), node.operator
+        if operator in self.env.intercepted_binops:  # as Jinja's code applies it (no context)
+            call_binop = self.env.call_binop
+            return lambda ctx: call_binop(None, operator, left(ctx), right(ctx))  # type: ignore[arg-type]
+        op = _binop_to_func[operator]
         return lambda ctx: op(left(ctx), right(ctx))
 
     c_Neg = c_Pos = c_Not = _unary

@@ -11,6 +11,7 @@ from jinja2 import ChainableUndefined, TemplateSyntaxError, Undefined, nodes
 from jinja2.parser import Parser
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from ivr.flow import limits
 from ivr.flow.expressions import Fn, compile_fast
 from ivr.flow.model import Render
 from ivr.flow.spoken import DEFAULT_LANGUAGE, spoken_filters
@@ -47,11 +48,39 @@ def environment(
     one-argument filters that compile to closures. ValueError for an unknown language."""
     # immutable: an expression like `items.append(x)` would change the previous session's
     # values and the flow's `vars`, which every call shares
-    env = ImmutableSandboxedEnvironment(
-        undefined=ChainableUndefined, autoescape=False, keep_trailing_newline=False
-    )
+    env = _Bounded(undefined=ChainableUndefined, autoescape=False, keep_trailing_newline=False)
     env.filters.update(luhn=luhn, spell=spell, last=last, **spoken_filters(language, currency))
     return env
+
+
+class _Bounded(ImmutableSandboxedEnvironment):
+    """The sandbox with costs bounded (`ivr.flow.limits`): no template stalls a call."""
+
+    intercepted_binops = limits.BINOPS
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        for name in limits.GONE:
+            self.globals.pop(name, None)
+        self.globals.update(limits.GLOBALS)
+        self.filters.update(limits.bounded_filters(self.filters))
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        return limits.binop(operator, left, right)
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        bounded = limits.str_method(obj, attribute) if isinstance(obj, str) else None
+        return bounded or super().getattr(obj, attribute)
+
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        if isinstance(obj, str) and isinstance(argument, str):
+            bounded = limits.str_method(obj, argument)
+            if bounded:
+                return bounded
+        return super().getitem(obj, argument)
+
+    def _generate(self, source: nodes.Template, *args: Any, **kwargs: Any) -> str:
+        return super()._generate(limits.bounded_tree(source), *args, **kwargs)  # type: ignore[no-any-return]
 
 
 # what a URL's written text keeps as it is: its reserved characters and the %XX of values
@@ -100,9 +129,13 @@ def names_used(source: str, expression: bool = False) -> frozenset[str]:
 
 
 def check_syntax(source: str, expression: bool = False) -> str | None:
-    """None if `source` parses, else Jinja2's message."""
+    """None if `source` parses and its constants stay within the limits, else Jinja2's
+    message (or the limit it is sure to pass)."""
     tree = _parse(source, expression)
-    return tree if isinstance(tree, str) else None
+    if isinstance(tree, str):
+        return tree
+    costs = limits.constant_costs(tree, nodes.EvalContext(ENV))
+    return f"too costly: {costs[0]}" if costs else None
 
 
 @lru_cache(maxsize=8192)
@@ -180,10 +213,11 @@ def _lazy(build: Callable[[], Render]) -> Render:
 
 def _jinja_template(source: str, env: ImmutableSandboxedEnvironment) -> Render:
     template = env.from_string(source)
-    base, root, concat = dict(template.globals), template.root_render_func, env.concat
+    base, root = dict(template.globals), template.root_render_func
 
+    @limits.counting
     def render(ctx: Mapping[str, Any]) -> str:
-        return str(concat(root(template.new_context({**base, **ctx}, shared=True))))
+        return limits.joined(root(template.new_context({**base, **ctx}, shared=True)))
 
     return render
 
@@ -220,6 +254,7 @@ def _fast_template(tree: nodes.Template, env: ImmutableSandboxedEnvironment) -> 
             parts.append(fn)
 
     def render(ctx: Mapping[str, Any]) -> str:
-        return "".join([part if isinstance(part, str) else str(part(ctx)) for part in parts])
+        out = "".join([part if isinstance(part, str) else str(part(ctx)) for part in parts])
+        return limits.sized(out)
 
     return render

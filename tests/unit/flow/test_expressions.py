@@ -51,7 +51,7 @@ def test_common_conditions_compile_to_closures(
     [
         "self",  # always the template, whatever the context holds
         "range",  # Jinja's globals show when the context lacks the name
-        "lipsum()",
+        "range(3)",
         "1e400",  # Jinja writes folded constants into Python source: inf is no name there
         "[x, 1e400]",
         "'inf' | float",
