@@ -8,6 +8,7 @@ import contextlib
 import functools
 import gc
 import logging
+import os
 import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -59,6 +60,12 @@ def build_app(config: Config, tts: TTS | None = None) -> web.Application:
     text prompts on the Media Streams path (default: the engine IVR_TTS names)."""
     app = web.Application(client_max_size=MAX_BODY)
     keys = app[KEYS] = Keys.load(config.data)  # callers' ids: experiment splits, records
+    shared = urlsplit(config.sessions_url).scheme in ("redis", "rediss", "unix")
+    if shared and not (os.environ.get("IVR_CUSTOMER_KEY") and os.environ.get("IVR_DATA_KEY")):
+        log.warning(
+            "sessions are in Redis but IVR_CUSTOMER_KEY and IVR_DATA_KEY are not set: every "
+            "process sharing them needs the same keys (they seal the sessions), so set both"
+        )
     metrics = Metrics()
     prompts = app[PROMPTS] = PromptAudio(
         config.audio, config.data / "prompts", tts or from_setting(config.tts)
@@ -107,7 +114,7 @@ def build_app(config: Config, tts: TTS | None = None) -> web.Application:
         flows.reload()
         if not flows.current:
             log.error("no flow loaded from %s", config.flows)
-        sessions = open_sessions(config.sessions_url)
+        sessions = open_sessions(config.sessions_url, keys)
         records = open_records(config.records_url)
         writer = RecordWriter(
             sessions, records, keys, lambda: metrics.store_error("records", "write")

@@ -5,12 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from ivr.keys import Keys
 from ivr.store.base import SessionStore, Stored
 from ivr.store.records import RecordStore
 
 
-def open_sessions(url: str) -> SessionStore:
-    """`sqlite:///path/sessions.db` | `memory://` | `redis://host:port/db`."""
+def open_sessions(url: str, keys: Keys | None = None) -> SessionStore:
+    """`sqlite:///path/sessions.db` | `memory://` | `redis://host:port/db`; with `keys`, a
+    store on disk or shared seals what it keeps (`Keys.seal_session`)."""
     scheme = urlsplit(url).scheme
     if scheme == "memory":
         from ivr.store.memory import MemorySessions
@@ -19,11 +21,11 @@ def open_sessions(url: str) -> SessionStore:
     if scheme == "sqlite":
         from ivr.store.sqlite import SqliteSessions
 
-        return SqliteSessions(Path(url.removeprefix("sqlite://")))
+        return SqliteSessions(Path(url.removeprefix("sqlite://")), keys)
     if scheme in ("redis", "rediss", "unix"):
         from ivr.store.redis import RedisSessions
 
-        return RedisSessions(url)
+        return RedisSessions(url, keys)
     raise ValueError(
         f"IVR_SESSIONS: unknown store {url!r} (use sqlite:///path, memory:// or redis://host:port/db)"
     )

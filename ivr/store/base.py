@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
 import orjson
+from cryptography.exceptions import InvalidTag
 
 from ivr.engine.events import FetchResult
 from ivr.engine.session import Session
+from ivr.keys import Keys
+
+log = logging.getLogger("ivr.store")
 
 ACTIVE_TTL = 6 * 3600.0  # a call in progress longer than this is given up
 ENDED_TTL = 3600.0  # ended calls stay to answer retries and status callbacks
@@ -47,6 +52,30 @@ class PendingFetch:
         turn, owner, deadline, beat, r = orjson.loads(text)
         result = None if r is None else FetchResult(r[0], r[1], r[2], at=r[3])
         return cls(turn, owner, deadline, beat, result)
+
+
+class Sealing:
+    """How a store keeps what it is given (sessions, replies, pending backend answers):
+    sealed for their call by `keys` (`Keys.seal_session`), or as they are without keys
+    (the memory store, which keeps nothing on disk)."""
+
+    def __init__(self, keys: Keys | None) -> None:
+        self.keys = keys
+
+    def seal(self, call_id: str, text: str) -> str:
+        return self.keys.seal_session(call_id, text) if self.keys else text
+
+    def open(self, call_id: str, text: str | bytes) -> str | None:
+        """The text sealed for `call_id`; None (logged) when it does not open: sealed under
+        another IVR_DATA_KEY, or for another call."""
+        text = text.decode() if isinstance(text, bytes) else text
+        if self.keys is None:
+            return text
+        try:
+            return self.keys.open_session(call_id, text)
+        except (InvalidTag, ValueError):
+            log.error("call %s: its stored session does not open with IVR_DATA_KEY", call_id)
+            return None
 
 
 class SessionStore(Protocol):

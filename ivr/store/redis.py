@@ -12,7 +12,8 @@ from redis.exceptions import LockNotOwnedError
 
 from ivr.engine.session import Session
 from ivr.errors import IvrError
-from ivr.store.base import LocalLocks, PendingFetch, Stored, ttl
+from ivr.keys import Keys
+from ivr.store.base import LocalLocks, PendingFetch, Sealing, Stored, ttl
 
 log = logging.getLogger("ivr.store.redis")
 
@@ -38,19 +39,22 @@ def _outbox_key(call_id: str) -> str:
 
 
 class RedisSessions:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, keys: Keys | None = None) -> None:
         # decode_responses: every value read back is a str (the str() calls below only say so)
         self._client = redis.asyncio.from_url(url, decode_responses=True)
         self._local = LocalLocks()
+        self._sealing = Sealing(keys)  # nothing personal in clear in Redis's memory or dump
 
     async def load(self, call_id: str) -> Stored | None:
         session, reply = await self._client.hmget(_key(call_id), ["session", "reply"])
         if session is None or reply is None:
             return None
-        return Stored(Session.from_json(session), str(reply))
+        text, reply = self._sealing.open(call_id, session), self._sealing.open(call_id, reply)
+        return None if text is None else Stored(Session.from_json(text), reply or "")
 
     async def save(self, session: Session, reply: str) -> None:
-        text, key = session.to_json(), _key(session.call_id)
+        call_id, seal = session.call_id, self._sealing.seal
+        text, reply, key = seal(call_id, session.to_json()), seal(call_id, reply), _key(call_id)
         # MULTI: the session, its expiry and its place in the outbox change together
         async with self._client.pipeline(transaction=True) as pipe:
             pipe.hset(key, mapping={"session": text, "reply": reply})
@@ -106,8 +110,9 @@ class RedisSessions:
         ids = sorted(str(c) for c in await self._client.smembers(OUTBOX))
         if not ids:
             return []
-        texts = await self._client.mget([_outbox_key(c) for c in ids])
-        return [Session.from_json(t) for t in texts if t is not None]
+        stored = await self._client.mget([_outbox_key(c) for c in ids])
+        texts = (self._sealing.open(c, t) for c, t in zip(ids, stored, strict=True) if t)
+        return [Session.from_json(text) for text in texts if text is not None]
 
     async def mark_recorded(self, call_id: str) -> None:
         async with self._client.pipeline(transaction=True) as pipe:
@@ -117,10 +122,12 @@ class RedisSessions:
 
     async def put_fetch(self, call_id: str, pending: PendingFetch) -> None:
         keep = int((max(0.0, pending.deadline - time.time()) + FETCH_KEPT) * 1000)
-        await self._client.set(f"ivr:fetch:{call_id}", pending.to_json(), px=keep)
+        text = self._sealing.seal(call_id, pending.to_json().decode())  # a backend's answer
+        await self._client.set(f"ivr:fetch:{call_id}", text, px=keep)
 
     async def get_fetch(self, call_id: str) -> PendingFetch | None:
-        text = await self._client.get(f"ivr:fetch:{call_id}")
+        stored = await self._client.get(f"ivr:fetch:{call_id}")
+        text = None if stored is None else self._sealing.open(call_id, stored)
         return None if text is None else PendingFetch.from_json(text)
 
     async def drop_fetch(self, call_id: str) -> None:

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from ivr.engine.session import Session
-from ivr.store.base import ACTIVE_TTL, LocalFetches, LocalLocks, Stored, ttl
+from ivr.keys import Keys
+from ivr.store.base import ACTIVE_TTL, LocalFetches, LocalLocks, Sealing, Stored, ttl
 
 log = logging.getLogger("ivr.store")
 Statements = Sequence[tuple[str, Sequence[Sequence[Any]]]]  # (sql, the rows it runs for)
@@ -189,8 +190,9 @@ class SqliteSessions(LocalFetches):
     after the end reads no disk; `_known` says which calls have a row at all.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, keys: Keys | None = None) -> None:
         super().__init__()
+        self._sealing = Sealing(keys)
         self._db = WalDatabase(path, _SCHEMA)
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(sessions)")}
         if "active" not in columns:
@@ -213,7 +215,10 @@ class SqliteSessions(LocalFetches):
             "SELECT session, reply FROM sessions WHERE call_id = ? AND expires > ?",
             (call_id, time.time()),
         )
-        return Stored(Session.from_json(rows[0][0]), rows[0][1]) if rows else None
+        if not rows:
+            return None
+        session, reply = (self._sealing.open(call_id, text) for text in rows[0])
+        return None if session is None else Stored(Session.from_json(session), reply or "")
 
     async def save(self, session: Session, reply: str) -> None:
         expires, ended = time.time() + ttl(session), int(session.ended)
@@ -226,11 +231,10 @@ class SqliteSessions(LocalFetches):
         else:
             self._live[session.call_id] = kept
         self._known.add(session.call_id)
+        call_id, seal = session.call_id, self._sealing.seal
+        text, reply = seal(call_id, session.to_json()), seal(call_id, reply)
         try:
-            await self._db.write(
-                _UPSERT,
-                (session.call_id, session.to_json(), reply, expires, ended, 1 - ended),
-            )
+            await self._db.write(_UPSERT, (call_id, text, reply, expires, ended, 1 - ended))
         except Exception:  # memory must not claim what the disk may not have
             self._live.pop(session.call_id, None)
             self._recent.pop(session.call_id, None)
@@ -257,9 +261,10 @@ class SqliteSessions(LocalFetches):
 
     async def unrecorded(self) -> list[Session]:
         rows = self._db.execute(
-            "SELECT session FROM sessions WHERE unrecorded = 1 ORDER BY call_id"
+            "SELECT call_id, session FROM sessions WHERE unrecorded = 1 ORDER BY call_id"
         )
-        return [Session.from_json(r[0]) for r in rows]
+        texts = (self._sealing.open(call_id, text) for call_id, text in rows)
+        return [Session.from_json(text) for text in texts if text is not None]
 
     async def mark_recorded(self, call_id: str) -> None:
         await self._db.write(

@@ -22,6 +22,7 @@ from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from ivr.config import Config
+from ivr.keys import KEY_FILE
 from ivr.server import ADMIN, FLOWS, build_app
 from ivr.store import open_records
 from ivr.store.records import CallRecord
@@ -245,12 +246,17 @@ async def make_server(
 
     async def make(**overrides: Any) -> Server:
         port = free_port()
+        data = tmp_path / f"data{len(started) or ''}"
+        first = tmp_path / "data" / KEY_FILE
+        if started and first.exists():  # servers sharing sessions share the keys sealing them
+            data.mkdir(exist_ok=True)
+            shutil.copy2(first, data / KEY_FILE)
         config = Config(
             host="127.0.0.1",
             port=port,
             flows=flows_dir,
             audio=audio,
-            data=tmp_path / f"data{len(started) or ''}",
+            data=data,
             auth_token=TOKEN,
             public_url=f"http://127.0.0.1:{port}",
             sessions="memory://",

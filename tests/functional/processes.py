@@ -13,6 +13,7 @@ from pathlib import Path
 
 import aiohttp
 
+from ivr.keys import Keys
 from tests.conftest import free_port
 from tests.functional.conftest import TOKEN, Backend
 from tests.functional.twilio_sim import TwilioSim
@@ -90,10 +91,16 @@ class Ivr:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
 
+# processes sharing sessions share the keys that seal them, as they must in production
+KEYS = Keys.for_tests()
+
+
 def server_env(backend: Backend, sessions: str | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("IVR_")}
     env.update(
         TWILIO_AUTH_TOKEN=TOKEN,
+        IVR_CUSTOMER_KEY=KEYS.customer.decode(),
+        IVR_DATA_KEY=KEYS.data.decode(),
         IVR_HTTP_ALLOW="127.0.0.1:*",
         IVR_FLOW_BANK_API=backend.url,
         IVR_FLOW_ORDERS_API=backend.url,

@@ -18,10 +18,12 @@ import ivr.store.redis as redis_store
 import ivr.store.sqlite as sqlite_store
 from ivr.engine.events import FetchResult
 from ivr.engine.session import Session
+from ivr.keys import Keys
 from ivr.store import SessionStore, Stored, base, open_sessions
 from ivr.store.redis import RedisSessions, SessionLocked
 from ivr.store.sqlite import _PURGE, SqliteSessions, WalDatabase
 
+KEYS = Keys.for_tests()  # stores on disk seal what they keep, as the server's do
 SHORT_TTL = 0.4  # seconds a session lives in the expiry tests
 PAST_TTL = 0.8  # how long those tests wait for it to be gone
 DEADLOCK_BOUND = 10.0  # a lock test that waits this long has deadlocked; passing ones never do
@@ -62,7 +64,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 async def store(store_url: str) -> AsyncIterator[SessionStore]:
-    opened = open_sessions(store_url)
+    opened = open_sessions(store_url, KEYS)
     yield opened
     await opened.close()
 
@@ -244,7 +246,7 @@ async def _enter_and_leave(store: SessionStore, call_id: str) -> None:
 
 @contextlib.asynccontextmanager
 async def sqlite_sessions(path: Path) -> AsyncIterator[SqliteSessions]:
-    store = SqliteSessions(path)
+    store = SqliteSessions(path, KEYS)
     try:
         yield store
     finally:
@@ -253,7 +255,7 @@ async def sqlite_sessions(path: Path) -> AsyncIterator[SqliteSessions]:
 
 async def test_sqlite_survives_reopen(tmp_path: Path) -> None:
     path = tmp_path / "sessions.db"
-    first = SqliteSessions(path)
+    first = SqliteSessions(path, KEYS)
     await first.save(active("CA1"), "r1")
     await first.save(ended("CA2"), "r2")
     await first.close()
@@ -265,7 +267,7 @@ async def test_sqlite_survives_reopen(tmp_path: Path) -> None:
 
 async def test_sqlite_commits_concurrent_saves_together(tmp_path: Path) -> None:
     path = tmp_path / "sessions.db"
-    first = SqliteSessions(path)
+    first = SqliteSessions(path, KEYS)
     calls = [f"CA{n}" for n in range(20)]
     await asyncio.gather(*(first.save(active(c, turn=n), f"r{n}") for n, c in enumerate(calls)))
     await first.close()
@@ -395,7 +397,7 @@ async def test_a_failing_write_fails_alone(tmp_path: Path) -> None:
 
 @pytest.fixture
 async def two_clients(redis_url: str) -> AsyncIterator[tuple[RedisSessions, RedisSessions]]:
-    a, b = RedisSessions(redis_url), RedisSessions(redis_url)
+    a, b = RedisSessions(redis_url, KEYS), RedisSessions(redis_url, KEYS)
     yield a, b
     await a.close()
     await b.close()
@@ -458,8 +460,78 @@ async def test_redis_lock_of_a_crashed_holder_expires(
     assert await crashed.lock("ivr:lock:CA1", timeout=SHORT_TTL).acquire(blocking=False)
     await crashed.aclose()
 
-    survivor = RedisSessions(redis_url)
+    survivor = RedisSessions(redis_url, KEYS)
     try:
         await asyncio.wait_for(_enter_and_leave(survivor, "CA1"), DEADLOCK_BOUND)
     finally:
         await survivor.close()
+
+
+# -- nothing personal in clear, in any byte the stores write ---------------------------------
+
+NUMBER, SECRET = "+15557654321", "4929123456781234"  # long: never a timestamp by chance
+
+
+def personal(call_id: str) -> Session:
+    """A call with the caller's number and a sensitive answer, spoken back in its reply."""
+    session = active(call_id, vars={"caller": NUMBER, "account": SECRET}, sensitive=["account"])
+    return session
+
+
+async def test_sqlite_keeps_nothing_personal_in_clear(tmp_path: Path) -> None:
+    path = tmp_path / "sessions.db"
+    store = SqliteSessions(path, KEYS)
+    await store.save(personal("CA1"), f"<Say>You said {SECRET}</Say>")
+    await store.save(dataclasses.replace(personal("CA2"), outcome="contained", ended_at=2e9), "")
+    written = {f.name: f.read_bytes() for f in tmp_path.iterdir()}  # the WAL, while open
+    assert "sessions.db-wal" in written
+    await store.close()
+    written |= {f"{f.name} (closed)": f.read_bytes() for f in tmp_path.iterdir()}
+    for name, data in written.items():
+        for value in (NUMBER, SECRET):
+            assert value.encode() not in data, f"{value} in clear in {name}"
+    async with sqlite_sessions(path) as reopened:  # yet all of it reads back
+        stored = await reopened.load("CA1")
+        assert stored is not None and stored.session.vars["account"] == SECRET
+        assert [s.call_id for s in await reopened.unrecorded()] == ["CA2"]
+
+
+async def test_redis_keeps_nothing_personal_in_clear(redis_url: str) -> None:
+    store = RedisSessions(redis_url, KEYS)
+    await store.save(personal("CA1"), f"<Say>You said {SECRET}</Say>")
+    await store.save(dataclasses.replace(personal("CA2"), outcome="contained", ended_at=2e9), "")
+    answer = FetchResult(200, {"account": SECRET}, at=1.0)
+    await store.put_fetch("CA1", base.PendingFetch(1, "me", time.time() + 5, time.time(), answer))
+    client = redis.asyncio.from_url(redis_url)
+    try:
+        await client.save()  # the dump, as a redis-server with `save` configured writes it
+        directory = (await client.config_get("dir"))["dir"]
+        dump = (Path(directory) / "dump.rdb").read_bytes()
+        values = [await client.dump(key) or b"" for key in await client.keys("ivr:*")]
+    finally:
+        await client.aclose()
+    for value in (NUMBER, SECRET):
+        assert value.encode() not in dump and not any(value.encode() in v for v in values)
+    stored, fetch = await store.load("CA1"), await store.get_fetch("CA1")
+    assert stored is not None and stored.session.vars["caller"] == NUMBER
+    assert fetch is not None and fetch.result == answer
+    await store.close()
+
+
+async def test_a_sealed_session_opens_for_its_own_call_only(tmp_path: Path) -> None:
+    path = tmp_path / "sessions.db"
+    async with sqlite_sessions(path) as store:
+        await store.save(active("CA1"), "r1")
+    with sqlite3.connect(path) as db:  # someone with the file moves CA1's session to CA2
+        db.execute("UPDATE sessions SET call_id = 'CA2'")
+    async with sqlite_sessions(path) as store:
+        assert await store.load("CA2") is None
+
+
+async def test_sessions_saved_before_sealing_still_load(tmp_path: Path) -> None:
+    path = tmp_path / "sessions.db"
+    plain = SqliteSessions(path)  # no keys: as versions before sealing saved them
+    await plain.save(active("CA1"), "r1")
+    await plain.close()
+    async with sqlite_sessions(path) as store:
+        assert await store.load("CA1") == Stored(active("CA1"), "r1")
