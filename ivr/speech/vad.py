@@ -3,16 +3,16 @@
 webrtcvad decides per frame; `Endpointer` turns those decisions into two events, speech
 started (for barge-in) and speech ended (the driver then asks the recogniser to finish).
 Why not Vosk's own endpointing: its shortest rule waits for 0.5 s of trailing silence
-after decoding, and fired ~580 ms later than webrtcvad with a 250 ms hang-over on the
-same audio; the time from the caller's last word to our next prompt is the delay
+after decoding, and fired ~640 ms (p50) later than webrtcvad with a 250 ms hang-over on
+the same audio; the time from the caller's last word to our next prompt is the delay
 callers notice (docs/speech.md).
 
 Choices, each measured on espeak-ng Korean through the Twilio path (docs/speech.md):
-- mode 1: modes 2 and 3 fired falsely in the first 100 ms of a listen, mode 0 is no
-  later than 1 but lets more noise count as speech;
+- mode 1: with the first 100 ms ignored (below) no mode started falsely and all ended
+  at the same time; mode 0 lets more line noise count as speech, so the next one;
 - the first `ignore` seconds (100 ms) of a listen start nothing: the detector adapts to
   the line there, and a prompt's echo may still be arriving;
-- webrtcvad keeps calling frames speech for 80-140 ms after the voice stops (its own
+- webrtcvad keeps calling frames speech for 80-240 ms (p50 140) after the voice stops (its own
   hang-over). A frame `gate_db` below the loudest frame of the utterance counts as
   silence whatever webrtcvad says, so our hang-over is the real silence waited for;
 - `hang_over` (250 ms) of silence ends the utterance: a natural turn gap is 200-300 ms.
