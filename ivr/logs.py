@@ -8,6 +8,8 @@ import sys
 import time
 from contextvars import ContextVar
 
+from aiohttp.http_exceptions import HttpProcessingError
+
 from ivr.engine.session import MASK
 
 call_sid: ContextVar[str | None] = ContextVar("call_sid", default=None)
@@ -49,6 +51,21 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str)
 
 
+class Malformed(logging.Filter):
+    """aiohttp logs a traceback for each request it cannot parse: anyone can send those,
+    so each is one line (what was wrong, from where) and never a traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, HttpProcessingError):
+            peer = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
+            why = (str(error.message).strip().splitlines() or ["?"])[0][:100]
+            record.msg, record.args = "refused a malformed request from %s: %s", (peer, why)
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
 def setup(level: str = "INFO") -> None:
     """JSON lines on stderr for the whole process."""
     handler = logging.StreamHandler(sys.stderr)
@@ -57,3 +74,4 @@ def setup(level: str = "INFO") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    logging.getLogger("aiohttp.server").addFilter(Malformed())

@@ -116,6 +116,9 @@ async def test_play_serves_nothing_outside_the_recordings(
             "/audio/link.wav",  # a symlink out of audio/
             "/audio/README.md",
             "/audio/broken.mp3",
+            "/audio/" + "a" * 300 + ".wav",  # a name longer than the file system takes
+            "/audio/" + "d/" * 3000 + "x.wav",  # a path longer than it takes
+            "/audio/nul%00.wav",
         ):
             async with http.get(url + path) as response:
                 assert response.status == 404, path
