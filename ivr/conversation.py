@@ -3,10 +3,12 @@
 A test file names a flow, the environment it loads with (`{backend}` is the base URL
 of a real aiohttp server the runner starts on 127.0.0.1), that server's answers by
 "METHOD /path", and tests. A test is a caller number, a clock and steps: caller
-steps (`press`, `say`, `silence`, `record`, `hangup`), `clock` (move time) and
-`expect` (`heard`, `not_heard`, `node`, `var`, `outcome`, `transfer`, `tasks`,
-`fetched`, `listening`). Every call must end by the last step. Runs also report
-the flow's nodes and node-to-node ways no test took. Format: docs/conversation-tests.md.
+steps (`press`, `say`, `say_audio`, `silence`, `record`, `hangup`), `clock` (move time)
+and `expect` (`heard`, `not_heard`, `node`, `var`, `outcome`, `transfer`, `tasks`,
+`fetched`, `listening`, `recognised`). `say_audio` plays a recording to the real Vosk
+model of the flow's language, heard as on a Media Streams call (`ivr.speech.offline`).
+Every call must end by the last step. Runs also report the flow's nodes and
+node-to-node ways no test took. Format: docs/conversation-tests.md.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import pairwise
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -36,13 +38,21 @@ from ivr.flow.loader import Path as DocPath
 from ivr.flow.model import Flow
 from ivr.runner import Runner
 
+if TYPE_CHECKING:
+    from ivr.speech.offline import Hearing, Models
+    from ivr.speech.recognizer import Recognizer
+    from ivr.speech.vosk_speech import VoskSpeech
+
 DEFAULT_CLOCK = "2026-11-25T12:00:00+00:00"  # a Wednesday, noon UTC
 FILE_KEYS = frozenset({"flow", "env", "backend", "tests"})
 TEST_KEYS = frozenset({"name", "clock", "caller", "called", "backend", "steps"})
-CALLER_STEPS = ("press", "say", "silence", "record", "hangup")
+CALLER_STEPS = ("press", "say", "say_audio", "silence", "record", "hangup")
 STEPS = frozenset({*CALLER_STEPS, "clock", "expect"})
 EXPECT_KEYS = frozenset(
-    {"heard", "not_heard", "node", "var", "outcome", "transfer", "tasks", "fetched", "listening"}
+    {
+        *("heard", "not_heard", "node", "var", "outcome", "transfer", "tasks", "fetched"),
+        *("listening", "recognised"),
+    }
 )
 RESPONSE_KEYS = frozenset({"status", "json", "text", "headers", "delay"})
 TRANSFER_KEYS = frozenset({"to", "queue", "reason", "attributes", "caller_id", "timeout"})
@@ -114,18 +124,19 @@ class Suite:
         return "\n".join(lines)
 
 
-def run_file(path: str | os.PathLike[str]) -> list[TestResult]:
+def run_file(path: str | os.PathLike[str], speech: VoskSpeech | None = None) -> list[TestResult]:
     """Run every test in a conversation test file (sync wrapper over `run_suite_async`)."""
-    return run_suite(path).results
+    return run_suite(path, speech).results
 
 
-def run_suite(path: str | os.PathLike[str]) -> Suite:
+def run_suite(path: str | os.PathLike[str], speech: VoskSpeech | None = None) -> Suite:
     """Run a test file and collect its coverage; not inside a running event loop."""
-    return asyncio.run(run_suite_async(path))
+    return asyncio.run(run_suite_async(path, speech))
 
 
-async def run_suite_async(path: str | os.PathLike[str]) -> Suite:
-    """Run a test file: start the local backend, load the flow, run each test in order."""
+async def run_suite_async(path: str | os.PathLike[str], speech: VoskSpeech | None = None) -> Suite:
+    """Run a test file: start the local backend, load the flow, run each test in order.
+    `speech`: the models `say_audio` steps are recognised with (None: none configured)."""
     doc = _read(Path(path))
     data = doc.data
     server = _LocalBackend(data.get("backend") or {})
@@ -136,16 +147,17 @@ async def run_suite_async(path: str | os.PathLike[str]) -> Suite:
         flow = load_flow(Path(path).parent / data["flow"], {**os.environ, **env})
         results = []
         for i, test in enumerate(data["tests"]):
-            results.append(await _Call(flow, backend, server, doc, i, test).run())
+            results.append(await _Call(flow, backend, server, doc, i, test, speech).run())
     finally:
         await backend.close()
         await server.close()
     return Suite(str(path), flow, results)
 
 
-def main(paths: Sequence[str | os.PathLike[str]]) -> int:
+def main(paths: Sequence[str | os.PathLike[str]], vosk_models: Models | None = None) -> int:
     """`ivr test`: print each file's report; 1 when any test fails or a file cannot run.
-    A directory stands for the *.yaml files in it."""
+    A directory stands for the *.yaml files in it. `vosk_models` (else IVR_VOSK_MODELS)
+    recognise the `say_audio` steps; a model loads only when a step needs it."""
     files: list[Path] = []
     for given in map(Path, paths):
         found = sorted(given.glob("*.yaml")) if given.is_dir() else [given]
@@ -156,10 +168,11 @@ def main(paths: Sequence[str | os.PathLike[str]]) -> int:
     if not files:
         print("ivr test: no conversation test files given", file=sys.stderr)
         return 1
+    speech = _speech(vosk_models)
     status = 0
     for path in files:
         try:
-            suite = run_suite(path)
+            suite = run_suite(path, speech)
         except FlowError as e:
             print(e, file=sys.stderr)
             status = 1
@@ -167,6 +180,15 @@ def main(paths: Sequence[str | os.PathLike[str]]) -> int:
         print(suite.report())
         status |= not suite.passed
     return status
+
+
+def _speech(flags: Models | None) -> VoskSpeech | None:
+    """The speech models configured, or None; ConfigError for a bad IVR_VOSK_MODELS."""
+    if not flags and not os.environ.get("IVR_VOSK_MODELS", "").strip():
+        return None  # what recognises speech is not even imported
+    from ivr.speech.offline import configured, speech_for
+
+    return speech_for(configured(flags))
 
 
 class _LocalBackend:
@@ -224,8 +246,9 @@ class _Call:
         doc: Document,
         index: int,
         test: dict[str, Any],
+        speech: VoskSpeech | None = None,
     ) -> None:
-        self.flow, self.server, self.doc = flow, server, doc
+        self.flow, self.server, self.doc, self.speech = flow, server, doc, speech
         self.runner = Runner(backend, clock=lambda: self.at)
         self.index, self.test, self.name = index, test, str(test["name"])
         self.at = _timestamp(test.get("clock", DEFAULT_CLOCK))
@@ -233,6 +256,9 @@ class _Call:
         self.heard: list[str] = []
         self.fetched: list[str] = []
         self.transfer: act.Transfer | None = None
+        self.listen: act.Listen | None = None  # what the call waits for, when it listens
+        self.recognizer: Recognizer | None = None  # made at the first `say_audio`
+        self.hearing: Hearing | None = None  # what the last `say_audio` was heard as
 
     async def run(self) -> TestResult:
         self.server.use(self.test.get("backend"))
@@ -265,6 +291,8 @@ class _Call:
             return None
         if kind == "expect":
             return self.expect(value)
+        if kind == "say_audio":
+            return await self.say_audio(str(value))
         wanted = {"hangup": None, "record": ("record",)}.get(kind, ("listen", "confirm"))
         for i, event in enumerate(_events(kind, value, self.at)):
             s = self.session
@@ -273,14 +301,40 @@ class _Call:
             if wanted is not None and s.waiting not in wanted:
                 return f"the call does not wait for this{self.state()}"
             if i == 0:  # what this step brings replaces what the previous one brought
-                self.heard, self.fetched = [], []
+                self.heard, self.fetched, self.hearing = [], [], None
             await self.feed(event)
+        return None
+
+    async def say_audio(self, name: str) -> str | None:
+        """The recording heard at the listen by the real recogniser, as a call hears it."""
+        from ivr.errors import ConfigError
+        from ivr.speech import offline
+
+        s, listen = self.session, self.listen
+        if s.ended:
+            return f"the call has already ended{self.state()}"
+        if s.waiting not in ("listen", "confirm") or listen is None:
+            return f"the call does not wait for this{self.state()}"
+        if "speech" not in listen.modes:
+            return f"the call takes keys only here{self.state()}"
+        try:
+            if self.recognizer is None:
+                self.recognizer = offline.recognizer(self.speech, self.flow.language)
+            pcm = await asyncio.to_thread(offline.file_audio, Path(self.doc.file).parent / name)
+        except ConfigError as e:
+            return f"say_audio needs a speech model: {e}" if self.recognizer is None else str(e)
+        hearing = await asyncio.to_thread(
+            offline.hear, self.recognizer, self.flow, s, listen, pcm, self.at
+        )
+        self.heard, self.fetched, self.hearing = [], [], hearing
+        await self.feed(hearing.event)
         return None
 
     async def feed(self, event: Event) -> None:
         """One turn through the runner: backend calls happen for real, at the test's clock."""
         turn = await self.runner.run(self.flow, self.session, event)
         self.session = turn.session
+        self.listen = next((a for a in turn.actions if isinstance(a, act.Listen)), None)
         for a in turn.actions:
             if isinstance(a, act.Prompt):
                 self.heard.append(a.text)
@@ -299,7 +353,9 @@ class _Call:
             where = f"at node {s.node}, waiting for {s.waiting}, no outcome yet"
         said = " | ".join(self.heard) or "(nothing)"
         fetched = f"\n    fetched: {', '.join(self.fetched)}" if self.fetched else ""
-        return f"\n    call: {where}\n    heard: {said}{fetched}"
+        hearing = self.hearing.lines() if self.hearing is not None else []
+        recognised = "".join(f"\n    audio: {line}" for line in hearing)
+        return f"\n    call: {where}\n    heard: {said}{fetched}{recognised}"
 
     def expect(self, want: dict[str, Any]) -> str | None:
         s, said = self.session, " | ".join(self.heard).casefold()
@@ -334,7 +390,20 @@ class _Call:
             wrong.append(f"expected request {fetched!r}, got {self.fetched or 'none'}")
         if "listening" in want and (s.waiting in ("listen", "confirm")) != bool(want["listening"]):
             wrong.append(f"expected the call {'' if want['listening'] else 'not '}to listen")
+        if "recognised" in want:
+            wrong += self.recognised(want["recognised"])
         return "\n    ".join(wrong) + self.state() if wrong else None
+
+    def recognised(self, want: Any) -> list[str]:
+        if self.hearing is None:
+            return [f"expected {want!r} recognised, but no say_audio step came before"]
+        got = self.hearing.text
+        if got is None and want is None:
+            return []
+        if got is None or want is None or got.casefold() != str(want).strip().casefold():
+            said = "silence (no input)" if got is None else "a no-match" if not got else repr(got)
+            return [f"expected {want!r} recognised, but the flow got {said}"]
+        return []
 
     def transferred(self, want: dict[str, Any]) -> list[str]:
         if self.transfer is None:
@@ -425,6 +494,8 @@ def _check(doc: Document) -> list[Problem]:
                     )
             elif "clock" in item:
                 _clock_problem(doc, (*spot, "clock"), item["clock"], out)
+            elif "say_audio" in item:
+                _audio_problem(doc, (*spot, "say_audio"), item["say_audio"], out)
             else:
                 kind, value = next(iter(item.items()))
                 try:
@@ -435,6 +506,13 @@ def _check(doc: Document) -> list[Problem]:
                     )
         _clock_problem(doc, (*here, "clock"), test.get("clock", DEFAULT_CLOCK), out)
     return out
+
+
+def _audio_problem(doc: Document, path: DocPath, value: Any, out: list[Problem]) -> None:
+    if not isinstance(value, str) or not value:
+        out.append(doc.problem(path, "say_audio takes a recording's file, relative to this file"))
+    elif not (Path(doc.file).parent / value).is_file():
+        out.append(doc.problem(path, f"no such file: {value} (paths are relative to this file)"))
 
 
 def _clock_problem(doc: Document, path: DocPath, value: Any, out: list[Problem]) -> None:
