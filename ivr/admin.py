@@ -1,5 +1,7 @@
-"""The admin listener: what ops read (`/metrics`, `/healthz`), apart from the public port
-Twilio reaches, and behind a bearer token whenever it can be reached beyond loopback.
+"""The admin listener: what ops read (`/metrics`, `/healthz`) and the browser pages
+(`/flows`, `/dashboard`, `/phone`), apart from the public port Twilio reaches, behind a
+token whenever it can be reached beyond loopback (a bearer header, or a session cookie for
+browsers), and refusing foreign `Host`s and `Origin`s (ivr/web/guard.py).
 
 One `ivr serve` process has one admin listener; with several processes Prometheus
 scrapes each, and its rules add them up.
@@ -7,7 +9,6 @@ scrapes each, and its rules add them up.
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -19,21 +20,30 @@ from ivr.errors import ConfigError
 from ivr.metrics import CONTENT_TYPE, Metrics
 from ivr.registry import FlowRegistry
 from ivr.sockets import listen
+from ivr.web.guard import Guard
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Lifetime = Callable[[web.Application], AsyncIterator[None]]
+GUARD = web.AppKey("guard", Guard)  # the admin app's rules, for routes added later
 
 
-def build_admin_app(flows: FlowRegistry, metrics: Metrics, token: str | None) -> web.Application:
-    """`/metrics` and `/healthz` of the server that owns `flows` and `metrics`; with a
-    `token`, every request must carry `Authorization: Bearer <token>`."""
-    app = web.Application(middlewares=[_bearer(token)] if token else [])
+def build_admin_app(flows: FlowRegistry, metrics: Metrics, config: Config) -> web.Application:
+    """`/metrics`, `/healthz` and the browser pages (`/flows`, `/dashboard`; `/phone` joins
+    them) of the server that owns `flows` and `metrics`. Every route, added here or later,
+    is behind the guard (ivr/web/guard.py): Host and Origin checked and, with
+    IVR_ADMIN_TOKEN, the bearer token or the session cookie `/login` sets."""
+    from ivr.web import pages
+
+    guard = Guard.of(config.admin[0], config.admin_token, config.admin_hosts)
+    app = web.Application(middlewares=[guard.middleware()])
+    app[GUARD] = guard
 
     async def exposition(request: web.Request) -> web.Response:
         return web.Response(body=metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
 
     app.router.add_get("/metrics", exposition)
     app.router.add_get("/healthz", health(flows))
+    pages.add(app, flows, config, guard)
     return app
 
 
@@ -51,24 +61,6 @@ def health(flows: FlowRegistry) -> Handler:
         )
 
     return healthz
-
-
-def _bearer(token: str) -> Callable[..., Awaitable[web.StreamResponse]]:
-    expected = token.encode()
-
-    @web.middleware
-    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
-        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-        # compare_digest: how long the comparison takes tells nothing of the token
-        matches = hmac.compare_digest(given.strip().encode(errors="surrogateescape"), expected)
-        if scheme.lower() != "bearer" or not matches:
-            raise web.HTTPUnauthorized(
-                text="a bearer token is needed (IVR_ADMIN_TOKEN)",
-                headers={"WWW-Authenticate": 'Bearer realm="ivr admin"'},
-            )
-        return await handler(request)
-
-    return check
 
 
 def listen_admin(config: Config) -> list[socket.socket]:

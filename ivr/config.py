@@ -68,6 +68,18 @@ def admin(text: str, name: str = "IVR_ADMIN") -> tuple[str, int]:
     return host, port(number, name)
 
 
+def admin_hosts(text: str, name: str = "IVR_ADMIN_HOSTS") -> tuple[str, ...]:
+    """`text` as the comma-separated host names (no port) the admin pages also answer to."""
+    hosts = tuple(h.strip().lower().rstrip(".") for h in text.split(",") if h.strip())
+    for host in hosts:
+        if not host or any(c in host for c in "/@ ") or host.count(":") == 1:
+            raise ConfigError(
+                f"{name}: expected host names without a port (ivr.example.com,admin.lan), "
+                f"got {host!r}"
+            )
+    return hosts
+
+
 def sessions_url(text: str, name: str = "IVR_SESSIONS") -> str:
     """`text` as a session store URL of a kind ivr has."""
     if urlsplit(text).scheme not in SESSION_STORES:
@@ -160,6 +172,9 @@ class Config:
     admin: tuple[str, int] = ("127.0.0.1", 8081)  # the admin listener: /metrics, /healthz
     # IVR_ADMIN_TOKEN: the admin listener's bearer token, needed beyond loopback; a secret
     admin_token: str | None = field(default=None, repr=False)
+    # IVR_ADMIN_HOSTS: names the admin pages answer to besides the listener's own address,
+    # localhost and loopback (a proxy's name): any other Host is refused (DNS rebinding)
+    admin_hosts: tuple[str, ...] = ()
     # IVR_SPEECH: vosk puts every call on Media Streams with local recognition; twilio
     # leaves it to each flow's `speech`
     speech: str = "twilio"
@@ -193,6 +208,7 @@ class Config:
             vosk_models=vosk_models(env["IVR_VOSK_MODELS"]) if env.get("IVR_VOSK_MODELS") else (),
             admin=admin(env["IVR_ADMIN"]) if env.get("IVR_ADMIN") else cls.admin,
             admin_token=env.get("IVR_ADMIN_TOKEN") or None,
+            admin_hosts=admin_hosts(env.get("IVR_ADMIN_HOSTS", "")),
             reap_after=(
                 seconds(env["IVR_REAP_AFTER"], "IVR_REAP_AFTER")
                 if env.get("IVR_REAP_AFTER")

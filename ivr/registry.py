@@ -36,6 +36,17 @@ class Scan:
 
 
 @dataclass(frozen=True, slots=True)
+class FileState:
+    """What the latest reload found in one flow file, for the admin's `/flows` page: every
+    problem (warnings too, and a refused number claim or experiment), and whether the
+    file's content is what serves (False: an older version serves, or none)."""
+
+    path: Path
+    problems: tuple[Problem, ...]
+    loaded: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Route:
     """Where a new call goes, from `FlowRegistry.route_call` to the voice webhook: the flow
     it runs on and, when an experiment chose that flow, the experiment and the variant."""
@@ -70,6 +81,8 @@ class FlowRegistry:
         self._versions: dict[tuple[str, str], Flow] = {}
         self._by_number: dict[str, str] = {}
         self._mtimes: dict[Path, int] = {}
+        self.files: dict[Path, FileState] = {}  # by file, as the latest reload found them
+        self._refusals: dict[Path, list[Problem]] = {}
         self._reloading = asyncio.Lock()
 
     def reload(self) -> list[str]:
@@ -111,9 +124,18 @@ class FlowRegistry:
                 or self.current[flow.id].version != flow.version
             ):
                 waiting.append((path, flow))
+        self._refusals = {}
         changed = self._take(waiting, scan.dirty)
         self._mtimes = scan.mtimes
+        self.files = {
+            path: FileState(path, (*problems, *self._refusals.get(path, ())), self._serves(flow))
+            for path, flow, problems in scan.results
+        }
         return changed
+
+    def _serves(self, flow: Flow | None) -> bool:
+        found = None if flow is None else self.current.get(flow.id)
+        return found is not None and flow is not None and found.version == flow.version
 
     def _take(self, waiting: list[tuple[Path, Flow]], dirty: list[Path]) -> list[str]:
         """Loads new versions in order. One that lists a number a flow of another id has,
@@ -137,11 +159,11 @@ class FlowRegistry:
             waiting = refused
         for path, flow in waiting:
             owners = self._owners()
-            for number in taken(flow, owners):
-                problem = claim_problem(flow, number, owners[number], self.env)
+            refusals = [claim_problem(flow, n, owners[n], self.env) for n in taken(flow, owners)]
+            refusals += conflict_problems(flow, conflicts(flow, self.current), self.env)
+            for problem in refusals:
                 log.error("flow problem: %s", problem, extra={"flow_file": str(path)})
-            for problem in conflict_problems(flow, conflicts(flow, self.current), self.env):
-                log.error("flow problem: %s", problem, extra={"flow_file": str(path)})
+            self._refusals[path] = refusals
             if path in dirty:
                 self._not_loaded(path)
         return changed

@@ -10,6 +10,7 @@ import gc
 import logging
 import os
 import signal
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from urllib.parse import urlsplit
@@ -19,6 +20,7 @@ from aiohttp import web
 from ivr.admin import build_admin_app, health
 from ivr.backend import Backend
 from ivr.config import Config
+from ivr.connections import ConnectionGuard
 from ivr.flow.model import Flow
 from ivr.keys import Keys
 from ivr.metrics import Metrics
@@ -48,6 +50,7 @@ HOOKS = web.AppKey("hooks", TwilioWebhooks)
 STREAMS = web.AppKey("streams", MediaStreams)  # calls on Media Streams (/twilio/stream)
 KEYS = web.AppKey("keys", Keys)
 PROMPTS = web.AppKey("prompts", PromptAudio)  # prompt audio for Media Streams and <Play>
+GUARD = web.AppKey("guard", ConnectionGuard)  # slow clients (the public listener's)
 ADMIN = web.AppKey("admin", web.Application)  # served on the admin listener, not this one
 SPEECH = web.AppKey("speech", VoskSpeech)  # the Vosk models by language (IVR_VOSK_MODELS)
 RECOGNITION = web.AppKey("recognition", SpeechService)  # calls' recognition, off the loop
@@ -58,7 +61,10 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 def build_app(config: Config, tts: TTS | None = None) -> web.Application:
     """The whole service; stores open and close with the app's lifetime. `tts` speaks
     text prompts on the Media Streams path (default: the engine IVR_TTS names)."""
-    app = web.Application(client_max_size=MAX_BODY)
+    guard = ConnectionGuard()  # slow clients: watched once the app's server is made (`run`)
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[guard.middleware])
+    app[GUARD] = guard
+    app.on_response_prepare.append(guard.prepared)
     keys = app[KEYS] = Keys.load(config.data)  # callers' ids: experiment splits, records
     shared = urlsplit(config.sessions_url).scheme in ("redis", "rediss", "unix")
     if shared and not (os.environ.get("IVR_CUSTOMER_KEY") and os.environ.get("IVR_DATA_KEY")):
@@ -86,7 +92,8 @@ def build_app(config: Config, tts: TTS | None = None) -> web.Application:
         on_failure=metrics.reload_failed,
     )
     app[FLOWS], app[METRICS] = flows, metrics
-    app[ADMIN] = build_admin_app(flows, metrics, config.admin_token)
+    guard.refused = metrics.rejected
+    app[ADMIN] = build_admin_app(flows, metrics, config)
     if config.insecure:
         log.warning(
             "--insecure: Twilio signatures are NOT checked; anyone can drive calls. "
@@ -256,6 +263,11 @@ def serve(config: Config) -> None:
     setup(config.log_level)
     log.info("ivr serving on %s:%d, flows from %s", config.host, config.port, config.flows)
     log.info("admin listener (/metrics, /healthz) on %s:%d", *config.admin)
+    from ivr.web.pages import urls
+
+    log.info("in a browser: %s", "  ".join(urls(config)))
+    if config.admin_token:
+        log.info("the pages ask for IVR_ADMIN_TOKEN once, at /login")
     import uvloop
 
     app = build_app(config)
@@ -264,12 +276,48 @@ def serve(config: Config) -> None:
     app.cleanup_ctx.append(serving(app[ADMIN], admin))  # after the stores open
     app.on_startup.append(_settle_gc)  # runs after the stores opened and the flows loaded
     # uvloop's transports and loop take about half of a turn's CPU off what asyncio's cost
-    web.run_app(
-        app,
-        sock=sockets,
-        print=None,
-        shutdown_timeout=10,
-        access_log=None,
-        handle_signals=True,
-        loop=uvloop.new_event_loop(),
-    )
+    run(app, sockets, uvloop.new_event_loop())
+
+
+class _Runner(web.AppRunner):
+    """aiohttp's runner, with the guard watching the connections of the server it makes."""
+
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        self.app[GUARD].watch(server)
+        return server
+
+
+def run(
+    app: web.Application, sockets: list[socket.socket], loop: asyncio.AbstractEventLoop
+) -> None:
+    """`web.run_app` for `app` on `sockets` (what it does: serve until SIGINT or SIGTERM,
+    then stop within 10 s), with its server watched by the app's guard."""
+
+    async def serving() -> None:
+        runner = _Runner(app, access_log=None, handle_signals=True, shutdown_timeout=10)
+        await runner.setup()
+        try:
+            for sock in sockets:
+                await web.SockSite(runner, sock).start()
+            await asyncio.Event().wait()  # until a signal
+        finally:
+            await runner.cleanup()
+
+    asyncio.set_event_loop(loop)
+    main = loop.create_task(serving())
+    try:
+        loop.run_until_complete(main)
+    except (web.GracefulExit, KeyboardInterrupt):
+        pass
+    finally:
+        if not main.done():
+            main.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                loop.run_until_complete(main)
+        rest = asyncio.all_tasks(loop)
+        for task in rest:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*rest, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()

@@ -82,6 +82,23 @@ def outcomes_over_time(per_day: Sequence[Mapping[str, Any]]) -> ET.Element:
     return element(chart)
 
 
+def rates_over_time(days: Sequence[Mapping[str, Any]]) -> ET.Element:
+    """Containment and self-service resolution per day, in percent of that day's calls."""
+    chart = pygal.Line(
+        **_options(
+            300,
+            title="Containment and self-service resolution per day (UTC)",
+            x_label_rotation=-45 if len(days) > 10 else 0,
+            range=(0, 100),
+            style=_coloured(("#2e7d32", "#6a1b9a")),
+        )
+    )
+    chart.x_labels = [d["day"][5:] for d in days]
+    for name, key in (("containment %", "contained"), ("self-service resolution %", "resolved")):
+        chart.add(name, [round(100 * d[key] / d["calls"], 1) if d["calls"] else None for d in days])
+    return element(chart)
+
+
 def funnel(flow_id: str, nodes: Sequence[Mapping[str, Any]]) -> ET.Element:
     """Per node: calls that reached it, went to an agent from it, hung up at it."""
     shown = list(nodes[:MAX_BARS])

@@ -54,8 +54,8 @@ def render(report: Mapping[str, Any]) -> str:
     else:
         _header(body, report)
         if "experiment" in report:
-            _experiment(body, report["experiment"])
-        _report(body, report)
+            experiment_body(body, report["experiment"])
+        report_body(body, report)
     return "<!DOCTYPE html>\n" + ET.tostring(html, encoding="unicode", method="html") + "\n"
 
 
@@ -79,20 +79,46 @@ def _header(body: ET.Element, report: Mapping[str, Any]) -> None:
     _text(body, "p", f"Generated {report['generated_at']}", **{"class": "meta"})
 
 
-def _report(body: ET.Element, r: Mapping[str, Any]) -> None:
+def report_body(body: ET.Element, r: Mapping[str, Any]) -> None:
+    """The report's cards, charts and tables into `body` (this page's, and /dashboard's)."""
     cards = ET.SubElement(body, "div", {"class": "cards"})
-    _card(cards, "Calls", f"{r['calls']:,}", "all ended calls")
-    _card(cards, "Containment", pct(r["containment"]["rate"]), ci(r["containment"]))
-    _card(cards, "Self-service resolution", pct(r["resolution"]["rate"]), ci(r["resolution"]))
+    _card(cards, "Calls", f"{r['calls']:,}", "all ended calls", ("calls", r["calls"]))
+    _card(
+        cards,
+        "Containment",
+        pct(r["containment"]["rate"]),
+        ci(r["containment"]),
+        ("containment", r["containment"]["rate"]),
+    )
+    _card(
+        cards,
+        "Self-service resolution",
+        pct(r["resolution"]["rate"]),
+        ci(r["resolution"]),
+        ("resolution", r["resolution"]["rate"]),
+    )
     ab = r["abandoned"]
     _card(
         cards,
         "Abandoned",
         pct(ab["rate"]),
         f"after a resolved task {pct(ab['after_task_rate'])}, before {pct(ab['before_task_rate'])}",
+        ("abandoned", ab["rate"]),
     )
-    _card(cards, "Transfers", pct(r["transfers"]["rate"]), f"{r['transfers']['calls']:,} calls")
-    _card(cards, "Zero-outs", pct(r["zero_outs"]["rate"]), f"{r['zero_outs']['calls']:,} calls")
+    _card(
+        cards,
+        "Transfers",
+        pct(r["transfers"]["rate"]),
+        f"{r['transfers']['calls']:,} calls",
+        ("transfers", r["transfers"]["rate"]),
+    )
+    _card(
+        cards,
+        "Zero-outs",
+        pct(r["zero_outs"]["rate"]),
+        f"{r['zero_outs']['calls']:,} calls",
+        ("zero_outs", r["zero_outs"]["rate"]),
+    )
     _text(body, "h2", "Outcomes over time")
     body.append(charts.outcomes_over_time(r["per_day"]))
     _text(body, "h2", "Transfers")
@@ -109,8 +135,12 @@ def _report(body: ET.Element, r: Mapping[str, Any]) -> None:
             _text(body, "p", r["time_in_ivr"]["precision"] + "; the mean is exact.")
 
 
-def _card(parent: ET.Element, title: str, value: str, note: str) -> None:
-    card = ET.SubElement(parent, "div", {"class": "card"})
+def _card(parent: ET.Element, title: str, value: str, note: str, figure: tuple[str, Any]) -> None:
+    """A headline figure; `figure` (its key, its exact value) is kept in data attributes
+    for scripts and tests: the text is rounded."""
+    key, exact = figure
+    attrs = {"class": "card", "data-key": key, "data-value": "" if exact is None else repr(exact)}
+    card = ET.SubElement(parent, "div", attrs)
     _text(card, "div", title)
     _text(card, "div", value, **{"class": "value"})
     _text(card, "div", note, **{"class": "note"})
@@ -134,7 +164,8 @@ def _grid(parent: ET.Element, headers: Sequence[str], rows: Sequence[Sequence[st
             _text(tr, "td", cell)
 
 
-def _experiment(body: ET.Element, exp: Mapping[str, Any]) -> None:
+def experiment_body(body: ET.Element, exp: Mapping[str, Any]) -> None:
+    """An experiment's variants and tests into `body` (this page's, and /dashboard's)."""
     _text(body, "h2", f"Experiment: {exp['name']}")
     rows = [
         (v, f"{c['calls']:,}", ci(c["containment"]), ci(c["resolution"]))

@@ -315,6 +315,19 @@ def per_day(reader: Reader, filters: Filters) -> list[dict[str, Any]]:
     return [{"day": day_of(day * DAY), **days[day]} for day in sorted(days)]
 
 
+def resolved_per_day(reader: Reader, filters: Filters) -> list[dict[str, Any]]:
+    """Calls, contained and self-served calls per UTC day (the dashboard's rates over
+    time; `ivr report` keeps `per_day`'s keys as they are)."""
+    keys = (f"hour / {DAY}", "outcome", "resolved")
+    days: dict[int, dict[str, int]] = {}
+    for day, outcome, resolved, n in grouped(reader, "hour_calls", keys, ("calls",), filters):
+        row = days.setdefault(int(day), {"calls": 0, "contained": 0, "resolved": 0})
+        row["calls"] += n
+        row["contained"] += n if outcome == "contained" else 0
+        row["resolved"] += n if resolved else 0
+    return [{"day": day_of(day * DAY), **days[day]} for day in sorted(days)]
+
+
 def extent(reader: Reader, filters: Filters) -> tuple[int | None, int | None]:
     """The first and last hour with calls in the window."""
     where, args = filters.where()
