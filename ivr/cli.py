@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ivr import __version__
-from ivr.errors import ConfigError, FlowError, Problem
+from ivr.errors import ConfigError, FlowError, ModelError, Problem
 from ivr.flow import flow_files
 from ivr.report.commands import add_commands, add_window, graph_traffic
 from ivr.speech.commands import add_command as add_models
@@ -45,7 +45,7 @@ def _run(args: argparse.Namespace) -> int:
     except FlowError as e:
         print(e, file=sys.stderr)
         return 1
-    except ConfigError as e:  # a setting a person gave: one line, no traceback
+    except (ConfigError, ModelError) as e:  # a setting or a model a person gave: one line
         print(f"ivr: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

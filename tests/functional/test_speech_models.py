@@ -28,3 +28,24 @@ async def test_models_load_at_start_and_calls_are_recognised(make_server, voices
 async def test_no_models_no_recognition(server):
     assert server.app[SPEECH].languages() == []
     assert server.app[RECOGNITION].open("ko-KR") is None  # the driver uses DTMF prompts
+
+
+def test_a_model_that_does_not_load_stops_the_server_in_one_line(tmp_path):
+    """Files that look like a model but are not one: `ivr serve` says so and exits 2."""
+    import subprocess
+    import sys
+
+    from tests.conftest import free_port
+
+    model = tmp_path / "model"
+    (model / "am").mkdir(parents=True)
+    (model / "am" / "final.mdl").write_bytes(b"not a model")
+    (model / "conf").mkdir()
+    (model / "conf" / "mfcc.conf").write_text("--sample-frequency=16000\n")
+    command = [sys.executable, "-m", "ivr", "serve", "--port", str(free_port())]
+    command += ["--admin", f"127.0.0.1:{free_port()}", "--data", str(tmp_path / "data")]
+    command += ["--vosk-model", f"ko-KR={model}"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert f"ivr: {model}: Vosk could not load this model" in done.stderr
+    assert "Traceback" not in done.stderr
