@@ -55,6 +55,19 @@ def seconds(text: str, name: str) -> float:
     return value
 
 
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def retention(text: str, name: str = "IVR_RETENTION") -> float | None:
+    """`text` as how long call records are kept: `400d`, `36h`, `90m` or seconds; `0`
+    (or nothing): for ever."""
+    text = text.strip().lower()
+    if text in ("", "0"):
+        return None
+    unit = UNITS.get(text[-1:], 0)
+    return seconds(text[:-1] if unit else text, name) * (unit or 1)
+
+
 def admin(text: str, name: str = "IVR_ADMIN") -> tuple[str, int]:
     """`text` as the admin listener's HOST:PORT (`[::1]:8081` for an IPv6 address; an
     empty host: every address)."""
@@ -168,6 +181,7 @@ class Config:
     watch: bool = True
     turn_budget: float = 10.0  # seconds a webhook turn may take before ivr must answer
     reap_after: float = 7200.0  # a call silent this long is over, status callback or not
+    retention: float | None = None  # seconds call records are kept (IVR_RETENTION); None: ever
     demo: bool = False  # serve the example flows' demo backends too (ivr/demo.py)
     admin: tuple[str, int] = ("127.0.0.1", 8081)  # the admin listener: /metrics, /healthz
     # IVR_ADMIN_TOKEN: the admin listener's bearer token, needed beyond loopback; a secret
@@ -209,6 +223,7 @@ class Config:
             admin=admin(env["IVR_ADMIN"]) if env.get("IVR_ADMIN") else cls.admin,
             admin_token=env.get("IVR_ADMIN_TOKEN") or None,
             admin_hosts=admin_hosts(env.get("IVR_ADMIN_HOSTS", "")),
+            retention=retention(env.get("IVR_RETENTION", "")),
             reap_after=(
                 seconds(env["IVR_REAP_AFTER"], "IVR_REAP_AFTER")
                 if env.get("IVR_REAP_AFTER")

@@ -31,7 +31,7 @@ from ivr.speech.service import SpeechService
 from ivr.speech.tts import TTS, from_setting
 from ivr.speech.vosk_speech import VoskSpeech
 from ivr.store import open_records, open_sessions
-from ivr.store.records import RecordWriter
+from ivr.store.records import RecordStore, RecordWriter
 from ivr.telephony.calls import Calls
 from ivr.telephony.play import ROUTE as PLAY_ROUTE
 from ivr.telephony.play import recordings
@@ -54,6 +54,7 @@ GUARD = web.AppKey("guard", ConnectionGuard)  # slow clients (the public listene
 ADMIN = web.AppKey("admin", web.Application)  # served on the admin listener, not this one
 SPEECH = web.AppKey("speech", VoskSpeech)  # the Vosk models by language (IVR_VOSK_MODELS)
 RECOGNITION = web.AppKey("recognition", SpeechService)  # calls' recognition, off the loop
+RETAIN_EVERY = 3600.0  # seconds between deletions of records past IVR_RETENTION
 REAP_EVERY = 60.0  # seconds between looks for calls whose status callback never came
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -136,6 +137,7 @@ def build_app(config: Config, tts: TTS | None = None) -> web.Application:
         app[STREAMS] = MediaStreams(calls, signature, prompts, app[RECOGNITION], voice)
         reloader = asyncio.create_task(_watch(flows, config)) if config.watch else None
         reaper = asyncio.create_task(_reap(hooks, config.reap_after))
+        retainer = asyncio.create_task(_retain(records, config.retention))
         sighups: set[asyncio.Task[None]] = set()
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop = asyncio.get_running_loop()
@@ -144,6 +146,7 @@ def build_app(config: Config, tts: TTS | None = None) -> web.Application:
         if reloader:
             reloader.cancel()
         reaper.cancel()
+        retainer.cancel()
         await hooks.close()
         await prompts.close()
         await writer.stop()
@@ -202,6 +205,17 @@ async def _reap(hooks: TwilioWebhooks, after: float) -> None:
         except Exception:  # the store may be down: the next round tries again
             log.exception("closing calls left without a status callback failed")
         await asyncio.sleep(min(REAP_EVERY, after))
+
+
+async def _retain(records: RecordStore, keep: float | None) -> None:
+    """Delete the call records older than IVR_RETENTION, at start and every hour."""
+    while keep is not None:
+        try:
+            if gone := await records.purge(time.time() - keep):
+                log.info("deleted %d call records older than IVR_RETENTION", gone)
+        except Exception:  # the store may be down: the next round tries again
+            log.exception("deleting old call records failed")
+        await asyncio.sleep(RETAIN_EVERY)
 
 
 async def _reload(flows: FlowRegistry) -> None:

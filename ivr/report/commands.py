@@ -64,6 +64,20 @@ def add_commands(sub: Any) -> None:
     c.set_defaults(run=run_calls_show)
 
 
+    p = sub.add_parser(
+        "forget",
+        help="erase one customer's call records (data-protection requests)",
+        description="Delete every call record of the caller behind --number, found by its "
+        "keyed id (IVR_CUSTOMER_KEY or the data directory's keys), transcripts included. "
+        "Hourly rollups, which name nobody, stay; sessions of calls in progress expire "
+        "within hours, sealed.",
+    )
+    p.add_argument("--number", required=True, help="the caller's number, as Twilio sends it")
+    p.add_argument("--records", help=RECORDS_HELP)
+    p.add_argument("--data", type=Path, help="the server's data directory, for its keys")
+    p.set_defaults(run=run_forget)
+
+
 def add_window(p: argparse.ArgumentParser) -> None:
     p.add_argument("--records", help=RECORDS_HELP)
     p.add_argument("--since", help=f"from: {TIME_HELP}; widened to whole hours")
@@ -133,6 +147,33 @@ def _keys(data: Path | None) -> Keys | None:
     if (directory / KEY_FILE).is_file():
         return Keys.load(directory)
     return None
+
+
+def run_forget(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from ivr.errors import ConfigError
+    from ivr.store import open_records
+
+    keys = _keys(args.data)
+    if keys is None:
+        raise ConfigError(
+            "no keys to find the customer by: give the server's --data directory, or set "
+            "IVR_CUSTOMER_KEY and IVR_DATA_KEY"
+        )
+    customer = keys.customer_id(args.number)
+    if customer is None:
+        raise ConfigError(f"--number: {args.number!r} is a withheld number: it names nobody")
+
+    async def forget() -> int:
+        records = open_records(records_url(args.records))
+        try:
+            return await records.forget(customer)
+        finally:
+            await records.close()
+
+    print(f"deleted {asyncio.run(forget())} call records of {args.number}")
+    return 0
 
 
 def run_calls_list(args: argparse.Namespace) -> int:

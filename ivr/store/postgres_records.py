@@ -91,6 +91,18 @@ class PostgresRecords:
 
         return [record_from(row) for row in await self._run(read)]
 
+    async def purge(self, before: float) -> int:
+        return await self._erase("ended_at < %s", before)
+
+    async def forget(self, customer: str) -> int:
+        return await self._erase("customer = %s", customer)
+
+    async def _erase(self, where: str, value: Any) -> int:
+        async def delete(conn: AsyncConnection[Any]) -> int:
+            return (await conn.execute(f"DELETE FROM calls WHERE {where}", (value,))).rowcount
+
+        return await self._run(delete)
+
     async def close(self) -> None:
         async with self._lock:
             if self._conn is not None:

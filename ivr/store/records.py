@@ -203,6 +203,13 @@ class RecordStore(Protocol):
     async def all(self) -> list[CallRecord]:
         """Every record, oldest first (tests and small tools)."""
 
+    async def purge(self, before: float) -> int:
+        """Delete the records of calls that ended before `before` (Unix time), their
+        transcripts with them; how many. The hourly rollups, which name nobody, stay."""
+
+    async def forget(self, customer: str) -> int:
+        """Delete every record of one customer (a keyed id: `Keys.customer_id`); how many."""
+
     async def close(self) -> None: ...
 
 

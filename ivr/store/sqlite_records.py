@@ -7,6 +7,7 @@ to n + 1, and `schema_version` says where a database is.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sqlite3
@@ -199,6 +200,30 @@ class SqliteRecords:
     async def all(self) -> list[CallRecord]:
         rows = self._db.execute(f"SELECT {', '.join(COLUMNS)} FROM calls ORDER BY ended_at")
         return [record_from(row) for row in rows]
+
+    async def purge(self, before: float) -> int:
+        return await self._erase("ended_at < ?", before)
+
+    async def forget(self, customer: str) -> int:
+        return await self._erase("customer = ?", customer)
+
+    async def _erase(self, where: str, value: Any) -> int:
+        """Delete rows, their bytes overwritten (secure_delete) and the WAL that held them
+        copied back and truncated: a deleted record is not left in the file's free pages."""
+        (count,) = self._db.execute(f"SELECT count(*) FROM calls WHERE {where}", (value,))[0]
+        if count:
+            self._db.execute("PRAGMA secure_delete=ON")
+            try:
+                await self._db.write(f"DELETE FROM calls WHERE {where}", (value,))
+            finally:
+                self._db.execute("PRAGMA secure_delete=OFF")
+            await asyncio.to_thread(self._truncate_wal)
+        return int(count)
+
+    def _truncate_wal(self) -> None:
+        with sqlite3.connect(self.path) as db:
+            db.execute("PRAGMA busy_timeout=5000")
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     async def close(self) -> None:
         self._db.close()
