@@ -40,6 +40,7 @@ from ivr.telephony.stream import PATH as STREAM_PATH
 from ivr.telephony.stream import MediaStreams, StreamRoute
 from ivr.telephony.twiml import Voice
 from ivr.telephony.webhook import TwilioWebhooks
+from ivr.web.phone import add_phone
 
 log = logging.getLogger("ivr.server")
 MAX_BODY = 64 * 1024  # Twilio's webhook forms are a few KB
@@ -95,6 +96,7 @@ def build_app(config: Config, tts: TTS | None = None) -> web.Application:
     app[FLOWS], app[METRICS] = flows, metrics
     guard.refused = metrics.rejected
     app[ADMIN] = build_admin_app(flows, metrics, config)
+    add_phone(app[ADMIN], flows, lambda: app[STREAMS])  # /phone: calls on the stream driver
     if config.insecure:
         log.warning(
             "--insecure: Twilio signatures are NOT checked; anyone can drive calls. "

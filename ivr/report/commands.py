@@ -63,7 +63,6 @@ def add_commands(sub: Any) -> None:
     c.add_argument("--reveal", action="store_true", help="show the caller's number in full")
     c.set_defaults(run=run_calls_show)
 
-
     p = sub.add_parser(
         "forget",
         help="erase one customer's call records (data-protection requests)",

@@ -5,6 +5,11 @@ What the bytes on a Media Streams WebSocket mean, and nothing about how they mov
 `start`, `media`, `dtmf`, `mark` (the echo of one we sent, once its audio has played) and
 `stop`; we send `media` (8 kHz mu-law, base64), `mark` and `clear` (drop the audio not
 yet played: barge-in). docs/media-streams.md has the message flow.
+
+The admin listener's softphone (`ivr.web.phone`) speaks the same protocol, and two
+messages more that Twilio never sends nor gets: `ivr.text` in (typed "speech"), read only
+when `parse` is told the socket is the admin's (`extras`), and `ivr.transcript` out (what
+the caller heard, what was understood, the node, the outcome).
 """
 
 from __future__ import annotations
@@ -93,12 +98,22 @@ class Stop:
     account_sid: str = ""
 
 
-Inbound = Connected | Start | Media | Dtmf | Mark | Stop
+@dataclass(frozen=True, slots=True)
+class Typed:
+    """What the softphone's user typed instead of speaking: taken as speech at the listen
+    (`ivr.text`; admin socket only)."""
+
+    text: str
 
 
-def parse(text: str | bytes) -> Inbound | None:
-    """One message from Twilio; None for an event this codec does not know (Twilio may
-    add some). MediaError when it is not JSON or lacks a field its event needs."""
+Inbound = Connected | Start | Media | Dtmf | Mark | Stop | Typed
+MAX_TYPED = 200  # characters of typed "speech" kept: a menu phrase is a few words
+
+
+def parse(text: str | bytes, extras: bool = False) -> Inbound | None:
+    """One message from Twilio (or, with `extras`, from the admin softphone); None for an
+    event this codec does not know (Twilio may add some). MediaError when it is not JSON
+    or lacks a field its event needs."""
     try:
         message = orjson.loads(text)
     except orjson.JSONDecodeError as e:
@@ -106,7 +121,8 @@ def parse(text: str | bytes) -> Inbound | None:
     if not isinstance(message, dict):
         raise MediaError("not a JSON object")
     event = message.get("event")
-    reader = _READERS.get(event) if isinstance(event, str) else None
+    readers = _EXTRA_READERS if extras else _READERS
+    reader = readers.get(event) if isinstance(event, str) else None
     if reader is None:
         return None
     try:
@@ -162,6 +178,13 @@ def _stop(m: dict[str, Any]) -> Stop:
     )
 
 
+def _typed(m: dict[str, Any]) -> Typed:
+    text = m["text"]
+    if not isinstance(text, str):
+        raise TypeError("text")
+    return Typed(" ".join(text.split())[:MAX_TYPED])
+
+
 _READERS: dict[str, Callable[[dict[str, Any]], Inbound]] = {
     "connected": _connected,
     "start": _start,
@@ -170,6 +193,7 @@ _READERS: dict[str, Callable[[dict[str, Any]], Inbound]] = {
     "mark": _mark,
     "stop": _stop,
 }
+_EXTRA_READERS = _READERS | {"ivr.text": _typed}
 
 
 # -- what we send --------------------------------------------------------------------------
@@ -189,6 +213,13 @@ def mark(stream_sid: str, name: str) -> str:
 def clear(stream_sid: str) -> str:
     """Drop the audio Twilio holds but has not played yet (its marks come back at once)."""
     return _dumps({"event": "clear", "streamSid": stream_sid})
+
+
+def transcript(stream_sid: str, kind: str, **fields: Any) -> str:
+    """A line of the softphone's live transcript (admin socket only): `kind` is call,
+    prompt, heard, keys, node or end; the fields are the line's."""
+    message = {"event": "ivr.transcript", "streamSid": stream_sid, "kind": kind, **fields}
+    return _dumps(message)
 
 
 def _dumps(message: dict[str, Any]) -> str:

@@ -11,6 +11,10 @@ as on the webhooks). When the flow transfers or ends, its last words are played,
 TwiML of what follows (`<Dial>`, `<Enqueue>`, `<Hangup>`) is stored with the session,
 and the stream is closed: Twilio's `<Connect action>` request gets it (`/twilio/connect`).
 
+The admin listener's softphone (`ivr.web.phone`) drives calls through this same driver:
+its `Peer` says what differs (no Twilio signature; the page starts the call; typed
+"speech" in and a live transcript out, which Twilio's socket never gets).
+
 Time: every timer (no-input, between keys, pacing the prompts) runs on the stream's clock,
 the timestamps of the caller's audio, which Twilio sends 50 times a second, silence
 included. It is real time on a call, and a test that streams faster than real time
@@ -24,7 +28,8 @@ import itertools
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -38,6 +43,7 @@ from ivr.flow.model import Ask, Flow, Menu, Text
 from ivr.logs import call_sid, hide
 from ivr.registry import Route
 from ivr.speech.prompts import PromptAudio
+from ivr.speech.recognizer import Heard
 from ivr.speech.service import RecognitionSession, SpeechService
 from ivr.speech.vad import Endpointer, SpeechStarted
 from ivr.telephony import media, twiml
@@ -58,6 +64,24 @@ SPEECH_DOWN = act.Prompt(
 # there (the caller's side closed the stream) hangs up
 HANG_UP = twiml.render([act.Hangup("abandoned")], twiml.Voice(), 0)
 FINAL = (act.Transfer, act.Hangup, act.Record)  # what the stream hands back to TwiML
+MASK = "****"  # a sensitive answer, as the transcript shows it
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    """Who is at the other end of a stream, and what it may do: Twilio (`TWILIO`), or the
+    admin listener's softphone (made by `ivr.web.phone`)."""
+
+    signed: bool = True  # the handshake must carry Twilio's signature
+    extras: bool = False  # `ivr.text` in, `ivr.transcript` out: the admin socket only
+    # the `start` message as the call begins with it: the softphone's sids are made here
+    admit: Callable[[media.Start], media.Start] | None = None
+    handover: bool = True  # TwiML takes the call on once the stream closes (<Connect action>)
+    # told (flow, node, call sid) after every turn; node None once the call is over
+    observe: Callable[[str, str | None, str], None] | None = None
+
+
+TWILIO = Peer()
 
 
 class StreamRoute:
@@ -107,15 +131,15 @@ class MediaStreams:
         self.open: set[StreamCall] = set()
         self.stopping = False
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        why = self.signature.problem(request, (), websocket=True)
+    async def handle(self, request: web.Request, peer: Peer = TWILIO) -> web.StreamResponse:
+        why = self.signature.problem(request, (), websocket=True) if peer.signed else None
         if why:
             self.calls.metrics.rejected("signature")
             log.warning("refused %s: %s", request.path, why, extra={"remote": request.remote})
             raise web.HTTPForbidden(text="invalid Twilio signature")
         ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE)
         await ws.prepare(request)
-        call = StreamCall(self, ws)
+        call = StreamCall(self, ws, peer)
         self.open.add(call)
         try:
             await call.run()
@@ -134,8 +158,10 @@ class MediaStreams:
 class StreamCall:
     """One call on a Media Stream: made by `MediaStreams` per WebSocket."""
 
-    def __init__(self, streams: MediaStreams, ws: web.WebSocketResponse) -> None:
-        self.streams, self.ws, self.calls = streams, ws, streams.calls
+    def __init__(
+        self, streams: MediaStreams, ws: web.WebSocketResponse, peer: Peer = TWILIO
+    ) -> None:
+        self.streams, self.ws, self.calls, self.peer = streams, ws, streams.calls, peer
         self.stream_sid = ""
         self.flow: Flow | None = None
         self.session: Session | None = None
@@ -153,6 +179,8 @@ class StreamCall:
         self.work: asyncio.Task[None] | None = None
         self.held = 0  # actions of the running turn played already (its hold prompts)
         self.closing = False  # the flow is done here: close once its last words played
+        self.notes: deque[str] = deque()  # transcript lines not yet sent (`Peer.extras`)
+        self.noted: list[list[Any]] = []  # the session's transcript as last sent
 
     @property
     def playing(self) -> bool:
@@ -166,7 +194,7 @@ class StreamCall:
                 if message.type != WSMsgType.TEXT:
                     continue
                 try:
-                    inbound = media.parse(message.data)
+                    inbound = media.parse(message.data, self.peer.extras)
                 except media.MediaError as e:
                     log.warning("a Media Streams message was not understood: %s", e)
                     continue
@@ -174,7 +202,9 @@ class StreamCall:
                     break
                 if inbound is not None:
                     await self.receive(inbound)
-            if not self.closing and not self.streams.stopping:
+            # nothing follows a softphone's stream: a call it left unended (at a `record`,
+            # which TwiML would do) is over too
+            if not self.streams.stopping and (not self.closing or not self.peer.handover):
                 await self.hang_up()
         finally:
             self.stop()
@@ -192,6 +222,8 @@ class StreamCall:
                 await self.decide(self.listener.key(message.digit[:1], self.clock))
         elif isinstance(message, media.Mark):
             await self.echoed(message.name)
+        elif isinstance(message, media.Typed) and message.text:
+            await self.typed(message.text)
 
     async def heard(self, message: media.Media) -> None:
         """20 ms of the caller: the clock moves on, the voice detector and the recogniser
@@ -218,7 +250,7 @@ class StreamCall:
         if not self.playback.echoed(name) or self.playing:
             return
         if self.closing:
-            await self.ws.close()
+            await self.close()
         elif self.listener is not None:
             was_open = self.listener.open
             self.listener.played(self.clock)
@@ -234,10 +266,13 @@ class StreamCall:
         if decision.recognise:
             self.start(self.recognise())
         elif decision.event == "digits":
-            if self.listener is not None and self.listener.listen.sensitive:
+            sensitive = self.listener is not None and self.listener.listen.sensitive
+            if sensitive:
                 hide(decision.digits)
+            self.note("keys", digits=MASK if sensitive else decision.digits)
             self.start(self.turn(Digits(decision.digits, at=time.time())))
         elif decision.event == "no_input":
+            self.note("silence")
             self.start(self.turn(NoInput(at=time.time())))
 
     # -- prompts out ---------------------------------------------------------------------------
@@ -247,10 +282,14 @@ class StreamCall:
         flow = self.flow
         language, voice = (flow.language, flow.voice) if flow else ("en-US", None)
         audio = self.streams.prompts.mulaw(prompt.parts, language, voice)
-        self.rendering.append((asyncio.ensure_future(audio), str(next(self.marks))))
+        mark = str(next(self.marks))
+        self.rendering.append((asyncio.ensure_future(audio), mark))
+        self.note("prompt", text=prompt.text, mark=mark)
 
     async def pump(self) -> None:
         """Send what is due: rendered prompts in order, paced by the stream's clock."""
+        if self.notes:
+            await self.flush()
         while self.rendering and self.rendering[0][0].done():
             task, mark = self.rendering.popleft()
             self.playback.add(_audio(task), mark)
@@ -272,6 +311,8 @@ class StreamCall:
 
     def begin(self, start: media.Start) -> None:
         """The stream's first message: the call starts on the flow its webhook routed."""
+        if self.peer.admit is not None:
+            start = self.peer.admit(start)
         self.stream_sid = start.stream_sid
         call_sid.set(start.call_sid)
         custom = start.custom
@@ -282,11 +323,13 @@ class StreamCall:
                 start.call_sid, custom.get("flow") or "unknown", "", started_at=time.time()
             )
             self.session = session
+            self.note("call", callSid=start.call_sid, flow=session.flow_id, version="")
             self.start(self.failed(f"flow {custom.get('flow')!r} is not loaded"))
             return
         self.flow = flow
         route = Route(flow, custom.get("experiment") or None, custom.get("variant") or None)
         self.session = self.calls.start(route, start.call_sid, custom.get("direction", ""))
+        self.note("call", callSid=start.call_sid, flow=flow.id, version=flow.version)
         self.recognition = self.streams.recognition.open(flow.language)
         if self.recognition is None and _listens_for_speech(flow):
             log.warning("no speech model for %s: the call goes on with keys only", flow.language)
@@ -311,7 +354,7 @@ class StreamCall:
                 await self.failed(f"internal error: {type(e).__name__}")
             except Exception:  # the store itself may be what failed
                 log.exception("the failed call could not be recorded")
-                await self.ws.close()
+                await self.close()
 
     async def turn(self, event: Event) -> None:
         flow, session = self.flow, self.session
@@ -341,16 +384,17 @@ class StreamCall:
         reply = twiml.render(final, voice, session.turn) if final else HANG_UP
         if not await self.save(session, reply):
             self.closing = True
-            await self.ws.close()
+            await self.close()
             return
         self.session = session
         for action in actions:
             if isinstance(action, act.Prompt):
                 self.say(action)
+        self.turned(session, final)
         if final:
             self.closing = True
             if not self.playing:
-                await self.ws.close()
+                await self.close()
             return
         listen = next((a for a in actions if isinstance(a, act.Listen)), None)
         if listen is not None:
@@ -383,6 +427,8 @@ class StreamCall:
                 await self.calls.save(session, HANG_UP)
             elif not stored.session.ended:
                 await self.calls.hang_up(stored, None, time.time())
+        if self.peer.observe is not None:
+            self.peer.observe(self.session.flow_id, None, self.session.call_id)
 
     def stop(self) -> None:
         """Let go of what runs for this call."""
@@ -433,7 +479,28 @@ class StreamCall:
         # what names no option exactly is no match: the engine's looser matching of
         # Twilio's transcripts would take grammar fragments for options
         text, confidence = understood or ("", heard.confidence)
+        self.note_heard(heard.text, heard.confidence, text, listener.listen.sensitive)
         await self.turn(Speech(text, confidence, at=time.time()))
+
+    async def typed(self, text: str) -> None:
+        """The softphone's user typed what a caller would say (`ivr.text`): taken as what
+        was recognised at a listen that takes speech, with or without a speech model."""
+        listener, reading = self.listener, self.reading
+        if listener is None or reading is None or not listener.open or listener.busy:
+            self.note("ignored", text=text)  # a turn is under way, or the prompt plays on
+            return
+        if "speech" not in listener.listen.modes:
+            self.note("ignored", text=text)  # keys only here
+            return
+        if listener.playing:
+            await self.clear()  # as a voice barges in
+        listener.recognised()
+        understood = reading(Heard(text, 1.0, (text,), (1.0,)))
+        if listener.listen.sensitive:
+            hide(text)
+        said, confidence = understood or ("", 1.0)
+        self.note_heard(text, 1.0, said, listener.listen.sensitive, typed=True)
+        self.start(self.turn(Speech(said, confidence, at=time.time())))
 
     def speech_lost(self) -> None:
         """Recognition stopped working (or there is none): the call goes on with keys,
@@ -447,6 +514,45 @@ class StreamCall:
             self.listener.speech_lost(self.clock)
             self.listener.prompt_again()
 
+    # -- the softphone's transcript (`Peer.extras`) ----------------------------------------------
+
+    def note(self, kind: str, **fields: Any) -> None:
+        """A line of the live transcript, sent with the next message out."""
+        if self.peer.extras:
+            self.notes.append(media.transcript(self.stream_sid, kind, **fields))
+
+    def note_heard(
+        self, text: str, confidence: float, understood: str, sensitive: bool, typed: bool = False
+    ) -> None:
+        said = MASK if sensitive and text else text
+        meant = MASK if sensitive and understood else understood
+        self.note(
+            "heard", text=said, confidence=round(confidence, 3), understood=meant, typed=typed
+        )
+
+    def turned(self, session: Session, final: Sequence[act.Action]) -> None:
+        """After a turn: the node the call is at, the engine's new transcript lines, and
+        the outcome once it ended."""
+        if self.peer.extras:
+            lines = _new_lines(self.noted, session.transcript)
+            self.noted = list(session.transcript)
+            node, waiting = session.node, session.waiting
+            self.note("node", node=node, waiting=waiting, path=session.path, lines=lines)
+            if final or session.ended:
+                self.note("end", **_ending(session, final))
+        if self.peer.observe is not None:
+            node = None if session.ended else session.node
+            self.peer.observe(session.flow_id, node, session.call_id)
+
+    async def flush(self) -> None:
+        while self.notes and not self.ws.closed:
+            await self.ws.send_str(self.notes.popleft())
+
+    async def close(self) -> None:
+        """The flow is done with the stream: what the transcript still holds, then close."""
+        await self.flush()
+        await self.ws.close()
+
 
 def _audio(task: asyncio.Future[bytes]) -> bytes:
     """A rendered prompt's audio; nothing when it could not be made (logged)."""
@@ -455,6 +561,27 @@ def _audio(task: asyncio.Future[bytes]) -> bytes:
     except Exception as e:  # TTSError: a prompt that cannot be spoken is skipped, not fatal
         log.error("a prompt could not be rendered: %s", e)
         return b""
+
+
+def _new_lines(before: list[list[Any]], after: list[list[Any]]) -> list[list[Any]]:
+    """The lines of a transcript added since `before`: the engine keeps the last lines
+    only, so the old ones may have left its start."""
+    for start in range(len(before) + 1):
+        kept = before[start:]
+        if after[: len(kept)] == kept:
+            return after[len(kept) :]
+    return after
+
+
+def _ending(session: Session, final: Sequence[act.Action]) -> dict[str, Any]:
+    """How the call ended, for the softphone: the outcome, and where a transfer went."""
+    ending: dict[str, Any] = {"outcome": session.outcome, "reason": session.reason}
+    for action in final:
+        if isinstance(action, act.Transfer):
+            ending |= {"to": action.to, "queue": action.queue}
+        elif isinstance(action, act.Record):
+            ending |= {"record": action.node}
+    return ending
 
 
 def _listens_for_speech(flow: Flow) -> bool:

@@ -254,7 +254,7 @@ async def test_every_page_opens_without_console_errors(
     tmp_path: Path,
 ) -> None:
     """Before any call: the index, the pages, and the keyboard's way through the nav."""
-    for path in ("/", "/flows", "/dashboard", "/login"):  # /phone: with its own commit
+    for path in ("/", "/phone", "/flows", "/dashboard", "/login"):
         await open_page(browser, server.admin_url + path)
         name = path.strip("/") or "index"
         await run(browser.save_screenshot, str(tmp_path / f"{name}.png"))

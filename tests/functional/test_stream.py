@@ -197,6 +197,17 @@ async def test_silence_reprompts_then_goes_to_on_fail(server, sim, voices, strea
     assert record.inputs == {"main:no_input": 3}
 
 
+async def test_twilios_socket_takes_no_typed_speech(server, sim, voices, streams):
+    # the softphone's `ivr.text` is the admin socket's: on Twilio's it is not a message
+    call, stream = await call_in(sim, voices, streams)
+    await stream.played(2)
+    await stream.send({"event": "ivr.text", "streamSid": stream.sid, "text": "영업 시간"})
+    stream.press("1")
+    main = await listening_at(server, call.sid, "ask_account")
+    assert main.inputs == {"main:dtmf:match": 1}
+    await stream.hang_up()
+
+
 @pytest.mark.parametrize("how", ["stop", "socket closed"])
 async def test_hanging_up_mid_stream_is_abandoned(server, sim, voices, streams, how):
     call, stream = await call_in(sim, voices, streams)

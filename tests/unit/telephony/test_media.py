@@ -114,6 +114,27 @@ def test_what_we_send():
     assert base64.b64decode(sent["media"]["payload"]) == RAMP
 
 
+def test_typed_speech_is_read_on_the_admin_socket_only():
+    # Twilio's socket never takes the softphone's messages: unknown there, as Twilio's own
+    # future events are
+    assert media.parse(inbound("text")) is None
+    assert media.parse(inbound("text"), extras=True) == media.Typed("예금 잔액")
+    assert media.parse(inbound("media"), extras=True) == media.parse(inbound("media"))
+    long = json.dumps({"event": "ivr.text", "text": "네" * 500})
+    assert media.parse(long, extras=True) == media.Typed("네" * media.MAX_TYPED)
+
+
+@pytest.mark.parametrize("text", ['{"event": "ivr.text"}', '{"event": "ivr.text", "text": 5}'])
+def test_typed_speech_without_text_is_a_media_error(text):
+    with pytest.raises(media.MediaError):
+        media.parse(text, extras=True)
+
+
+def test_the_softphones_transcript_lines():
+    golden("transcript_heard", media.transcript(SID, "heard", text="예금 잔액", confidence=0.82))
+    golden("transcript_end", media.transcript(SID, "end", outcome="transferred", to="+15550199"))
+
+
 def test_frames_are_20_ms_the_last_padded_with_silence():
     audio = bytes(range(200)) * 2  # 400 bytes: 2.5 frames
     cut = list(media.frames(audio))
