@@ -473,9 +473,11 @@ class StreamCall:
             return
         listener.recognised()
         understood = reading(heard)
-        if listener.listen.sensitive:
-            hide(heard.text)
-        log.debug("heard %r: %s", heard.alternatives, understood)
+        if listener.listen.sensitive:  # never logged, whichever alternative is read
+            hide(heard.text, *heard.alternatives)
+            log.debug("heard %d alternatives at a sensitive listen", len(heard.alternatives))
+        else:
+            log.debug("heard %r: %s", heard.alternatives, understood)
         # what names no option exactly is no match: the engine's looser matching of
         # Twilio's transcripts would take grammar fragments for options
         text, confidence = understood or ("", heard.confidence)
