@@ -41,6 +41,7 @@ class Decision:
 
 
 NOTHING = Decision()
+MAX_UTTERANCE = 12.0  # seconds: a caller's answer is shorter; noise that never stops is not
 
 
 class Listener:
@@ -57,6 +58,7 @@ class Listener:
         self.digits = ""
         self.last_key = 0.0
         self.speaking = False  # between the voice's start and its end
+        self.speech_since = 0.0  # when the voice started
         self.recognising = False  # the recogniser's answer is awaited
         self.done = False
 
@@ -101,7 +103,7 @@ class Listener:
         if not self.speech or not self.open or self.busy:
             return NOTHING
         clear, self.playing = self.playing, False
-        self.speaking, self.quiet_since = True, None
+        self.speaking, self.quiet_since, self.speech_since = True, None, at
         return Decision(clear, feed=True)
 
     def speech_ended(self, at: float) -> Decision:
@@ -126,7 +128,10 @@ class Listener:
         self.done = True
 
     def tick(self, at: float) -> Decision:
-        """Stream time went on: the listen may time out."""
+        """Stream time went on: the listen may time out, and an utterance that goes on
+        past `MAX_UTTERANCE` (loud noise, a television) is recognised as it is."""
+        if self.speaking and at - self.speech_since >= MAX_UTTERANCE:
+            return self.speech_ended(at)
         if self.done or self.speaking or self.recognising:
             return NOTHING
         timeout = self.listen.timeout

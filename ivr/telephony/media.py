@@ -127,8 +127,9 @@ def parse(text: str | bytes, extras: bool = False) -> Inbound | None:
         return None
     try:
         return reader(message)
-    except (KeyError, TypeError, ValueError, binascii.Error) as e:
-        raise MediaError(f"a {event} message without a valid {e}") from None
+    except (KeyError, TypeError, ValueError, AttributeError, binascii.Error) as e:
+        what = f"no {e}" if isinstance(e, KeyError) else f"{type(e).__name__}: {e}"
+        raise MediaError(f"a malformed {event} message ({what})") from None
 
 
 def _connected(m: dict[str, Any]) -> Connected:

@@ -18,6 +18,9 @@ from ivr.speech.audio import FRAME_MS
 from ivr.telephony.media import frames
 
 LEAD = 0.3  # seconds of audio sent ahead of the stream's clock: absorbs network jitter
+# a mark not echoed this long after its prompt should have played counts as echoed: Twilio
+# always echoes them, but a call must not wait for ever on one that got lost
+MARK_SLACK = 3.0
 
 
 class Playback:
@@ -29,7 +32,8 @@ class Playback:
         self._lead_ms = round(lead * 1000)  # milliseconds, so no rounding drift adds up
         self._queue: deque[bytes | str] = deque()  # 20 ms mu-law frames, and mark names
         self._sent_until = 0  # stream time (ms) the audio sent so far plays until
-        self._unechoed: list[str] = []  # marks sent, not yet echoed, in order
+        # marks sent and not yet echoed, in order, with when their prompt plays until (ms)
+        self._unechoed: list[tuple[str, int]] = []
 
     @property
     def idle(self) -> bool:
@@ -51,7 +55,7 @@ class Playback:
         while queue:
             head = queue[0]
             if isinstance(head, str):
-                self._unechoed.append(head)
+                self._unechoed.append((head, self._sent_until))
             elif self._sent_until >= now + self._lead_ms:
                 break
             else:
@@ -62,10 +66,18 @@ class Playback:
     def echoed(self, name: str) -> bool:
         """Twilio sent `name` back: it and every mark before it have played. True when
         it was one of ours."""
-        if name not in self._unechoed:
+        names = [mark for mark, _ in self._unechoed]
+        if name not in names:
             return False
-        del self._unechoed[: self._unechoed.index(name) + 1]
+        del self._unechoed[: names.index(name) + 1]
         return True
+
+    def overdue(self, clock: float, slack: float = MARK_SLACK) -> str | None:
+        """The last mark sent, when it is `slack` seconds past when its prompt should have
+        played and has not come back: the caller takes it as echoed."""
+        if self._unechoed and clock * 1000 >= self._unechoed[-1][1] + slack * 1000:
+            return self._unechoed[-1][0]
+        return None
 
     def clear(self) -> bool:
         """Barge-in: drop what was not sent; Twilio drops what it holds (after a `clear`)

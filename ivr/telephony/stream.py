@@ -56,6 +56,7 @@ log = logging.getLogger("ivr.stream")
 
 PATH = "/twilio/stream"
 MAX_MESSAGE = 64 * 1024  # a media message is ~300 bytes; a start message a few KB
+MAX_STEP = 1.0  # seconds the stream's clock moves at most with one media message
 PRE_ROLL = 15  # 20 ms frames kept before the voice detector's onset and fed with it
 SPEECH_DOWN = act.Prompt(
     (Text("Sorry, speech recognition is not available right now. Please use your keypad."),)
@@ -228,7 +229,10 @@ class StreamCall:
     async def heard(self, message: media.Media) -> None:
         """20 ms of the caller: the clock moves on, the voice detector and the recogniser
         hear it, timers may fire, and prompt audio goes out."""
-        self.clock = max(self.clock, message.timestamp / 1000)
+        # a frame is 20 ms: a timestamp that leaps ahead (a bad one) moves the clock a
+        # step at most, so the call's timers cannot be thrown past hours of silence
+        at = message.timestamp / 1000
+        self.clock = max(self.clock, min(at, self.clock + MAX_STEP))
         listener = self.listener
         if listener is not None and listener.speech and listener.open:
             pcm = message.pcm
@@ -245,6 +249,10 @@ class StreamCall:
         if listener is not None:
             await self.decide(listener.tick(self.clock))
         await self.pump()
+        late = self.playback.overdue(self.clock)
+        if late is not None:
+            log.warning("mark %s was never echoed: its prompt is taken as played", late)
+            await self.echoed(late)
 
     async def echoed(self, name: str) -> None:
         if not self.playback.echoed(name) or self.playing:
@@ -264,6 +272,7 @@ class StreamCall:
             for pcm in self.pre_roll:  # the current frame is the last of them
                 self.recognition.feed(pcm)
         if decision.recognise:
+            self.endpointer.reset()  # it may still hear speech: an utterance cut at its cap
             self.start(self.recognise())
         elif decision.event == "digits":
             sensitive = self.listener is not None and self.listener.listen.sensitive

@@ -308,3 +308,29 @@ def _menu_prompt(server: Server) -> tuple[Part, ...]:
     prompt = flow.nodes["main"].spec.prompt.static
     assert prompt is not None
     return prompt
+
+
+async def test_messages_twilio_would_never_send_leave_the_call_as_it_was(
+    server, sim, voices, streams
+):
+    """Malformed messages are logged and skipped, and a timestamp that leaps ahead moves
+    the call's clock one step only: the call's timers and keys go on (the tester's)."""
+    call, stream = await call_in(sim, voices, streams)
+    await stream.played(1)
+    bad = [
+        {"event": "stop", "stop": 7},
+        {"event": "start", "start": [1, 2]},
+        {"event": "start", "start": {"streamSid": "MZ1", "callSid": "CA1", "mediaFormat": 5}},
+        {"event": "media", "media": {"payload": "AAAA", "timestamp": 10**12}},
+        {"event": "media", "media": [1]},
+        {"event": "dtmf", "dtmf": "1"},
+    ]
+    for message in bad:
+        await stream.send(message)
+    await stream.played(2)  # the menu still plays to its end
+    stream.press("3")
+    hours = await listening_at(server, call.sid, "anything_else")
+    assert hours.tasks == ["hours"]
+    await stream.hang_up()
+    record = await server.record(call.sid)
+    assert record.outcome == "abandoned"

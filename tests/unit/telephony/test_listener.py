@@ -8,7 +8,7 @@ from ivr.engine.session import Session
 from ivr.flow import parse_and_compile
 from ivr.flow.model import Flow, Listen
 from ivr.speech.recognizer import Heard
-from ivr.telephony.listener import NOTHING, Decision, Listener, understanding
+from ivr.telephony.listener import MAX_UTTERANCE, NOTHING, Decision, Listener, understanding
 
 MENU = Listen("main", frozenset({"dtmf", "speech"}), 5.0, True, keys="120", phrases=("예금 잔액",))
 ASK = Listen(
@@ -122,7 +122,7 @@ def test_speaking_during_the_prompt_barges_in_then_asks_for_the_result():
     listener = Listener(MENU, speech=True, at=0.0, playing=True)
     assert listener.speech_started(2.0) == Decision(clear=True, feed=True)
     assert listener.speaking
-    assert listener.tick(100.0) is NOTHING  # no timeout while the caller speaks
+    assert listener.tick(10.0) is NOTHING  # no timeout while the caller speaks
     assert listener.speech_ended(3.5) == Decision(recognise=True)
     assert listener.tick(100.0) is NOTHING  # nor while recognising
     assert listener.key("1", 4.0) is NOTHING  # the answer is on its way
@@ -211,3 +211,12 @@ def test_free_speech_takes_the_best_hypothesis(flow):
     assert phrases is None
     assert read(Heard("내일 다시 걸게요", 0.7)) == ("내일 다시 걸게요", 0.7)
     assert read(Heard("", 0.0)) is None
+
+
+def test_an_utterance_that_never_ends_is_recognised_at_its_cap():
+    """Loud noise or a television never falls silent: the listen must not wait for ever."""
+    listener = Listener(MENU, True, 0.0, False)
+    assert listener.speech_started(1.0) == Decision(feed=True)
+    assert listener.tick(1.0 + MAX_UTTERANCE - 0.02) is NOTHING
+    assert listener.tick(1.0 + MAX_UTTERANCE) == Decision(recognise=True)
+    assert listener.busy and not listener.speaking  # what was heard is being recognised

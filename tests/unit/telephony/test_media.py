@@ -91,6 +91,14 @@ def test_an_event_nobody_knows_is_none():
         '{"event": "start", "start": {"streamSid": "MZ1"}}',  # no callSid
         '{"event": "dtmf", "dtmf": {}}',
         '{"event": "mark", "mark": null}',
+        # shapes Twilio never sends (the tester's): each once crashed the call's handler
+        '{"event": "stop", "stop": 7}',
+        '{"event": "start", "start": [1, 2]}',
+        '{"event": "start", "start": {"streamSid": "MZ1", "callSid": "CA1", "mediaFormat": 5}}',
+        '{"event": "start", "start": {"streamSid": "MZ1", "callSid": "CA1", '
+        '"customParameters": "abc"}}',
+        '{"event": "media", "media": [1]}',
+        '{"event": "dtmf", "dtmf": "1"}',
     ],
 )
 def test_what_is_not_a_message_is_a_media_error(text):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ivr.telephony.media import FRAME
-from ivr.telephony.playback import Playback
+from ivr.telephony.playback import MARK_SLACK, Playback
 
 
 def audio(frames: int, byte: int = 0x10) -> bytes:
@@ -81,3 +81,14 @@ def test_empty_audio_is_only_its_mark():
     playback = Playback()
     playback.add(b"", "1")
     assert playback.due(0.0) == ["1"]
+
+
+def test_a_mark_that_never_comes_back_is_taken_as_played_after_a_while():
+    playback = Playback(lead=0.1)
+    playback.add(audio(50), "1")  # one second of prompt
+    for step in range(60):
+        playback.due(step * 0.02)
+    assert playback.overdue(1.2) is None  # still playing, or its echo on the way
+    assert playback.overdue(1.0 + MARK_SLACK - 0.01) is None
+    assert playback.overdue(1.0 + MARK_SLACK) == "1"
+    assert playback.echoed("1") and playback.overdue(10.0) is None
