@@ -56,6 +56,7 @@ log = logging.getLogger("ivr.stream")
 
 PATH = "/twilio/stream"
 MAX_MESSAGE = 64 * 1024  # a media message is ~300 bytes; a start message a few KB
+START_WAIT = 10.0  # seconds a stream has to send its `start`
 MAX_STEP = 1.0  # seconds the stream's clock moves at most with one media message
 PRE_ROLL = 15  # 20 ms frames kept before the voice detector's onset and fed with it
 SPEECH_DOWN = act.Prompt(
@@ -142,9 +143,12 @@ class MediaStreams:
         await ws.prepare(request)
         call = StreamCall(self, ws, peer)
         self.open.add(call)
+        # Twilio sends `start` at once: a socket without one holds a descriptor, no call
+        idle = asyncio.get_running_loop().call_later(START_WAIT, call.unstarted)
         try:
             await call.run()
         finally:
+            idle.cancel()
             self.open.discard(call)
         return ws
 
@@ -166,6 +170,7 @@ class StreamCall:
         self.stream_sid = ""
         self.flow: Flow | None = None
         self.session: Session | None = None
+        self.begun = False  # a `start` came: the one a stream may have
         self.clock = 0.0  # stream seconds: the latest media timestamp
         self.playback = Playback()
         self.rendering: deque[tuple[asyncio.Future[bytes], str]] = deque()
@@ -212,7 +217,8 @@ class StreamCall:
 
     async def receive(self, message: media.Inbound) -> None:
         if isinstance(message, media.Start):
-            if self.session is None:
+            if not self.begun:
+                self.begun = True
                 self.begin(message)
         elif self.session is None or isinstance(message, media.Connected):
             return
@@ -318,22 +324,38 @@ class StreamCall:
 
     # -- the call ------------------------------------------------------------------------------
 
+    def unstarted(self) -> None:
+        """No `start` came in time: the socket is closed."""
+        if not self.begun:
+            log.warning("closed a stream that sent no start in %g s", START_WAIT)
+            self.closing = True
+            self.start(self.close())
+
     def begin(self, start: media.Start) -> None:
         """The stream's first message: the call starts on the flow its webhook routed."""
         if self.peer.admit is not None:
             start = self.peer.admit(start)
         self.stream_sid = start.stream_sid
         call_sid.set(start.call_sid)
+        self.start(self.open_call(start))
+
+    async def open_call(self, start: media.Start) -> None:
+        """The call of a stream's `start`: one stream a call, so a call the store knows
+        already (a second stream for it, or a replayed start) is refused."""
         custom = start.custom
+        if await self.calls.sessions.load(start.call_sid) is not None:
+            log.warning("refused a second stream for this call")
+            self.closing = True
+            await self.close()
+            return
         flow = self.calls.flows.get(custom.get("flow", ""), custom.get("version") or None)
         if flow is None:
-            log.error("stream for flow %r, which is not loaded", custom.get("flow"))
-            session = Session(
-                start.call_sid, custom.get("flow") or "unknown", "", started_at=time.time()
-            )
-            self.session = session
-            self.note("call", callSid=start.call_sid, flow=session.flow_id, version="")
-            self.start(self.failed(f"flow {custom.get('flow')!r} is not loaded"))
+            named = custom.get("flow", "")[:64]
+            log.error("stream for flow %r, which is not loaded", named)
+            # "unknown" in metrics and records: a name from the stream is no label
+            self.session = Session(start.call_sid, "unknown", "", started_at=time.time())
+            self.note("call", callSid=start.call_sid, flow="unknown", version="")
+            await self.failed(f"flow {named!r} is not loaded")
             return
         self.flow = flow
         route = Route(flow, custom.get("experiment") or None, custom.get("variant") or None)
@@ -344,7 +366,7 @@ class StreamCall:
             log.warning("no speech model for %s: the call goes on with keys only", flow.language)
             self.speech_lost()
         event = CallStarted(custom.get("caller", ""), custom.get("called", ""), at=time.time())
-        self.start(self.turn(event))
+        await self.turn(event)
 
     def start(self, work: Coroutine[Any, Any, None]) -> None:
         """Run a turn or a recognition beside the socket's messages (one at a time)."""

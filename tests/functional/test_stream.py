@@ -334,3 +334,38 @@ async def test_messages_twilio_would_never_send_leave_the_call_as_it_was(
     await stream.hang_up()
     record = await server.record(call.sid)
     assert record.outcome == "abandoned"
+
+
+async def test_one_stream_a_call_and_a_start_in_time(server, sim, voices, streams, monkeypatch):
+    """A second stream for a call in progress (a replayed handshake and start) is closed
+    without touching the call; a stream that never sends `start` is closed after
+    START_WAIT; a start for a flow that is not loaded is counted as flow "unknown"."""
+    from ivr.telephony import stream as stream_module
+
+    call, first = await call_in(sim, voices, streams)
+    await first.played(1)
+    url, parameters = stream_of(call)
+    second = await connect(call, url)
+    start = {"streamSid": "MZ" + "2" * 32, "callSid": call.sid, "customParameters": parameters}
+    await second.send_json({"event": "start", "start": start})
+    closed = await second.receive(timeout=10)
+    assert closed.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+    first.press("3")  # the first stream's call goes on
+    assert (await listening_at(server, call.sid, "anything_else")).tasks == ["hours"]
+
+    monkeypatch.setattr(stream_module, "START_WAIT", 0.3)
+    idle = await connect(call, url)
+    assert (await idle.receive(timeout=10)).type in (
+        aiohttp.WSMsgType.CLOSE,
+        aiohttp.WSMsgType.CLOSED,
+    )
+
+    other = await sim.start(KO, CALLER)
+    lost = await connect(other, stream_of(other)[0])
+    unknown = {**stream_of(other)[1], "flow": "../../etc/passwd"}
+    start = {"streamSid": "MZ" + "3" * 32, "callSid": other.sid, "customParameters": unknown}
+    await lost.send_json({"event": "start", "start": start})
+    record = await server.record(other.sid)
+    assert (record.flow_id, record.outcome) == ("unknown", "failed")
+    await lost.close()
+    await first.hang_up()
