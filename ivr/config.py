@@ -238,11 +238,11 @@ class Config:
 
     @property
     def sessions_url(self) -> str:
-        return self.sessions or f"sqlite:///{(self.data / 'sessions.db').resolve()}"
+        return self.sessions or f"sqlite://{(self.data / 'sessions.db').resolve()}"
 
     @property
     def records_url(self) -> str:
-        return _records_url(self.records or f"sqlite:///{(self.data / 'calls.db').resolve()}")
+        return _records_url(self.records or f"sqlite://{(self.data / 'calls.db').resolve()}")
 
     @property
     def records_path(self) -> Path:

@@ -79,17 +79,19 @@ def add_commands(sub: Any) -> None:
 
 def add_window(p: argparse.ArgumentParser) -> None:
     p.add_argument("--records", help=RECORDS_HELP)
+    p.add_argument("--data", type=Path, help="the server's data directory (IVR_DATA)")
     p.add_argument("--since", help=f"from: {TIME_HELP}; widened to whole hours")
     p.add_argument("--until", help=f"to: {TIME_HELP}; widened to whole hours")
 
 
-def records_url(given: str | None) -> str:
-    """`given`, or the server's records: IVR_RECORDS, else calls.db under IVR_DATA."""
+def records_url(given: str | None, data: Path | None = None) -> str:
+    """`given`, or the server's records: IVR_RECORDS, else calls.db under the data
+    directory (`data`, else IVR_DATA)."""
     from ivr.config import Config
 
     if given:
         return given
-    config = Config(data=Path(os.environ.get("IVR_DATA") or "data"))
+    config = Config(data=data or Path(os.environ.get("IVR_DATA") or "data"))
     config.records = os.environ.get("IVR_RECORDS") or None
     return config.records_url
 
@@ -111,7 +113,7 @@ def run_report(args: argparse.Namespace) -> int:
         args, flow_id=args.flow, flow_version=args.flow_version, channel=args.channel
     )
     flows = compose.flows_dir_default()
-    with connect(records_url(args.records)) as reader:
+    with connect(records_url(args.records, args.data)) as reader:
         if args.compare:
             by, a, b = compose.sides(args.compare[0], args.compare[1], filters)
             found = compose.compare(reader, by, a, b, flows)
@@ -165,7 +167,7 @@ def run_forget(args: argparse.Namespace) -> int:
         raise ConfigError(f"--number: {args.number!r} is a withheld number: it names nobody")
 
     async def forget() -> int:
-        records = open_records(records_url(args.records))
+        records = open_records(records_url(args.records, args.data))
         try:
             return await records.forget(customer)
         finally:
@@ -187,7 +189,7 @@ def run_calls_list(args: argparse.Namespace) -> int:
         since=parse_time(args.since, name="--since") if args.since else None,
         limit=max(1, args.limit),
     )
-    with connect(records_url(args.records)) as reader:
+    with connect(records_url(args.records, args.data)) as reader:
         found = latest(reader, listing)
     sys.stdout.write(render_list(found, _keys(args.data), args.reveal))
     return 0
@@ -197,7 +199,7 @@ def run_calls_show(args: argparse.Namespace) -> int:
     from ivr.report.calls import find, render_show
     from ivr.report.query import connect
 
-    with connect(records_url(args.records)) as reader:
+    with connect(records_url(args.records, args.data)) as reader:
         record = find(reader, args.call_sid)
     if record is None:
         print(f"ivr calls show: no call {args.call_sid!r} in the records", file=sys.stderr)
@@ -211,5 +213,5 @@ def graph_traffic(args: argparse.Namespace, flow_id: str) -> Any:
     from ivr.report.query import connect
     from ivr.report.traffic import traffic
 
-    with connect(records_url(args.records)) as reader:
+    with connect(records_url(args.records, args.data)) as reader:
         return traffic(reader, filters_of(args, flow_id=flow_id))

@@ -5,6 +5,7 @@ which name nobody, keep counting them."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import time
 from pathlib import Path
@@ -147,3 +148,27 @@ def test_records_of_the_server_are_purged_at_start(tmp_path: Path) -> None:
         finally:
             server.terminate()
     assert asyncio.run(left()) == ["CA2"]
+
+
+def test_the_tools_read_the_records_of_the_data_directory_they_are_given(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--data DIR` means DIR's keys and DIR's calls.db, whatever IVR_DATA says."""
+    import asyncio
+
+    data = tmp_path / "server"
+    keys = Keys.load(data)
+
+    async def fill() -> None:
+        store = open_records(f"sqlite://{data / 'calls.db'}")
+        await store.add([record_of(ended("CA7"), keys)])
+        await store.close()
+
+    asyncio.run(fill())
+    monkeypatch.setenv("IVR_DATA", str(tmp_path / "elsewhere"))
+    monkeypatch.delenv("IVR_RECORDS", raising=False)
+    assert main(["calls", "list", "--data", str(data)]) == 0
+    assert "CA7" in capsys.readouterr().out
+    assert main(["report", "--json", "--data", str(data)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["records"], report["calls"]) == (str(data.resolve() / "calls.db"), 1)
