@@ -20,6 +20,7 @@ from ivr.errors import ConfigError
 from ivr.metrics import CONTENT_TYPE, Metrics
 from ivr.registry import FlowRegistry
 from ivr.sockets import listen
+from ivr.store.health import StoreHealth
 from ivr.web.guard import Guard
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -27,7 +28,9 @@ Lifetime = Callable[[web.Application], AsyncIterator[None]]
 GUARD = web.AppKey("guard", Guard)  # the admin app's rules, for routes added later
 
 
-def build_admin_app(flows: FlowRegistry, metrics: Metrics, config: Config) -> web.Application:
+def build_admin_app(
+    flows: FlowRegistry, metrics: Metrics, config: Config, stores: StoreHealth | None = None
+) -> web.Application:
     """`/metrics`, `/healthz` and the browser pages (`/flows`, `/dashboard`; `/phone` joins
     them) of the server that owns `flows` and `metrics`. Every route, added here or later,
     is behind the guard (ivr/web/guard.py): Host and Origin checked and, with
@@ -42,23 +45,26 @@ def build_admin_app(flows: FlowRegistry, metrics: Metrics, config: Config) -> we
         return web.Response(body=metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
 
     app.router.add_get("/metrics", exposition)
-    app.router.add_get("/healthz", health(flows))
+    app.router.add_get("/healthz", health(flows, stores))
     pages.add(app, flows, config, guard)
     return app
 
 
-def health(flows: FlowRegistry) -> Handler:
-    """`/healthz`: 200 with the versions served, 503 while no flow is loaded."""
+def health(flows: FlowRegistry, stores: StoreHealth | None = None) -> Handler:
+    """`/healthz`: 200 with the versions served; 503 while no flow is loaded, or while a
+    store (`stores`) is unreachable, with which and why."""
 
     async def healthz(request: web.Request) -> web.Response:
         current = flows.current
-        return web.json_response(
-            {
-                "status": "ok" if current else "no flows",
-                "flows": {f.id: f.version for f in current.values()},
-            },
-            status=200 if current else 503,
-        )
+        down = stores.problems if stores is not None else {}
+        status = "no flows" if not current else "store unreachable" if down else "ok"
+        body: dict[str, object] = {
+            "status": status,
+            "flows": {f.id: f.version for f in current.values()},
+        }
+        if down:
+            body["stores"] = down
+        return web.json_response(body, status=200 if status == "ok" else 503)
 
     return healthz
 

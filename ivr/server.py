@@ -31,7 +31,9 @@ from ivr.speech.service import SpeechService
 from ivr.speech.tts import TTS, from_setting
 from ivr.speech.vosk_speech import VoskSpeech
 from ivr.store import open_records, open_sessions
+from ivr.store.health import PING_EVERY, StoreHealth
 from ivr.store.records import RecordStore, RecordWriter
+from ivr.store.spool import Spool
 from ivr.telephony.calls import Calls
 from ivr.telephony.play import ROUTE as PLAY_ROUTE
 from ivr.telephony.play import recordings
@@ -95,7 +97,8 @@ def build_app(config: Config, tts: TTS | None = None) -> web.Application:
     )
     app[FLOWS], app[METRICS] = flows, metrics
     guard.refused = metrics.rejected
-    app[ADMIN] = build_admin_app(flows, metrics, config)
+    stores = StoreHealth()  # what /healthz says of the stores, on both listeners
+    app[ADMIN] = build_admin_app(flows, metrics, config, stores)
     add_phone(app[ADMIN], flows, lambda: app[STREAMS])  # /phone: calls on the stream driver
     if config.insecure:
         log.warning(
@@ -124,21 +127,29 @@ def build_app(config: Config, tts: TTS | None = None) -> web.Application:
         flows.reload()
         if not flows.current:
             log.error("no flow loaded from %s", config.flows)
-        sessions = open_sessions(config.sessions_url, keys)
+        # a webhook waits for a call's lock held elsewhere half its budget at most
+        sessions = open_sessions(config.sessions_url, keys, config.turn_budget / 2)
         records = open_records(config.records_url)
+
+        def unwritten() -> None:
+            metrics.store_error("records", "write")
+            stores.failed("records", "call records could not be written")
+
         writer = RecordWriter(
-            sessions, records, keys, lambda: metrics.store_error("records", "write")
+            sessions, records, keys, unwritten, on_written=lambda: stores.answered("records")
         )
         await writer.start()
         backend = Backend(config.http_allow)
         runner = Runner(backend, observe=metrics.backend_call)
-        calls = Calls(flows, sessions, runner, writer, metrics)
+        spool = Spool(config.data / "spool", keys)  # calls ended while sessions were away
+        calls = Calls(flows, sessions, runner, writer, metrics, spool, stores)
         route = StreamRoute(signature, everything=config.speech == "vosk")
         hooks = TwilioWebhooks(calls, signature, voice, config.turn_budget, route)
         app[HOOKS] = hooks
         app[STREAMS] = MediaStreams(calls, signature, prompts, app[RECOGNITION], voice)
         reloader = asyncio.create_task(_watch(flows, config)) if config.watch else None
         reaper = asyncio.create_task(_reap(hooks, config.reap_after))
+        pinger = asyncio.create_task(_check_stores(calls))
         retainer = asyncio.create_task(_retain(records, config.retention))
         sighups: set[asyncio.Task[None]] = set()
         with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -148,6 +159,7 @@ def build_app(config: Config, tts: TTS | None = None) -> web.Application:
         if reloader:
             reloader.cancel()
         reaper.cancel()
+        pinger.cancel()
         retainer.cancel()
         await hooks.close()
         await prompts.close()
@@ -165,7 +177,7 @@ def build_app(config: Config, tts: TTS | None = None) -> web.Application:
         app.router.add_post(f"/twilio/{name}", _route(name))
     app.router.add_get(STREAM_PATH, _stream)
     app.on_shutdown.append(_close_streams)  # before the server waits for its handlers
-    app.router.add_get("/healthz", health(flows))  # for load balancers: on both listeners
+    app.router.add_get("/healthz", health(flows, stores))  # for load balancers: both listeners
     app.router.add_get(PLAY_ROUTE, recordings(prompts))  # converted copies for <Play>
     return app
 
@@ -218,6 +230,16 @@ async def _retain(records: RecordStore, keep: float | None) -> None:
         except Exception:  # the store may be down: the next round tries again
             log.exception("deleting old call records failed")
         await asyncio.sleep(RETAIN_EVERY)
+
+
+async def _check_stores(calls: Calls) -> None:
+    """Ping the session store now and then; spooled calls go back to it once it answers."""
+    while True:
+        try:
+            await calls.check_stores()
+        except Exception:
+            log.exception("checking the stores failed")
+        await asyncio.sleep(PING_EVERY)
 
 
 async def _reload(flows: FlowRegistry) -> None:

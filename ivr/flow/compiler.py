@@ -87,7 +87,9 @@ def compile_flow(
     )
     if speech_down is not None and speech_down.static is None:
         c.error(("defaults", "speech_down"), "said when recognition broke: no templates")
-    problems = c.problems + _check_graph(doc, doc.data["start"], nodes, c)
+    fallback = c.ref(defaults.get("fallback"), ("defaults", "fallback"))
+    _check_fallback(c, fallback, nodes)
+    problems = c.problems + _check_graph(doc, doc.data["start"], nodes, c, fallback)
     if any(p.severity == "error" for p in problems):
         raise FlowError(sorted(problems, key=_order))
     version = hashlib.sha256("\0".join(c.texts).encode()).hexdigest()[:12]
@@ -108,8 +110,30 @@ def compile_flow(
         experiment=_experiment(data.get("experiment")),
         speech=data.get("speech", "twilio"),
         speech_down=speech_down.static if speech_down else None,
+        fallback=fallback,
     )
     return flow, sorted(problems, key=_order)
+
+
+def _check_fallback(c: _Compiler, name: str | None, nodes: Mapping[str, Node]) -> None:
+    """The fallback is a transfer whose number needs nothing of the call: it is used when
+    the call's session (its variables) cannot be read. A missing node is a ref error."""
+    node = nodes.get(name) if name else None
+    if node is None:
+        return
+    where = ("defaults", "fallback")
+    if not isinstance(node.spec, Transfer):
+        c.error(
+            where,
+            f"'{name}' is a {node.kind} node: the fallback must name a transfer node (where "
+            "callers go when ivr cannot go on with their call)",
+        )
+    elif is_template(str(c.doc.data["nodes"][name]["transfer"]["to"])):
+        c.error(
+            where,
+            f"the transfer '{name}' has a templated `to`: a fallback's `to` must be a plain "
+            "number or sip: address, since it is used when the call's variables are lost",
+        )
 
 
 def _experiment(spec: dict[str, Any] | None) -> Experiment | None:
@@ -534,9 +558,12 @@ _KINDS: Mapping[str, Callable[..., Any]] = {
 }
 
 
-def _check_graph(doc: Document, start: str, nodes: dict[str, Node], c: _Compiler) -> list[Problem]:
-    """Targets exist; every node is reachable (warning) and can reach an ending (error);
-    templates use known variables (warning); sensitive values are not spoken (warning)."""
+def _check_graph(
+    doc: Document, start: str, nodes: dict[str, Node], c: _Compiler, fallback: str | None = None
+) -> list[Problem]:
+    """Targets exist; every node is reachable (warning: from the start, or as the
+    fallback) and can reach an ending (error); templates use known variables (warning);
+    sensitive values are not spoken (warning)."""
     if not nodes:
         return []
     problems: list[Problem] = []
@@ -562,6 +589,8 @@ def _check_graph(doc: Document, start: str, nodes: dict[str, Node], c: _Compiler
                     )
                 )
     seen = _reach(start, nodes, forward=True)
+    if fallback is not None:
+        seen |= _reach(fallback, nodes, forward=True)
     for name in own:
         if name not in seen:
             problems.append(

@@ -284,3 +284,6 @@ class Flow:
     experiment: Experiment | None = None  # new calls routed here are split between variants
     speech: str = "twilio"  # who recognises speech: twilio (<Gather>) or vosk (Media Streams)
     speech_down: tuple[Part, ...] | None = None  # said when a stream's recogniser fails
+    # the transfer node callers go to when their session store is unreachable (None: they
+    # hear the apology and the call ends failed); its `to` is static (checked at compile)
+    fallback: str | None = None

@@ -10,9 +10,12 @@ from ivr.store.base import SessionStore, Stored
 from ivr.store.records import RecordStore
 
 
-def open_sessions(url: str, keys: Keys | None = None) -> SessionStore:
+def open_sessions(
+    url: str, keys: Keys | None = None, lock_wait: float | None = None
+) -> SessionStore:
     """`sqlite:///path/sessions.db` | `memory://` | `redis://host:port/db`; with `keys`, a
-    store on disk or shared seals what it keeps (`Keys.seal_session`)."""
+    store on disk or shared seals what it keeps (`Keys.seal_session`). `lock_wait`: the
+    longest a webhook waits for a call's lock held by another process (Redis)."""
     scheme = urlsplit(url).scheme
     if scheme == "memory":
         from ivr.store.memory import MemorySessions
@@ -25,7 +28,7 @@ def open_sessions(url: str, keys: Keys | None = None) -> SessionStore:
     if scheme in ("redis", "rediss", "unix"):
         from ivr.store.redis import RedisSessions
 
-        return RedisSessions(url, keys)
+        return RedisSessions(url, keys, lock_wait)
     raise ValueError(
         f"IVR_SESSIONS: unknown store {url!r} (use sqlite:///path, memory:// or redis://host:port/db)"
     )

@@ -13,12 +13,22 @@ from cryptography.exceptions import InvalidTag
 
 from ivr.engine.events import FetchResult
 from ivr.engine.session import Session
+from ivr.errors import IvrError
 from ivr.keys import Keys
 
 log = logging.getLogger("ivr.store")
 
 ACTIVE_TTL = 6 * 3600.0  # a call in progress longer than this is given up
 ENDED_TTL = 3600.0  # ended calls stay to answer retries and status callbacks
+
+
+class StoreUnavailable(IvrError):
+    """A store did not answer (refused, timed out): raised by a store for what it could not
+    read or write, so the webhooks answer from what they have (`Calls.fallback`)."""
+
+    def __init__(self, store: str, operation: str, why: str) -> None:
+        super().__init__(f"the {store} store is unreachable ({operation}: {why})")
+        self.store, self.operation, self.why = store, operation, why
 
 
 @dataclass(frozen=True)

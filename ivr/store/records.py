@@ -224,9 +224,12 @@ class RecordWriter:
         keys: Keys,
         on_error: Callable[[], None] = lambda: None,
         linger: float = LINGER,
+        on_written: Callable[[], None] = lambda: None,
     ) -> None:
+        """`on_error` is told of each failed write to the records store, `on_written` of
+        each that worked (the server's metrics and store health)."""
         self.sessions, self.records, self.keys, self.on_error = sessions, records, keys, on_error
-        self.linger = linger
+        self.linger, self.on_written = linger, on_written
         self._queue: asyncio.Queue[Session | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._retry: asyncio.Task[None] | None = None
@@ -234,7 +237,11 @@ class RecordWriter:
         self._wait = RETRY_FIRST
 
     async def start(self) -> None:
-        await self._from_outbox()  # what a crash left behind
+        try:
+            await self._from_outbox()  # what a crash left behind
+        except Exception:  # the session store is down: the server starts all the same
+            log.exception("the outbox of unwritten call records could not be read")
+            self._try_again()
         self._task = asyncio.create_task(self._drain(), name="ivr-record-writer")
 
     def submit(self, session: Session) -> None:
@@ -266,15 +273,22 @@ class RecordWriter:
             # a call written already only needs what a late signal told: no encryption
             records = [record_of(s, None if s.call_id in written else self.keys) for s in sessions]
             await self.records.add(records)
-            for session in sessions:
-                await self.sessions.mark_recorded(session.call_id)
-                written[session.call_id] = None
-                if len(written) > WRITTEN:
-                    del written[next(iter(written))]
-            self._wait = RETRY_FIRST
         except Exception:
             log.exception("%d call record(s) not written; they stay in the outbox", len(sessions))
             self.on_error()
+            self._try_again()
+            return
+        self.on_written()
+        for session in sessions:
+            written[session.call_id] = None
+            if len(written) > WRITTEN:
+                del written[next(iter(written))]
+        try:
+            for session in sessions:
+                await self.sessions.mark_recorded(session.call_id)
+            self._wait = RETRY_FIRST
+        except Exception:  # the session store is down: written again (idempotent) later
+            log.exception("written call records stay in the outbox of the session store")
             self._try_again()
 
     def _try_again(self) -> None:

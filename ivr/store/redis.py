@@ -1,27 +1,46 @@
-"""Redis sessions: shared by several `ivr serve` processes, with a distributed per-call lock."""
+"""Redis sessions: shared by several `ivr serve` processes, with a distributed per-call lock.
+
+Redis that is down or stalled must not hold a webhook past its turn budget: every
+command gives up after `TIMEOUT` (no retries but one on a fresh connection, for a pooled
+one Redis closed), a call's lock is waited for at most `lock_wait` (half the turn budget),
+and what fails raises `StoreUnavailable`, so the webhook answers the flow's fallback. A
+lock an outage may have left in Redis (taken by a command that timed out on a stalled
+Redis, or not freed for want of an answer) is freed by the next ping Redis answers.
+"""
 
 from __future__ import annotations
 
 import logging
+import secrets
 import time
-from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 
 import redis.asyncio
-from redis.exceptions import LockNotOwnedError
+from redis.asyncio.lock import Lock
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import LockError, LockNotOwnedError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ivr.engine.session import Session
 from ivr.errors import IvrError
 from ivr.keys import Keys
-from ivr.store.base import LocalLocks, PendingFetch, Sealing, Stored, ttl
+from ivr.store.base import LocalLocks, PendingFetch, Sealing, Stored, StoreUnavailable, ttl
 
 log = logging.getLogger("ivr.store.redis")
 
 LOCK_TTL = 30.0  # a holder that crashed frees the call after this long
-LOCK_WAIT = 15.0  # Twilio gives up on a webhook after 15 s, so waiting longer is useless
+LOCK_WAIT = 5.0  # half the default turn budget: a webhook that waited has time left to answer
+# seconds a command (or a connection) may take: Redis answers in well under a millisecond,
+# so this only ends waiting for one that is stalled, twice within a turn's budget at worst
+TIMEOUT = 1.0
+UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 OUTBOX = "ivr:unrecorded"
 ACTIVE = "ivr:active"  # calls in progress by when their session was last saved
 FETCH_KEPT = 60.0  # a pending backend call is kept this long past its deadline
+MAX_GHOSTS = 10_000  # locks an outage may have left behind, remembered to be freed
 
 
 class SessionLocked(IvrError):
@@ -39,14 +58,51 @@ def _outbox_key(call_id: str) -> str:
 
 
 class RedisSessions:
-    def __init__(self, url: str, keys: Keys | None = None) -> None:
-        # decode_responses: every value read back is a str (the str() calls below only say so)
-        self._client = redis.asyncio.from_url(url, decode_responses=True)
+    def __init__(self, url: str, keys: Keys | None = None, lock_wait: float | None = None) -> None:
+        # decode_responses: every value read back is a str (the str() calls below only say so);
+        # one retry, at once and on connection errors only: a pooled connection Redis closed
+        # (a restart) is replaced, and a stalled Redis costs one TIMEOUT, not ten
+        self._client = redis.asyncio.from_url(
+            url,
+            decode_responses=True,
+            socket_timeout=TIMEOUT,
+            socket_connect_timeout=TIMEOUT,
+            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+        )
+        self.lock_wait = lock_wait  # None: LOCK_WAIT
         self._local = LocalLocks()
         self._sealing = Sealing(keys)  # nothing personal in clear in Redis's memory or dump
+        # locks Redis may hold without this process knowing: taken by a command that timed
+        # out on a stalled Redis, which runs it once resumed (or not freed for want of an
+        # answer); freed once Redis answers, not LOCK_TTL later
+        self._ghosts: dict[str, tuple[Lock, bytes]] = {}
+        self._failed = 0.0  # when (monotonic) a command last went unanswered
+
+    @contextmanager
+    def _reaching(self, operation: str) -> Iterator[None]:
+        """Redis's connection errors and timeouts, as the StoreUnavailable webhooks handle."""
+        try:
+            yield
+        except UNREACHABLE as e:
+            self._failed = time.monotonic()
+            raise StoreUnavailable("sessions", operation, f"{type(e).__name__}: {e}") from e
+
+    async def ping(self) -> None:
+        """Whether Redis answers (StoreUnavailable when it does not); once it does, the
+        locks an outage left behind are freed."""
+        with self._reaching("ping"):
+            await self._client.ping()
+            while self._ghosts:
+                name, (lock, token) = next(iter(self._ghosts.items()))
+                try:
+                    await lock.do_release(token)
+                except LockError:  # never taken, expired, or taken by another since
+                    pass
+                del self._ghosts[name]
 
     async def load(self, call_id: str) -> Stored | None:
-        session, reply = await self._client.hmget(_key(call_id), ["session", "reply"])
+        with self._reaching("load"):
+            session, reply = await self._client.hmget(_key(call_id), ["session", "reply"])
         if session is None or reply is None:
             return None
         text, reply = self._sealing.open(call_id, session), self._sealing.open(call_id, reply)
@@ -65,7 +121,8 @@ class RedisSessions:
                 pipe.zrem(ACTIVE, session.call_id)
             else:
                 pipe.zadd(ACTIVE, {session.call_id: time.time()})
-            await pipe.execute()
+            with self._reaching("save"):
+                await pipe.execute()
 
     def lock(self, call_id: str) -> AbstractAsyncContextManager[None]:
         return self._lock(call_id)
@@ -74,43 +131,70 @@ class RedisSessions:
     async def _lock(self, call_id: str) -> AsyncIterator[None]:
         # waiters in this process queue on an asyncio lock, so only one of them polls Redis
         async with self._local(call_id):
+            wait = LOCK_WAIT if self.lock_wait is None else self.lock_wait
             lock = self._client.lock(
                 f"ivr:lock:{call_id}",
                 timeout=LOCK_TTL,
-                blocking_timeout=LOCK_WAIT,
+                blocking_timeout=wait,
                 thread_local=False,  # the token belongs to this Lock object, not to the thread
             )
-            if not await lock.acquire():
+            token = secrets.token_hex(16).encode()
+            try:
+                with self._reaching("lock"):
+                    acquired = await lock.acquire(token=token)
+            except StoreUnavailable:
+                self._ghost(lock, token)
+                raise
+            if not acquired:
                 raise SessionLocked(
                     f"call {call_id}: its session lock in Redis is still held after "
-                    f"{LOCK_WAIT:g} s (another `ivr serve` process is on this call, or a crashed "
-                    f"holder's lock has not expired yet: it does after {LOCK_TTL:g} s)"
+                    f"{wait:g} s (another `ivr serve` process is on this call, or a "
+                    f"crashed holder's lock has not expired yet: it does after {LOCK_TTL:g} s)"
                 )
+            taken = time.monotonic()
             try:
                 yield
             finally:
-                try:
-                    await lock.release()
-                except LockNotOwnedError:
-                    log.warning(
-                        "held the lock of call %s longer than %g s: it expired, so another "
-                        "process may have stepped the call meanwhile",
-                        call_id,
-                        LOCK_TTL,
-                    )
+                if self._failed >= taken:  # not waited for again: freed once Redis answers
+                    self._ghost(lock, token)
+                else:
+                    await self._release(lock, token, call_id)
+
+    async def _release(self, lock: Lock, token: bytes, call_id: str) -> None:
+        """Free a call's lock; one that cannot be freed now is freed once Redis answers."""
+        try:
+            await lock.release()
+        except LockNotOwnedError:
+            log.warning(
+                "held the lock of call %s longer than %g s: it expired, so another "
+                "process may have stepped the call meanwhile",
+                call_id,
+                LOCK_TTL,
+            )
+        except UNREACHABLE as e:
+            log.warning(
+                "the lock of call %s could not be freed yet (%s)", call_id, type(e).__name__
+            )
+            self._ghost(lock, token)
+
+    def _ghost(self, lock: Lock, token: bytes) -> None:
+        if len(self._ghosts) < MAX_GHOSTS:  # past that, LOCK_TTL frees them
+            self._ghosts[str(lock.name)] = (lock, token)
 
     async def stale(self, before: float) -> list[str]:
-        stale = [str(c) for c in await self._client.zrangebyscore(ACTIVE, "-inf", before)]
-        gone = [c for c in stale if not await self._client.exists(_key(c))]
-        if gone:  # expired without an end: nothing left to close
-            await self._client.zrem(ACTIVE, *gone)
+        with self._reaching("load"):
+            stale = [str(c) for c in await self._client.zrangebyscore(ACTIVE, "-inf", before)]
+            gone = [c for c in stale if not await self._client.exists(_key(c))]
+            if gone:  # expired without an end: nothing left to close
+                await self._client.zrem(ACTIVE, *gone)
         return [c for c in stale if c not in gone]
 
     async def unrecorded(self) -> list[Session]:
-        ids = sorted(str(c) for c in await self._client.smembers(OUTBOX))
-        if not ids:
-            return []
-        stored = await self._client.mget([_outbox_key(c) for c in ids])
+        with self._reaching("load"):
+            ids = sorted(str(c) for c in await self._client.smembers(OUTBOX))
+            if not ids:
+                return []
+            stored = await self._client.mget([_outbox_key(c) for c in ids])
         texts = (self._sealing.open(c, t) for c, t in zip(ids, stored, strict=True) if t)
         return [Session.from_json(text) for text in texts if text is not None]
 
@@ -118,20 +202,24 @@ class RedisSessions:
         async with self._client.pipeline(transaction=True) as pipe:
             pipe.srem(OUTBOX, call_id)
             pipe.delete(_outbox_key(call_id))
-            await pipe.execute()
+            with self._reaching("save"):
+                await pipe.execute()
 
     async def put_fetch(self, call_id: str, pending: PendingFetch) -> None:
         keep = int((max(0.0, pending.deadline - time.time()) + FETCH_KEPT) * 1000)
         text = self._sealing.seal(call_id, pending.to_json().decode())  # a backend's answer
-        await self._client.set(f"ivr:fetch:{call_id}", text, px=keep)
+        with self._reaching("save"):
+            await self._client.set(f"ivr:fetch:{call_id}", text, px=keep)
 
     async def get_fetch(self, call_id: str) -> PendingFetch | None:
-        stored = await self._client.get(f"ivr:fetch:{call_id}")
+        with self._reaching("load"):
+            stored = await self._client.get(f"ivr:fetch:{call_id}")
         text = None if stored is None else self._sealing.open(call_id, stored)
         return None if text is None else PendingFetch.from_json(text)
 
     async def drop_fetch(self, call_id: str) -> None:
-        await self._client.delete(f"ivr:fetch:{call_id}")
+        with self._reaching("save"):
+            await self._client.delete(f"ivr:fetch:{call_id}")
 
     async def close(self) -> None:
         await self._client.aclose()

@@ -4,22 +4,39 @@ The webhooks (`ivr.telephony.webhook`) and the Media Streams driver
 (`ivr.telephony.stream`) both start calls, save them after every turn and end them
 here, so a call is counted, saved and recorded the same way whichever path it took:
 once started, once ended, its record written once it ends.
+
+When the session store is unreachable, a call cannot go on (its state is there): the
+webhook ends it with what it has (`Calls.fallback`: the flow's apology, then its
+`fallback` transfer) and keeps it in the local spool (`Calls.keep`), which
+`Calls.check_stores` gives back to the store, and so to the record writer, once the store
+answers again (`Calls.settle`).
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
+from ivr.engine import actions as act
 from ivr.engine import new_session, step
 from ivr.engine.events import HangUp
 from ivr.engine.session import Session
+from ivr.flow.model import Flow, PromptTemplate, Text, Transfer
 from ivr.metrics import Metrics
 from ivr.registry import FlowRegistry, Route
-from ivr.runner import Runner
-from ivr.store.base import SessionStore, Stored
+from ivr.runner import Runner, Turn
+from ivr.store.base import SessionStore, Stored, StoreUnavailable
+from ivr.store.health import Pingable, StoreHealth
 from ivr.store.records import RecordWriter
+from ivr.store.spool import Spool
 
 log = logging.getLogger("ivr.calls")
+
+STORE_DOWN = "on_error:store"  # the reason of a fallback transfer (KIND:detail)
+# said before the fallback transfer by a flow without an apology of its own: the engine's
+# says goodbye, and the caller is not left
+FALLBACK_APOLOGY = act.Prompt((Text("Sorry, something went wrong on our side."),))
+PROBE = "CA" + "0" * 32  # a call that never exists: loading it is a ping for any store
 
 
 class Calls:
@@ -33,9 +50,14 @@ class Calls:
         runner: Runner,
         writer: RecordWriter,
         metrics: Metrics,
+        spool: Spool | None = None,
+        health: StoreHealth | None = None,
     ) -> None:
+        """`spool` keeps the calls ended while the session store is unreachable (without
+        one, their records are lost, loudly); `health` learns what answers."""
         self.flows, self.sessions, self.runner = flows, sessions, runner
-        self.writer, self.metrics = writer, metrics
+        self.writer, self.metrics, self.spool = writer, metrics, spool
+        self.health = health or StoreHealth()
 
     def start(self, route: Route, sid: str, direction: str) -> Session:
         """A new call's session on the route's flow (not yet stepped), counted as started.
@@ -84,3 +106,165 @@ class Calls:
         log.info("caller left at %s", session.node)
         await self.save(session, stored.reply)
         return session
+
+    # -- the session store unreachable -------------------------------------------------------
+
+    def fallback(self, flow: Flow | None, session: Session, error: str) -> Turn:
+        """End a call ivr cannot go on with: the caller hears the flow's apology, then goes
+        to its `fallback` transfer (outcome transferred, reason on_error:store); without
+        one, the call fails (`Runner.fail`: the apology, then a hang-up)."""
+        node = flow.nodes.get(flow.fallback) if flow is not None and flow.fallback else None
+        if flow is None or node is None or not isinstance(node.spec, Transfer):
+            return self.runner.fail(flow, session, error)
+        apology = act.Prompt(flow.apology) if flow.apology else FALLBACK_APOLOGY
+        failed = self.runner.fail(flow, session, error, apology)
+        s, spec = failed.session, node.spec
+        where = s.node or node.name
+        s.outcome, s.reason, s.reason_at, s.queue = "transferred", STORE_DOWN, where, spec.queue
+        s.node = node.name
+        s.path.append(node.name)
+        ctx = {**flow.vars, **s.vars, "reason": STORE_DOWN}
+        actions: list[act.Action] = [apology]
+        said = _rendered(spec.say, ctx)
+        if said:
+            actions.append(act.Prompt(said))
+        attributes = {k: str(v) for k, v in ((k, _value(r, ctx)) for k, r in spec.attributes) if v}
+        to = str(spec.to(ctx))  # static: the compiler checked
+        actions.append(
+            act.Transfer(to, spec.queue, STORE_DOWN, attributes, spec.caller_id, spec.timeout)
+        )
+        log.warning("the caller goes to the fallback transfer %s", node.name)
+        return Turn(s, actions)
+
+    async def keep(self, session: Session, reply: str, counted: bool = True) -> str:
+        """Keep an ended call the session store could not take in the spool, until it can;
+        returns the reply to send (the first one kept, when a retried webhook comes). The
+        call is counted as ended now, unless not `counted` (a status callback: its call
+        may have ended before, and is counted when the store says)."""
+        if self.spool is None:
+            log.error("no spool: the record of this call is lost (outcome %s)", session.outcome)
+            return reply
+        async with self.spool.lock(session.call_id):
+            kept = await self.spool.get(session.call_id)
+            if kept is not None:
+                return kept.reply
+            try:
+                await self.spool.put(session, reply, counted)
+            except Exception:  # a full disk, say: the caller is answered all the same
+                log.exception("the call could not be spooled: its record is lost")
+                return reply
+        log.info(
+            "call ended while its session store is unreachable: %s (spooled)",
+            session.outcome,
+            extra={"outcome": session.outcome, "node": session.node, "reason": session.reason},
+        )
+        if counted:
+            self.metrics.ended(session)
+        return reply
+
+    async def check_stores(self) -> None:
+        """Ping the session store (PING, or loading a call that never exists) and, once it
+        answers, give it back what the spool kept."""
+        try:
+            if isinstance(self.sessions, Pingable):
+                await self.sessions.ping()
+            else:
+                await self.sessions.load(PROBE)
+        except Exception as e:  # unreachable, or failing: not ready either way
+            self.metrics.store_error("sessions", "ping")
+            why = e.why if isinstance(e, StoreUnavailable) else f"{type(e).__name__}: {e}"
+            self.health.failed("sessions", why)
+            return
+        self.health.answered("sessions")
+        if self.spool is not None and len(self.spool):
+            try:
+                settled = await self.settle()
+            except StoreUnavailable as e:
+                self.health.failed("sessions", e.why)
+                return
+            log.info("%d spooled call(s) given back to the session store", settled)
+
+    async def settle(self) -> int:
+        """Give the session store the calls the spool kept, and the writer their records:
+        each call once (a call the store knows in progress ends as the spool says; one it
+        knows ended learns what the spool learnt after). Returns how many were given back;
+        raises StoreUnavailable when the store stops answering."""
+        assert self.spool is not None
+        done = 0
+        for sid in self.spool.calls():
+            async with self.spool.lock(sid):
+                kept = await self.spool.get(sid)
+                try:
+                    if kept is not None:
+                        await self._settle(kept.session, kept.reply, kept.counted)
+                except StoreUnavailable:
+                    raise
+                except Exception:  # this call's lock still held, say: the next round
+                    log.exception("spooled call %s not given back yet", sid)
+                    continue
+                await self.spool.drop(sid)
+                done += 1
+        return done
+
+    async def _settle(self, kept: Session, reply: str, counted: bool) -> None:
+        async with self.sessions.lock(kept.call_id):
+            stored = await self.sessions.load(kept.call_id)
+            if stored and not stored.session.ended and kept.outcome == "abandoned":
+                # a hang-up told while the store was away: the call is abandoned where it was
+                await self.hang_up(stored, kept.call_status, kept.ended_at or kept.updated_at)
+                return
+            ended = stored is not None and stored.session.ended
+            session = settled(kept, stored.session if stored is not None else None)
+            if session is None:
+                return
+            await self.sessions.save(session, stored.reply if stored and ended else reply)
+            if not counted and not ended:
+                self.metrics.ended(session)
+            self.writer.submit(session)
+
+
+def settled(kept: Session, stored: Session | None) -> Session | None:
+    """What the store keeps of a call spooled as `kept`, knowing it as `stored`: `kept`
+    when it knows nothing or `kept` is that session stepped on; the late fields `kept`
+    learnt when the store has the call ended (None: nothing new); else the call as the
+    store knows it, ended as `kept` ended it (a stub made without the session)."""
+    if stored is None:
+        return kept
+    if stored.ended:
+        late = stored.copy()
+        late.call_status = late.call_status or kept.call_status
+        late.transfer_result = late.transfer_result or kept.transfer_result
+        same = (late.call_status, late.transfer_result) == (
+            stored.call_status,
+            stored.transfer_result,
+        )
+        return None if same else late
+    if kept.started_at == stored.started_at:
+        return kept
+    s = stored.copy()
+    s.outcome, s.error, s.ended_at, s.waiting = kept.outcome, kept.error, kept.ended_at, None
+    s.reason, s.queue = kept.reason, kept.queue
+    s.reason_at = stored.node or kept.reason_at if kept.outcome == "transferred" else None
+    s.call_status, s.transfer_result = kept.call_status, kept.transfer_result
+    s.path += kept.path
+    s.node, s.turn = kept.node or s.node, max(s.turn, kept.turn)
+    for name in s.sensitive:  # an ended call keeps no sensitive value
+        s.vars.pop(name, None)
+    return s
+
+
+def _rendered(prompt: PromptTemplate | None, ctx: dict[str, Any]) -> tuple[Any, ...]:
+    """A prompt of the fallback transfer, or nothing when it needs what the call lost."""
+    if prompt is None:
+        return ()
+    try:
+        return prompt.render(ctx)
+    except Exception:
+        return ()
+
+
+def _value(render: Any, ctx: dict[str, Any]) -> Any:
+    try:
+        return render(ctx)
+    except Exception:
+        return None

@@ -41,7 +41,7 @@ from ivr.flow.model import Flow, Text
 from ivr.logs import call_sid, hidden, hide
 from ivr.registry import Route
 from ivr.runner import Turn, done_within
-from ivr.store.base import PendingFetch, Stored
+from ivr.store.base import PendingFetch, Stored, StoreUnavailable
 from ivr.telephony import twiml
 from ivr.telephony.calls import Calls
 from ivr.telephony.signature import SignatureCheck
@@ -148,9 +148,16 @@ class TwilioWebhooks:
                     log.warning("refused %s: missing or malformed CallSid", request.path)
                     raise web.HTTPBadRequest(text="CallSid missing or malformed")
                 try:
-                    body = await handler(request, fields, received)
+                    spooled = self.calls.spool is not None and sid in self.calls.spool
+                    body = None
+                    if spooled:  # ended while the store was away: answered from the spool
+                        body = await self._spooled(handler.__name__, request, fields)
+                    if body is None:
+                        body = await handler(request, fields, received)
                 except web.HTTPException:
                     raise  # a refusal the handler chose (409 for a stray callback)
+                except StoreUnavailable as e:
+                    body = await self._unreachable(handler.__name__, request, fields, e)
                 except Exception as e:
                     log.exception("webhook %s failed", request.path)
                     body = await self._give_up(request, fields, e)
@@ -335,15 +342,106 @@ class TwilioWebhooks:
         if time.monotonic() - received > TWILIO_WAIT:  # Twilio has played its error
             error = f"answered after Twilio's {TWILIO_WAIT:g} s: the caller heard an error"
             turn = self.runner.fail(flow, turn.session, error)
-        if turn.in_flight is not None:
-            await self._hold_on(turn)
         self.metrics.turn(flow.id)
+        if turn.in_flight is not None:
+            try:
+                await self._hold_on(turn)
+            except StoreUnavailable as e:
+                turn.in_flight.task.cancel()
+                return await self._store_down(flow, turn.session, e)
         return await self._answer(flow, turn)
 
     async def _answer(self, flow: Flow | None, turn: Turn) -> str:
         reply = twiml.render(turn.actions, self.voices(flow), turn.session.turn)
-        await self.calls.save(turn.session, reply)
+        try:
+            await self.calls.save(turn.session, reply)
+        except StoreUnavailable as e:
+            return await self._store_down(flow, turn.session, e, reply)
         return reply
+
+    # -- the session store unreachable -------------------------------------------------------
+
+    async def _store_down(
+        self, flow: Flow | None, session: Session, error: StoreUnavailable, reply: str = ""
+    ) -> str:
+        """The turn is done but cannot be saved: a call it ended keeps its ending (`reply`);
+        any other goes to the flow's fallback. Either way it is spooled."""
+        self._unreachable_store(error)
+        if not (session.ended and reply):
+            turn = self.calls.fallback(flow, session, str(error))
+            session = turn.session
+            reply = twiml.render(turn.actions, self.voices(flow), session.turn)
+        return await self.calls.keep(session, reply)
+
+    async def _unreachable(
+        self, route: str, request: web.Request, form: Mapping[str, str], error: StoreUnavailable
+    ) -> str:
+        """The store failed before the call's session was read: answer from the request
+        alone (its flow is found by the called number), and spool what the call learnt."""
+        try:
+            return await self._without_store(route, request, form, error)
+        except Exception:  # never a 500 to Twilio
+            log.exception("webhook %s failed without its store", request.path)
+            return BROKEN
+
+    async def _without_store(
+        self, route: str, request: web.Request, form: Mapping[str, str], error: StoreUnavailable
+    ) -> str:
+        session = self._unstarted(request, form)
+        if route in ("status", "dial"):
+            self._unreachable_store(error)
+        if route == "status":
+            status = form.get("CallStatus", "")
+            if status in ENDED_STATUSES:  # the call ends where the store has it, once back
+                session.outcome = "failed" if status == "failed" else "abandoned"
+                session.ended_at, session.call_status = session.started_at, status
+                await self.calls.keep(session, EMPTY, counted=False)
+            return EMPTY
+        if route == "dial":
+            said = form.get("DialCallStatus") or form.get("QueueResult") or ""
+            log.warning("the result of a transfer is not kept: its session store is unreachable")
+            return EMPTY if said in TAKEN else NO_AGENT
+        turn = request.query.get("t", "")
+        session.turn = int(turn) if turn.isdigit() and len(turn) < 6 else 0
+        return await self._store_down(
+            self.flows.get(session.flow_id, session.version), session, error
+        )
+
+    def _unreachable_store(self, error: StoreUnavailable) -> None:
+        log.error("%s: the call goes on without it", error)
+        self.metrics.store_error(error.store, error.operation)
+        self.calls.health.failed(error.store, error.why)
+
+    async def _spooled(
+        self, route: str, request: web.Request, form: Mapping[str, str]
+    ) -> str | None:
+        """A webhook of a call spooled while its store was away: a retry gets its reply, a
+        transfer's end and the status callback are kept with it. None when the spool gave
+        the call back to the store meanwhile (the handler answers from the store)."""
+        spool, sid = self.calls.spool, form["CallSid"]
+        assert spool is not None
+        async with spool.lock(sid):
+            kept = await spool.get(sid)
+            if kept is None:
+                return None
+            session = kept.session.copy()
+            if route == "dial":
+                said = form.get("DialCallStatus") or form.get("QueueResult") or ""
+                if session.transfer_result is None:
+                    session.transfer_result = said if said in TRANSFER_RESULTS else "other"
+                    self.metrics.transfer_result(session)
+                reply = EMPTY if said in TAKEN else NO_AGENT
+            elif route == "status":
+                status = form.get("CallStatus", "")
+                if status in ENDED_STATUSES and session.call_status is None:
+                    session.call_status = status
+                reply = EMPTY
+            else:
+                return kept.reply
+            late = (session.transfer_result, session.call_status)
+            if late != (kept.session.transfer_result, kept.session.call_status):
+                await spool.put(session, kept.reply, kept.counted)
+            return reply
 
     # -- callers on hold -------------------------------------------------------------------
 
