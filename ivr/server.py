@@ -146,7 +146,9 @@ def build_app(config: Config, tts: TTS | None = None) -> web.Application:
         route = StreamRoute(signature, everything=config.speech == "vosk")
         hooks = TwilioWebhooks(calls, signature, voice, config.turn_budget, route)
         app[HOOKS] = hooks
-        app[STREAMS] = MediaStreams(calls, signature, prompts, app[RECOGNITION], voice)
+        # /phone's calls are rehearsals: in memory, in metrics nobody scrapes, unrecorded
+        rehearsals = Calls(flows, open_sessions("memory://"), runner, None, Metrics())
+        app[STREAMS] = MediaStreams(calls, signature, prompts, app[RECOGNITION], voice, rehearsals)
         reloader = asyncio.create_task(_watch(flows, config)) if config.watch else None
         reaper = asyncio.create_task(_reap(hooks, config.reap_after))
         pinger = asyncio.create_task(_check_stores(calls))

@@ -48,13 +48,14 @@ class Calls:
         flows: FlowRegistry,
         sessions: SessionStore,
         runner: Runner,
-        writer: RecordWriter,
+        writer: RecordWriter | None,
         metrics: Metrics,
         spool: Spool | None = None,
         health: StoreHealth | None = None,
     ) -> None:
-        """`spool` keeps the calls ended while the session store is unreachable (without
-        one, their records are lost, loudly); `health` learns what answers."""
+        """`writer` None: no records (the softphone's rehearsals); `spool` keeps the calls
+        ended while the session store is unreachable (without one, their records are
+        lost, loudly); `health` learns what answers."""
         self.flows, self.sessions, self.runner = flows, sessions, runner
         self.writer, self.metrics, self.spool = writer, metrics, spool
         self.health = health or StoreHealth()
@@ -90,6 +91,11 @@ class Calls:
                 extra={"outcome": session.outcome, "node": session.node, "reason": session.reason},
             )
             self.metrics.ended(session)
+            self.record(session)
+
+    def record(self, session: Session) -> None:
+        """Queue the record of an ended call (or its late signal); rehearsals have none."""
+        if self.writer is not None:
             self.writer.submit(session)
 
     async def hang_up(self, stored: Stored, status: str | None, at: float) -> Session:
@@ -220,7 +226,7 @@ class Calls:
             await self.sessions.save(session, stored.reply if stored and ended else reply)
             if not counted and not ended:
                 self.metrics.ended(session)
-            self.writer.submit(session)
+            self.record(session)
 
 
 def settled(kept: Session, stored: Session | None) -> Session | None:

@@ -81,6 +81,9 @@ class Peer:
     handover: bool = True  # TwiML takes the call on once the stream closes (<Connect action>)
     # told (flow, node, call sid) after every turn; node None once the call is over
     observe: Callable[[str, str | None, str], None] | None = None
+    # a designer trying a flow: the call runs on `MediaStreams.rehearsals` (sessions in
+    # memory, no metrics, no record), so it never counts in the figures ops decide on
+    rehearsal: bool = False
 
 
 TWILIO = Peer()
@@ -126,9 +129,12 @@ class MediaStreams:
         prompts: PromptAudio,
         recognition: SpeechService,
         voices: Callable[[Flow | None], twiml.Voice],
+        rehearsals: Calls | None = None,
     ) -> None:
-        """`voices` gives a flow's TwiML voice: for the TwiML that follows a stream."""
+        """`voices` gives a flow's TwiML voice: for the TwiML that follows a stream;
+        `rehearsals` runs the calls of a `Peer.rehearsal` (default: `calls`)."""
         self.calls, self.signature, self.prompts = calls, signature, prompts
+        self.rehearsals = rehearsals or calls
         self.recognition, self.voices = recognition, voices
         self.open: set[StreamCall] = set()
         self.stopping = False
@@ -166,7 +172,8 @@ class StreamCall:
     def __init__(
         self, streams: MediaStreams, ws: web.WebSocketResponse, peer: Peer = TWILIO
     ) -> None:
-        self.streams, self.ws, self.calls, self.peer = streams, ws, streams.calls, peer
+        self.streams, self.ws, self.peer = streams, ws, peer
+        self.calls = streams.rehearsals if peer.rehearsal else streams.calls
         self.stream_sid = ""
         self.flow: Flow | None = None
         self.session: Session | None = None

@@ -102,7 +102,7 @@ class TwilioWebhooks:
     ) -> None:
         """`stream`, when given, sends the calls it wants to Media Streams."""
         self.calls, self.flows, self.sessions = calls, calls.flows, calls.sessions
-        self.runner, self.writer, self.metrics = calls.runner, calls.writer, calls.metrics
+        self.runner, self.metrics = calls.runner, calls.metrics
         self.signature, self.voices, self.stream = signature, voices, stream
         self.budget = budget
         self.handlers = {name: self._guard(getattr(self, name)) for name in self.ROUTES}
@@ -255,7 +255,7 @@ class TwilioWebhooks:
                 session = stored.session.copy()
                 session.transfer_result = result
                 await self.sessions.save(session, stored.reply)
-                self.writer.submit(session)  # the record again, now with the result
+                self.calls.record(session)  # the record again, now with the result
                 self.metrics.transfer_result(session)
         return EMPTY if result in TAKEN else NO_AGENT
 
@@ -293,7 +293,7 @@ class TwilioWebhooks:
             elif stored.session.call_status is None:  # a late signal: the record learns it
                 session = stored.session.copy()  # (a retried callback tells it again: idempotent)
                 session.call_status = status
-                self.writer.submit(session)
+                self.calls.record(session)
         return EMPTY
 
     async def reap(self, before: float) -> int:

@@ -77,7 +77,9 @@ def softphone(flows: FlowRegistry) -> Peer:
             },
         )
 
-    return Peer(signed=False, extras=True, admit=admit, handover=False, observe=observe)
+    return Peer(
+        signed=False, extras=True, admit=admit, handover=False, observe=observe, rehearsal=True
+    )
 
 
 def observe(flow: str, node: str | None, call: str) -> None:

@@ -3,8 +3,9 @@ driven by selenium) against the real app: Chromium's fake microphone plays a Kor
 caller (espeak-ng) into the page's AudioWorklet, which streams it to the admin listener's
 WebSocket in the Media Streams protocol, where the real Korean Vosk model hears it, on
 flows/telebanking_ko.yaml. The keypad, the keyboard and the typed "speech" box drive the
-same call; hanging up from the page leaves the call abandoned. The page's codec and
-resampler are checked against the server's in the browser itself.
+same call; hanging up from the page leaves the call abandoned. Its calls are rehearsals:
+sessions in memory, never recorded nor counted. The page's codec and resampler are
+checked against the server's in the browser itself.
 
 The server runs on this test's event loop, so every selenium call (blocking HTTP to the
 driver) runs in a thread: the loop serves the page meanwhile.
@@ -23,7 +24,7 @@ import numpy as np
 import pytest
 
 from ivr.engine.session import Session
-from ivr.server import HOOKS, RECOGNITION
+from ivr.server import RECOGNITION, STREAMS
 from ivr.speech.audio import PCM_TO_ULAW, ULAW_TO_PCM
 from ivr.speech.vosk_speech import VoskSpeech
 from tests.functional.conftest import CLOSED, MakeServer, Server
@@ -186,9 +187,22 @@ def wav(path: Path, *utterances: Utterance, lead: float = 2.0) -> Path:
 
 
 async def session(server: Server, sid: str) -> Session:
-    stored = await server.app[HOOKS].sessions.load(sid)
+    """The softphone call's session: a rehearsal's, kept in memory apart from real calls."""
+    stored = await server.app[STREAMS].rehearsals.sessions.load(sid)
     assert stored is not None
     return stored.session
+
+
+async def ended(server: Server, sid: str) -> Session:
+    """The call's last session, once it ended; a rehearsal is never recorded."""
+
+    async def over() -> Session | None:
+        s = await session(server, sid)
+        return s if s.ended else None
+
+    done = await wait_until(over, timeout=WAIT)
+    assert sid not in {r.call_sid for r in await server.records()}
+    return done
 
 
 async def listening_at(server: Server, sid: str, *nodes: str) -> Session:
@@ -221,9 +235,9 @@ async def test_a_spoken_option_takes_its_branch_and_hanging_up_abandons(
     await page.screenshot("spoken")
     await page.click("#hangup")
     await page.closed()
-    record = await server.record(sid)
-    assert (record.outcome, record.path) == ("abandoned", ("welcome", "main", "ask_account"))
-    assert record.channel == "voice" and record.direction == "inbound"
+    done = await ended(server, sid)
+    assert (done.outcome, tuple(done.path)) == ("abandoned", ("welcome", "main", "ask_account"))
+    assert done.direction == "inbound"
     assert "abandoned" in await page.text("#outcome")
     assert await page.errors() == []
 
@@ -243,9 +257,9 @@ async def test_a_keypad_click_and_a_keyboard_key_take_their_branches(
     await page.type("body", "2")  # the keyboard's 2: "no", goodbye
     await page.closed()  # the server closed the stream after the goodbye played
     assert await page.text("#outcome") == "Ended: contained"
-    record = await server.record(sid)
-    assert record.outcome == "contained"
-    assert record.path[-3:] == ("hours", "anything_else", "goodbye")
+    done = await ended(server, sid)
+    assert done.outcome == "contained"
+    assert tuple(done.path[-3:]) == ("hours", "anything_else", "goodbye")
     assert await page.errors() == []
 
 
@@ -267,12 +281,8 @@ async def test_typed_text_takes_its_branch_without_a_speech_model_or_audio(
     await page.type("#text", "상담원 연결\n")  # the global option: an agent
     await page.closed()
     assert await page.text("#outcome") == "Transferred to +15550199"
-    record = await server.record(sid)
-    assert (record.outcome, record.reason, record.reason_detail) == (
-        "transferred",
-        "global",
-        "agent",
-    )
+    done = await ended(server, sid)
+    assert (done.outcome, done.reason) == ("transferred", "global:agent")
     await page.screenshot("typed")
     assert await page.errors() == []
 
@@ -360,6 +370,6 @@ async def test_a_voicemail_ends_the_softphones_call(server: Server, browser: Bro
     await page.type("body", "0")  # an agent, out of hours: the voicemail
     await page.closed()
     assert "A recording (closed)" in await page.text("#outcome")
-    record = await server.record(sid)
-    assert (record.outcome, record.path[-2:]) == ("abandoned", ("check_hours", "closed"))
+    done = await ended(server, sid)
+    assert (done.outcome, tuple(done.path[-2:])) == ("abandoned", ("check_hours", "closed"))
     assert await page.errors() == []
