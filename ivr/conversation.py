@@ -31,6 +31,7 @@ from ivr.backend import Backend
 from ivr.engine import actions as act
 from ivr.engine import new_session
 from ivr.engine.events import CallStarted, Digits, Event, HangUp, NoInput, Recorded, Speech
+from ivr.engine.session import MASK
 from ivr.errors import FlowError, Problem
 from ivr.flow import load_flow
 from ivr.flow.loader import Document, parse_flow
@@ -259,6 +260,7 @@ class _Call:
         self.listen: act.Listen | None = None  # what the call waits for, when it listens
         self.recognizer: Recognizer | None = None  # made at the first `say_audio`
         self.hearing: Hearing | None = None  # what the last `say_audio` was heard as
+        self.hearing_sensitive = False  # ...at a sensitive listen: never shown
 
     async def run(self) -> TestResult:
         self.server.use(self.test.get("backend"))
@@ -327,6 +329,7 @@ class _Call:
             offline.hear, self.recognizer, self.flow, s, listen, pcm, self.at
         )
         self.heard, self.fetched, self.hearing = [], [], hearing
+        self.hearing_sensitive = listen.sensitive
         await self.feed(hearing.event)
         return None
 
@@ -353,7 +356,7 @@ class _Call:
             where = f"at node {s.node}, waiting for {s.waiting}, no outcome yet"
         said = " | ".join(self.heard) or "(nothing)"
         fetched = f"\n    fetched: {', '.join(self.fetched)}" if self.fetched else ""
-        hearing = self.hearing.lines() if self.hearing is not None else []
+        hearing = self.hearing.lines(self.hearing_sensitive) if self.hearing else []
         recognised = "".join(f"\n    audio: {line}" for line in hearing)
         return f"\n    call: {where}\n    heard: {said}{fetched}{recognised}"
 
@@ -402,6 +405,7 @@ class _Call:
             return []
         if got is None or want is None or got.casefold() != str(want).strip().casefold():
             said = "silence (no input)" if got is None else "a no-match" if not got else repr(got)
+            said = MASK if got and self.hearing_sensitive else said
             return [f"expected {want!r} recognised, but the flow got {said}"]
         return []
 
