@@ -521,7 +521,8 @@ async def test_a_failing_session_store_still_gets_an_apology(
 async def test_a_failing_records_store_is_counted_and_the_record_kept(
     sim: TwilioSim, server: Server, backend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    writer = server.app[HOOKS].writer
+    writer = server.app[HOOKS].calls.writer
+    assert writer is not None
 
     async def down(records: object) -> None:
         raise ConnectionError("records database is down")

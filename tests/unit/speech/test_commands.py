@@ -18,7 +18,7 @@ def test_check_the_models_of_the_settings(monkeypatch, capsys):
     assert facts["sample"] == "rate  16000 Hz (calls are 8 kHz: upsampled)"
     assert facts["vocabulary"] == "503,348 words"
     assert facts["grammar"].startswith("yes")
-    assert facts["[unk]"].startswith("no: out-of-grammar speech is caught by the exact-phrase")
+    assert facts["[unk]"].startswith("no: out-of-grammar speech is read by the exact-phrase rule")
     assert facts["loaded"].startswith("in ") and "MiB of memory" in facts["loaded"]
 
 
