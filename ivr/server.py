@@ -115,13 +115,23 @@ def build_app(config: Config, tts: TTS | None = None) -> web.Application:
     # Twilio follows carry the prefix while the routes here do not
     prefix = urlsplit(config.public_url or "").path.rstrip("/")
 
-    @functools.cache  # one Voice per flow's language and voice: TwiML's cache key
-    def spoken(language: str, name: str | None) -> Voice:
+    @functools.cache  # one Voice per flow's language, voice and speech model: TwiML's cache key
+    def spoken(language: str, name: str | None, model: str | None, ends: int | None) -> Voice:
         base, audio, workflow = f"{prefix}/twilio", f"{prefix}/audio", config.workflow_sid
-        return Voice(language, name, base=base, audio=audio, workflow_sid=workflow)
+        return Voice(
+            language,
+            name,
+            base=base,
+            audio=audio,
+            workflow_sid=workflow,
+            speech_model=model,
+            speech_timeout=ends,
+        )
 
     def voice(flow: Flow | None) -> Voice:
-        return spoken(flow.language, flow.voice) if flow else spoken("en-US", None)
+        if flow is None:
+            return spoken("en-US", None, None, None)
+        return spoken(flow.language, flow.voice, flow.speech_model, flow.speech_timeout)
 
     async def lifetime(app: web.Application) -> AsyncIterator[None]:
         flows.reload()

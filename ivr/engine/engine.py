@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ivr.engine import actions as act
+from ivr.engine import apologies
 from ivr.engine.events import (
     CallStarted,
     Digits,
@@ -63,8 +64,11 @@ def _fail(s: Session, error: str, at: float, apology: act.Prompt) -> list[act.Ac
 
 
 def apology_of(flow: Flow | None) -> act.Prompt:
-    """What a caller of `flow` hears when the call fails (the flow's own, in its language)."""
-    return act.Prompt(flow.apology) if flow is not None and flow.apology else APOLOGY
+    """What a caller of `flow` hears when the call fails: the flow's own, else the built-in
+    one in the flow's language."""
+    if flow is None:
+        return APOLOGY
+    return act.Prompt(flow.apology) if flow.apology else apologies.apology("failed", flow.language)
 
 
 def _finish(s: Session, outcome: str, at: float) -> None:
@@ -164,7 +168,8 @@ class _Turn:
             node = nodes.get(name)
             if node is None:
                 raise LookupError(f"no node {name!r} in flow {self.flow.id}")
-            s.node, s.waiting, s.misses, s.pending = name, None, 0, None
+            s.node, s.waiting, s.pending = name, None, None
+            s.misses = s.no_inputs = s.no_matches = 0
             s.path.append(name)
             if node.resolves and node.kind not in (
                 "record",
@@ -400,16 +405,22 @@ class _Turn:
     def miss(
         self, node: Node, listening: Listening, kind: str, event: Event, mode: str = ""
     ) -> str | None:
-        """No input or no match: re-prompt, or go to on_fail when retries run out."""
+        """No input or no match: re-prompt with the message for this try of its kind, or,
+        past `retries` of that kind, go to on_no_input / on_no_match (default on_fail)."""
         s = self.s
         self.heard(node, mode, kind, event)
         s.misses += 1
-        if s.misses > listening.retries:
+        if kind == "no_input":
+            s.no_inputs = count = s.no_inputs + 1
+        else:
+            s.no_matches = count = s.no_matches + 1
+        if count > listening.retries:
             s.reason, s.reason_at = f"on_fail:{node.name}", node.name
-            if listening.on_fail is None:
+            target = listening.gives_up(kind)
+            if target is None:
                 self.fail(f"retries ran out at {node.name} and it has no on_fail", GIVE_UP)
-            return listening.on_fail
-        message = listening.no_input if kind == "no_input" else listening.no_match
+            return target
+        message = listening.message(kind, count)
         self.say(message, f"{kind}:{s.misses + 1}")  # the attempt the caller is now on
         self.say(node.spec.prompt, "")
         self.listen(node)

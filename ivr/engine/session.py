@@ -25,7 +25,9 @@ class Session:
     node: str | None = None
     waiting: str | None = None  # listen | confirm | fetch | record; None: not started or ended
     vars: dict[str, Any] = field(default_factory=dict)
-    misses: int = 0  # failed tries at the current node
+    misses: int = 0  # failed tries at the current node, of both kinds
+    no_inputs: int = 0  # of them, no-inputs: `retries` bounds each kind on its own
+    no_matches: int = 0  # and no-matches
     pending: str | None = None  # option awaiting confirmation
     path: list[str] = field(default_factory=list)
     tasks: list[str] = field(default_factory=list)

@@ -110,6 +110,8 @@ def compile_flow(
         experiment=_experiment(data.get("experiment")),
         speech=data.get("speech", "twilio"),
         speech_down=speech_down.static if speech_down else None,
+        speech_model=data.get("speech_model"),
+        speech_timeout=data.get("speech_timeout"),
         fallback=fallback,
     )
     return flow, sorted(problems, key=_order)
@@ -329,19 +331,36 @@ class _Compiler:
         return PromptTemplate(None if dynamic else source, tuple(pieces), frozenset(speaks), source)
 
     def listening(self, path: Path, spec: dict[str, Any]) -> Listening:
-        d = {**self.defaults, **{k: v for k, v in spec.items() if k in DEFAULTS or k == "on_fail"}}
-        where = path if any(k in spec for k in ("no_input", "no_match")) else ("defaults",)
+        d = {**self.defaults, **{k: v for k, v in spec.items() if k in DEFAULTS}}
+
+        def where(key: str) -> Path:
+            return (*path, key) if key in spec else ("defaults", key)
+
+        def target(*keys: str) -> str | None:
+            # the node's own settings before the defaults', the specific before on_fail
+            for level in (spec, self.defaults):
+                for key in keys:
+                    if key in level:
+                        return self.ref(level[key], where(key))
+            return None
+
+        on_fail = target("on_fail")
         return Listening(
             timeout=float(d["timeout"]),
             retries=int(d["retries"]),
-            no_input=self.prompt((*where, "no_input"), d["no_input"]),
-            no_match=self.prompt((*where, "no_match"), d["no_match"]),
-            on_fail=self.ref(
-                d.get("on_fail"),
-                (*path, "on_fail") if "on_fail" in spec else ("defaults", "on_fail"),
-            ),
+            no_input=self.messages(where("no_input"), d["no_input"]),
+            no_match=self.messages(where("no_match"), d["no_match"]),
+            on_fail=on_fail,
             barge_in=bool(d["barge_in"]),
+            on_no_input=target("on_no_input", "on_fail"),
+            on_no_match=target("on_no_match", "on_fail"),
         )
+
+    def messages(self, path: Path, spec: Any) -> tuple[PromptTemplate, ...]:
+        """`no_input` / `no_match`: one message, or a list of them, one per re-prompt."""
+        if not isinstance(spec, list):
+            return (self.prompt(path, spec),)
+        return tuple(self.prompt((*path, i), item) for i, item in enumerate(spec))
 
     def option(
         self, path: Path, name: str, spec: dict[str, Any], is_global: bool = False
@@ -688,7 +707,7 @@ def _terminal(node: Node) -> bool:
     s = node.spec
     if isinstance(s, End):
         return s.returns_to is None
-    if isinstance(s, Menu | Ask) and s.listening.on_fail is None:
+    if isinstance(s, Menu | Ask) and None in (s.listening.on_no_input, s.listening.on_no_match):
         return True  # running out of retries ends the call
     if node.kind == "http" and node.on_error is None:
         return True

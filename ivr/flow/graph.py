@@ -207,7 +207,8 @@ def to_dot(flow: Flow, traffic: Traffic | None = None) -> str:
             lines.append("  }")
     lines.append(f'  "flow start" -> {dot_text(flow.start)};')
     for src, label, target in edges(flow, traffic):
-        style = ", style=dashed" if label in ("on_fail", "on_error", UNDRAWN) else ""
+        dashed = ("on_fail", "on_no_input", "on_no_match", "on_error", UNDRAWN)
+        style = ", style=dashed" if label in dashed else ""
         if traffic is not None:
             colour = traffic.colour(src, target)
             style += f', penwidth={traffic.width(src, target)}, color="{colour}"'

@@ -65,14 +65,27 @@ class PromptTemplate:
 
 @dataclass(frozen=True)
 class Listening:
-    """How a menu or ask listens and retries."""
+    """How a menu or ask listens and retries, made by the compiler and read by the engine.
+    No-inputs and no-matches are counted apart, `retries` bounding each; the message
+    before the k-th re-prompt of a kind is its item min(k, len) - 1 (the last repeats)."""
 
     timeout: float
     retries: int
-    no_input: PromptTemplate
-    no_match: PromptTemplate
+    no_input: tuple[PromptTemplate, ...]
+    no_match: tuple[PromptTemplate, ...]
     on_fail: str | None
     barge_in: bool
+    on_no_input: str | None = None  # where no-inputs beyond `retries` go (compiled: or on_fail)
+    on_no_match: str | None = None  # where no-matches beyond `retries` go (compiled: or on_fail)
+
+    def message(self, kind: str, count: int) -> PromptTemplate:
+        """What is said before the re-prompt after the `count`-th `kind` (no_input, no_match)."""
+        messages = self.no_input if kind == "no_input" else self.no_match
+        return messages[min(count, len(messages)) - 1]
+
+    def gives_up(self, kind: str) -> str | None:
+        """Where the caller goes when `kind` runs out of retries (None: the call ends failed)."""
+        return self.on_no_input if kind == "no_input" else self.on_no_match
 
 
 @dataclass(frozen=True)
@@ -213,8 +226,10 @@ class Node:
         if isinstance(s, PromptTemplate):
             out.append(("say", s))
         elif isinstance(s, Menu | Ask):
-            out += [("prompt", s.prompt), ("no_input", s.listening.no_input)]
-            out.append(("no_match", s.listening.no_match))
+            out.append(("prompt", s.prompt))
+            for kind in ("no_input", "no_match"):
+                messages = getattr(s.listening, kind)
+                out += [(kind if k == 1 else f"{kind}.{k}", m) for k, m in enumerate(messages, 1)]
         elif isinstance(s, Record):
             out.append(("prompt", s.prompt))
         elif isinstance(s, Http) and s.hold is not None:
@@ -236,8 +251,11 @@ class Node:
                 out.append((label or o.name, o.goto or self.name))
         if isinstance(s, Menu | Ask):
             out.append(("no_input / no_match", self.name))
-            if s.listening.on_fail:
-                out.append(("on_fail", s.listening.on_fail))
+            for kind in ("no_input", "no_match"):
+                target = s.listening.gives_up(kind)
+                label = "on_fail" if target == s.listening.on_fail else f"on_{kind}"
+                if target and (label, target) not in out:
+                    out.append((label, target))
         if self.on_error:
             out.append(("on_error", self.on_error))
         if self.kind == "branch":
@@ -284,6 +302,8 @@ class Flow:
     experiment: Experiment | None = None  # new calls routed here are split between variants
     speech: str = "twilio"  # who recognises speech: twilio (<Gather>) or vosk (Media Streams)
     speech_down: tuple[Part, ...] | None = None  # said when a stream's recogniser fails
+    speech_model: str | None = None  # Twilio's <Gather speechModel> (None: Twilio chooses)
+    speech_timeout: int | None = None  # seconds of silence ending speech (None: Twilio's auto)
     # the transfer node callers go to when their session store is unreachable (None: they
     # hear the apology and the call ends failed); its `to` is static (checked at compile)
     fallback: str | None = None

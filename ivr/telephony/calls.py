@@ -18,10 +18,10 @@ import logging
 from typing import Any
 
 from ivr.engine import actions as act
-from ivr.engine import new_session, step
+from ivr.engine import apologies, new_session, step
 from ivr.engine.events import HangUp
 from ivr.engine.session import Session
-from ivr.flow.model import Flow, PromptTemplate, Text, Transfer
+from ivr.flow.model import Flow, PromptTemplate, Transfer
 from ivr.metrics import Metrics
 from ivr.registry import FlowRegistry, Route
 from ivr.runner import Runner, Turn
@@ -35,7 +35,7 @@ log = logging.getLogger("ivr.calls")
 STORE_DOWN = "on_error:store"  # the reason of a fallback transfer (KIND:detail)
 # said before the fallback transfer by a flow without an apology of its own: the engine's
 # says goodbye, and the caller is not left
-FALLBACK_APOLOGY = act.Prompt((Text("Sorry, something went wrong on our side."),))
+FALLBACK_APOLOGY = apologies.apology("fallback")  # (in the flow's language when it has one)
 PROBE = "CA" + "0" * 32  # a call that never exists: loading it is a ping for any store
 
 
@@ -122,7 +122,8 @@ class Calls:
         node = flow.nodes.get(flow.fallback) if flow is not None and flow.fallback else None
         if flow is None or node is None or not isinstance(node.spec, Transfer):
             return self.runner.fail(flow, session, error)
-        apology = act.Prompt(flow.apology) if flow.apology else FALLBACK_APOLOGY
+        own = act.Prompt(flow.apology) if flow.apology else None
+        apology = own or apologies.apology("fallback", flow.language)
         failed = self.runner.fail(flow, session, error, apology)
         s, spec = failed.session, node.spec
         where = s.node or node.name

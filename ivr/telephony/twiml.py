@@ -1,8 +1,8 @@
 """Engine actions -> TwiML, with the twilio library. Pure: no request, no session.
 
-A turn's TwiML depends only on its actions, the flow's voice and language and
-the turn number, so documents are cached with the turn left as a placeholder:
-static prompts (most of them) cost one string replace after the first call.
+A turn's TwiML depends only on its actions, the flow's voice, language and speech
+model (`Voice`) and the turn number, so documents are cached with the turn left as a
+placeholder: static prompts (most of them) cost one string replace after the first call.
 """
 
 from __future__ import annotations
@@ -16,8 +16,13 @@ from urllib.parse import quote
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
 from ivr.engine import actions as act
+from ivr.telephony.voices import speaker
 
 TURN = "__TURN__"  # placeholder for the turn number in action URLs
+# Twilio refuses speechTimeout="auto" once a speechModel is set (its warning 13335): then
+# the end of speech is this many seconds of silence, unless the flow says otherwise
+SPEECH_TIMEOUT = 2
+MAX_HINTS, MAX_HINT = 500, 100  # Twilio's limits: hints per <Gather>, characters per hint
 
 
 @dataclass(frozen=True)
@@ -29,6 +34,8 @@ class Voice:
     base: str = "/twilio"  # route prefix for action URLs
     audio: str = "/audio"  # URL prefix of prompt recordings
     workflow_sid: str | None = None  # TaskRouter workflow: transfers with a queue go to <Enqueue>
+    speech_model: str | None = None  # <Gather speechModel>; None: Twilio chooses
+    speech_timeout: int | None = None  # seconds; None: "auto", or SPEECH_TIMEOUT with a model
 
 
 def render(actions: Sequence[act.Action], voice: Voice, turn: int) -> str:
@@ -95,12 +102,13 @@ def connect(stream_url: str, action: str, parameters: Mapping[str, str]) -> str:
 
 
 def _speak(target: VoiceResponse | Gather, prompts: Sequence[act.Prompt], voice: Voice) -> None:
+    name, language = speaker(voice.language, voice.voice)
     for prompt in prompts:
         for part in prompt.parts:
             if isinstance(part, act.Audio):
                 target.play(f"{voice.audio}/{quote(part.file)}")
             else:
-                target.say(part.text, voice=voice.voice, language=voice.language)
+                target.say(part.text, voice=name, language=language)
 
 
 def _gather(
@@ -109,6 +117,7 @@ def _gather(
     if not listen.barge_in:
         _speak(response, prompts, voice)  # heard in full before listening starts
     menu = bool(listen.keys)
+    speech = "speech" in listen.modes
     gather = response.gather(
         input=" ".join(sorted(listen.modes)) or "dtmf",
         action=f"{voice.base}/gather?t={TURN}",
@@ -116,14 +125,34 @@ def _gather(
         timeout=max(1, round(listen.timeout)),
         num_digits=1 if menu else (listen.max_digits if not listen.finish_on else None),
         finish_on_key="" if menu else listen.finish_on,  # Twilio's default "#" would eat a key
-        speech_timeout="auto" if "speech" in listen.modes else None,
-        hints=", ".join(listen.phrases) or None,
-        language=voice.language if "speech" in listen.modes else None,
+        speech_timeout=speech_timeout(voice) if speech else None,
+        speech_model=voice.speech_model if speech else None,
+        hints=hints(listen.phrases) if speech else None,
+        language=voice.language if speech else None,
     )
     if listen.barge_in:
         _speak(gather, prompts, voice)
     # Twilio falls through to the next verb when the caller says nothing
     response.redirect(f"{voice.base}/gather?t={TURN}&silence=1", method="POST")
+
+
+def hints(phrases: Sequence[str]) -> str | None:
+    """Twilio's `hints`: phrases joined by commas, so a comma inside a phrase would split
+    it in two; each phrase is kept whole (its commas become spaces), once, within Twilio's
+    limits (a phrase too long to be a hint is left out)."""
+    kept: dict[str, None] = {}
+    for phrase in phrases:
+        hint = " ".join(phrase.replace(",", " ").split())
+        if hint and len(hint) <= MAX_HINT:
+            kept[hint] = None
+    return ", ".join(list(kept)[:MAX_HINTS]) or None
+
+
+def speech_timeout(voice: Voice) -> str:
+    """`speechTimeout` valid for the voice's speech model: "auto" only without one."""
+    if voice.speech_timeout is not None:
+        return str(voice.speech_timeout)
+    return "auto" if voice.speech_model is None else str(SPEECH_TIMEOUT)
 
 
 def _transfer(response: VoiceResponse, t: act.Transfer, voice: Voice) -> None:

@@ -26,7 +26,8 @@ from yarl import query_to_pairs
 
 from ivr.config import TWILIO_WAIT
 from ivr.engine import actions as act
-from ivr.engine.engine import APOLOGY, fits
+from ivr.engine.apologies import apology
+from ivr.engine.engine import APOLOGY, apology_of, fits
 from ivr.engine.events import (
     CallStarted,
     Digits,
@@ -37,7 +38,7 @@ from ivr.engine.events import (
     Speech,
 )
 from ivr.engine.session import Session
-from ivr.flow.model import Flow, Text
+from ivr.flow.model import Flow
 from ivr.logs import call_sid, hidden, hide
 from ivr.registry import Route
 from ivr.runner import Turn, done_within
@@ -65,20 +66,10 @@ TRANSFER_RESULTS = frozenset(
 TAKEN = ("completed", "answered", "bridged", "hangup")  # nothing more to say to the caller
 
 
-def _sorry(text: str) -> act.Prompt:
-    return act.Prompt((Text(text),))
-
-
-NOT_IN_SERVICE = _sorry("Sorry, this number is not in service. Goodbye.")
-LOST_CALL = _sorry("Sorry, we could not continue this call. Please call again. Goodbye.")
-NO_AGENT = twiml.render(
-    [
-        _sorry("Sorry, no agent could take your call. Please call again later. Goodbye."),
-        act.Hangup("transferred"),
-    ],
-    twiml.Voice(),
-    0,
-)
+# what the webhooks say themselves, in English when no flow tells them the call's language
+NOT_IN_SERVICE = apology("not_in_service")
+LOST_CALL = apology("lost_call")
+NO_AGENT = twiml.render([apology("no_agent"), act.Hangup("transferred")], twiml.Voice(), 0)
 BROKEN = twiml.render([APOLOGY, act.Hangup("failed")], twiml.Voice(), 0)
 EMPTY = str(VoiceResponse().to_xml())
 
@@ -251,13 +242,15 @@ class TwilioWebhooks:
         log.info("transfer ended: %s", result)
         async with self.sessions.lock(sid):
             stored = await self.sessions.load(sid)
+            session = stored.session if stored else self._unstarted(request, form)
+            flow = self.flows.get(session.flow_id, session.version)  # says the apology
             if stored and stored.session.ended and stored.session.transfer_result is None:
                 session = stored.session.copy()
                 session.transfer_result = result
                 await self.sessions.save(session, stored.reply)
                 self.calls.record(session)  # the record again, now with the result
                 self.metrics.transfer_result(session)
-        return EMPTY if result in TAKEN else NO_AGENT
+        return EMPTY if result in TAKEN else self._no_agent(flow)
 
     async def connect(self, request: web.Request, form: Mapping[str, str], received: float) -> str:
         """A call's Media Stream closed (`<Connect action>`): the TwiML the stream driver
@@ -382,7 +375,7 @@ class TwilioWebhooks:
             return await self._without_store(route, request, form, error)
         except Exception:  # never a 500 to Twilio
             log.exception("webhook %s failed without its store", request.path)
-            return BROKEN
+            return self._broken(request, form)
 
     async def _without_store(
         self, route: str, request: web.Request, form: Mapping[str, str], error: StoreUnavailable
@@ -400,7 +393,8 @@ class TwilioWebhooks:
         if route == "dial":
             said = form.get("DialCallStatus") or form.get("QueueResult") or ""
             log.warning("the result of a transfer is not kept: its session store is unreachable")
-            return EMPTY if said in TAKEN else NO_AGENT
+            flow = self.flows.get(session.flow_id, session.version)  # its number's
+            return EMPTY if said in TAKEN else self._no_agent(flow)
         turn = request.query.get("t", "")
         session.turn = int(turn) if turn.isdigit() and len(turn) < 6 else 0
         return await self._store_down(
@@ -430,7 +424,8 @@ class TwilioWebhooks:
                 if session.transfer_result is None:
                     session.transfer_result = said if said in TRANSFER_RESULTS else "other"
                     self.metrics.transfer_result(session)
-                reply = EMPTY if said in TAKEN else NO_AGENT
+                flow = self.flows.get(session.flow_id, session.version)
+                reply = EMPTY if said in TAKEN else self._no_agent(flow)
             elif route == "status":
                 status = form.get("CallStatus", "")
                 if status in ENDED_STATUSES and session.call_status is None:
@@ -497,14 +492,37 @@ class TwilioWebhooks:
 
     async def _lost(self, request: web.Request, form: Mapping[str, str]) -> str:
         log.warning("no session for this call (expired, or never started here)")
-        failed = self.runner.fail(None, self._unstarted(request, form), "no session", LOST_CALL)
-        return await self._answer(None, failed)
+        session = self._unstarted(request, form)
+        flow = self.flows.get(session.flow_id, session.version)  # its number's: its language
+        lost = apology("lost_call", flow.language) if flow else LOST_CALL
+        return await self._answer(flow, self.runner.fail(flow, session, "no session", lost))
 
     async def _flow_gone(self, stored: Stored) -> str:
         session = stored.session
         error = f"flow {session.flow_id} version {session.version} is not loaded"
         log.error(error)
         return await self._answer(None, self.runner.fail(None, session, error))
+
+    def _no_agent(self, flow: Flow | None) -> str:
+        """A transfer ended with no agent taking the call: the caller hears so (in the
+        flow's voice and language) and is hung up on."""
+        if flow is None:
+            return NO_AGENT
+        sorry: list[act.Action] = [apology("no_agent", flow.language), act.Hangup("transferred")]
+        return twiml.render(sorry, self.voices(flow), 0)
+
+    def _broken(self, request: web.Request, form: Mapping[str, str]) -> str:
+        """The last resort after an internal error: the apology of the flow the called
+        number routes to, in its voice; in English when even that cannot be had."""
+        try:
+            route = self._route(request, form)
+            if route is None:
+                return BROKEN
+            sorry: list[act.Action] = [apology_of(route.flow), act.Hangup("failed")]
+            return twiml.render(sorry, self.voices(route.flow), 0)
+        except Exception:
+            log.exception("the apology could not be rendered")
+            return BROKEN
 
     async def _give_up(
         self, request: web.Request, form: Mapping[str, str], error: Exception
@@ -527,7 +545,7 @@ class TwilioWebhooks:
                 return reply
         except Exception:  # the store itself may be what failed: the log has it all
             log.exception("the failed call could not be recorded")
-            return BROKEN
+            return self._broken(request, form)
 
     def _route(self, request: web.Request, form: Mapping[str, str]) -> Route | None:
         """The flow (and experiment variant) a new call on this number runs."""

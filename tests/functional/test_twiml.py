@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 import os
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from ivr.engine import actions as act
-from ivr.telephony.twiml import Voice, connect, render
+from ivr.telephony.twiml import MAX_HINT, Voice, connect, hints, render, speech_timeout
 
 GOLDEN = Path(__file__).parent / "golden"
 WORKFLOW = "WW" + "0123456789abcdef" * 2
@@ -134,6 +135,34 @@ CASES: dict[str, tuple[list[act.Action], Voice]] = {
     ),
     "hold_music": ([act.Hold("hold music.mp3")], Voice()),
     "hold_pause": ([act.Hold(pause=1.0)], Voice()),
+    "hints_keep_phrases_whole": (  # a comma inside a phrase would split it in two hints
+        [MENU, replace(MENU_LISTEN, phrases=("yes, please", "balance", "how much,money", ","))],
+        Voice(),
+    ),
+    "dtmf_only_no_hints": (  # no speech taken: no hints, no speech settings
+        [MENU, replace(MENU_LISTEN, modes=frozenset({"dtmf"}))],
+        Voice(speech_model="phone_call"),
+    ),
+    "speech_model": (  # Twilio refuses speechTimeout="auto" with a speech model
+        [MENU, MENU_LISTEN],
+        Voice(speech_model="phone_call"),
+    ),
+    "speech_model_timeout": (
+        [MENU, MENU_LISTEN],
+        Voice("en-GB", "Polly.Amy", speech_model="deepgram_nova-2", speech_timeout=3),
+    ),
+    "default_voice_korean": (
+        [act.Prompt((act.Text("안녕하세요."),)), act.Hangup("contained")],
+        Voice("ko-KR"),
+    ),
+    "default_voice_kazakh": (  # no Kazakh voice: read in Russian, recognised in Kazakh
+        [act.Prompt((act.Text("Сәлеметсіз бе."),)), replace(MENU_LISTEN, phrases=("иә",))],
+        Voice("kk-KZ"),
+    ),
+    "espeak_voice_replaced": (  # an espeak-ng voice (Media Streams) means nothing to Twilio
+        [act.Prompt((act.Text("Здравствуйте."),)), act.Hangup("contained")],
+        Voice("ru-RU", "ru+f3"),
+    ),
 }
 
 
@@ -201,3 +230,31 @@ def test_connect_stream() -> None:
     parameters = {"flow": "telebanking_ko", "caller": "+821012345678", "called": "+15550130"}
     document = connect("wss://ivr.example.com/twilio/stream", "/twilio/connect", parameters)
     golden("connect_stream", document)
+
+
+@pytest.mark.parametrize(
+    ("phrases", "expected"),
+    [
+        (("balance", "how much money"), "balance, how much money"),
+        (("yes, please",), "yes please"),  # one phrase stays one hint
+        (("a,b", " a  b ", "a b"), "a b"),  # once each
+        ((",", " ", ""), None),
+        (("x" * (MAX_HINT + 1), "ok"), "ok"),  # too long to be a hint
+        (("$OOV_CLASS_DIGIT_SEQUENCE",), "$OOV_CLASS_DIGIT_SEQUENCE"),  # Twilio's class tokens
+    ],
+)
+def test_hints(phrases: tuple[str, ...], expected: str | None) -> None:
+    assert hints(phrases) == expected
+
+
+@pytest.mark.parametrize(
+    ("voice", "expected"),
+    [
+        (Voice(), "auto"),
+        (Voice(speech_timeout=4), "4"),
+        (Voice(speech_model="numbers_and_commands"), "2"),  # never "auto" with a model
+        (Voice(speech_model="googlev2_telephony", speech_timeout=1), "1"),
+    ],
+)
+def test_speech_timeout(voice: Voice, expected: str) -> None:
+    assert speech_timeout(voice) == expected

@@ -180,7 +180,9 @@ async def test_retries_run_out_to_the_agent(sim: TwilioSim, server: Server, back
         "Please enter or say your six digit order number, then press the pound key.",
     ]
     assert (await call.silence())[0] == NOT_HEARD
-    heard = await call.say("my order please", 0.9)
+    # no-inputs and no-matches are counted apart: retries (2) bounds each
+    assert (await call.say("my order please", 0.9))[0] == "That is not a six digit order number."
+    heard = await call.press("1#")
     assert heard == ["Connecting you to our order team."]
     assert call.end == "dial"
     assert call.transfer is not None and call.transfer.find("Number").text == "+15550188"

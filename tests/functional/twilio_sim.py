@@ -387,6 +387,7 @@ class Call:
             elif tag == "Pause":
                 continue
             elif tag == "Gather":
+                _check_gather(verb)
                 for inner in verb:
                     if inner.tag in ("Say", "Play"):
                         self._hear(inner)
@@ -460,6 +461,17 @@ class Call:
             text = urljoin(self._url, text)
         self.heard.append(text)
         self.last.append(text)
+
+
+def _check_gather(gather: ET.Element) -> None:
+    """What Twilio warns of in a <Gather>: `speechTimeout="auto"` with a `speechModel`
+    (warning 13335), and speech settings on a gather that takes no speech."""
+    if gather.get("speechModel") and gather.get("speechTimeout") == "auto":
+        raise TwilioError('13335: speechTimeout="auto" cannot be used with a speechModel')
+    if "speech" not in gather.get("input", "dtmf").split():
+        extra = {"hints", "speechModel", "speechTimeout", "language"} & set(gather.keys())
+        if extra:
+            raise TwilioError(f"speech settings on a <Gather> without speech: {sorted(extra)}")
 
 
 def _collect(keys: str, gather: ET.Element) -> dict[str, str]:

@@ -480,14 +480,89 @@ def test_no_input_and_no_match_reprompt_with_their_own_messages(bank):
 
 
 def test_retries_run_out_then_on_fail(bank):
-    call = Call(bank)  # retries: 2, so the third miss goes to on_fail
+    call = Call(bank)  # retries: 2, so the third miss of a kind goes to on_fail
     call.silence()
     call.press("9")
-    assert call.node == "main" and call.session.misses == 2
+    call.silence()
+    assert call.node == "main" and call.session.misses == 3  # no-inputs counted apart
+    assert (call.session.no_inputs, call.session.no_matches) == (2, 1)
+    assert isinstance(call.last, act.Listen)
     call.silence()
     assert call.session.outcome == "transferred"
     assert call.last.reason == "on_fail:main"  # type: ignore[union-attr]
     assert call.session.path == ["welcome", "main", "agent_check", "agent"]
+
+
+ESCALATING = """
+flow: t
+start: m
+defaults:
+  retries: 2
+  no_input: ["Are you there?", [{say: "Still there?"}, "Please press a key."], "Last chance."]
+  on_fail: agent
+nodes:
+  m:
+    menu:
+      prompt: "Press 1."
+      no_match: ["That is not an option.", "Press 1, {{ caller }}."]
+      on_no_input: bye
+      options:
+        x: {dtmf: "1", goto: bye}
+  agent:
+    transfer: {to: "+15550199"}
+  bye:
+    end: {say: "Goodbye."}
+"""
+
+
+def test_each_retry_hears_the_next_message_the_last_repeated():
+    call = Call(compile_flow(ESCALATING))
+    call.silence()
+    assert call.heard == ["Are you there?", "Press 1."]
+    call.press("9")
+    assert call.heard == ["That is not an option.", "Press 1."]
+    call.silence()  # one message of two parts
+    assert call.heard == ["Still there? Please press a key.", "Press 1."]
+    call.press("8")
+    assert call.heard == ["Press 1, +15550001.", "Press 1."]
+    assert call.session.inputs == {"m:no_input": 2, "m:dtmf:no_match": 2}
+    assert [line[1:] for line in call.session.transcript[-2:]] == [
+        ["m", "dtmf", "no_match", "8"],
+        ["m", "no_match:5"],  # the attempt the caller is now on, both kinds together
+    ]
+
+
+def test_the_last_message_repeats():
+    flow = compile_flow(ESCALATING.replace("  retries: 2", "  retries: 4"))
+    call = Call(flow)
+    heard = []
+    for _ in range(4):
+        call.press("9")
+        heard.append(call.heard[0])
+    assert heard == [
+        "That is not an option.",
+        "Press 1, +15550001.",
+        "Press 1, +15550001.",
+        "Press 1, +15550001.",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("events", "outcome", "node"),
+    [
+        (["silence"] * 3, "contained", "bye"),  # on_no_input
+        (["9"] * 3, "transferred", "agent"),  # no on_no_match: on_fail
+        (["silence", "9", "silence", "9", "9"], "transferred", "agent"),
+        (["9", "silence", "9", "silence", "silence"], "contained", "bye"),
+    ],
+)
+def test_no_inputs_and_no_matches_run_out_apart_to_their_own_targets(events, outcome, node):
+    call = Call(compile_flow(ESCALATING))
+    for i, event in enumerate(events):
+        assert call.session.outcome is None, i
+        call.silence() if event == "silence" else call.press(event)
+    assert (call.session.outcome, call.node) == (outcome, node)
+    assert (call.session.reason, call.session.reason_at) == ("on_fail:m", "m")
 
 
 def test_retries_count_per_node(bank):

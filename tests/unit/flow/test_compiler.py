@@ -471,11 +471,80 @@ nodes:
     flow, _ = compile_text(text)
     a, b = flow.nodes["a"].spec.listening, flow.nodes["b"].spec.listening
     assert (a.timeout, a.retries, a.on_fail, a.barge_in) == (7.0, 3, "agent", True)
-    assert a.no_match.static == (Text("Pardon?"),)
-    assert a.no_input.static == (Text("Sorry, I didn't hear anything."),)
+    assert [m.static for m in a.no_match] == [(Text("Pardon?"),)]
+    assert [m.static for m in a.no_input] == [(Text("Sorry, I didn't hear anything."),)]
+    assert (a.on_no_input, a.on_no_match) == ("agent", "agent")  # on_fail unless set
     assert (b.timeout, b.retries, b.on_fail) == (2.5, 0, "bye")
-    assert b.no_input.static == (Text("Still there?"),)
+    assert [m.static for m in b.no_input] == [(Text("Still there?"),)]
+    assert (b.on_no_input, b.on_no_match) == ("bye", "bye")
     assert flow.nodes["lookup"].on_error == "agent"  # http falls back on defaults.on_fail
+
+
+REPROMPTS = """flow: t
+start: a
+defaults:
+  no_input: ["Sorry, I didn't hear you.", [{audio: sorry.wav}, "Please answer."]]
+  on_fail: agent
+  on_no_match: bye
+nodes:
+  a:
+    menu:
+      prompt: hi
+      no_match: [{say: "Pardon?"}, {audio: again.wav}, "Hi {{ caller }}, one more time."]
+      options:
+        x: {dtmf: "1", goto: b}
+  b:
+    ask: {prompt: pin, save_as: pin, on_fail: bye, on_no_input: agent}
+    next: bye
+  agent:
+    transfer: {to: "+15550199"}
+  bye:
+    end:
+"""
+
+
+def test_reprompts_are_lists_of_messages_each_any_prompt_form():
+    flow, _ = compile_text(REPROMPTS)
+    a, b = flow.nodes["a"].spec.listening, flow.nodes["b"].spec.listening
+    assert [m.static for m in a.no_input] == [
+        (Text("Sorry, I didn't hear you."),),
+        (Audio("sorry.wav"), Text("Please answer.")),  # one message of two parts
+    ]
+    assert [m.static for m in a.no_match[:2]] == [(Text("Pardon?"),), (Audio("again.wav"),)]
+    assert a.no_match[2].render({"caller": "+1555"}) == (Text("Hi +1555, one more time."),)
+    assert a.message("no_match", 1) is a.no_match[0]
+    assert a.message("no_match", 7) is a.no_match[2]  # the last repeats
+    assert a.message("no_input", 2) is a.no_input[1]
+    # the node's own settings come before the defaults', the specific before on_fail
+    assert (a.on_fail, a.on_no_input, a.on_no_match) == ("agent", "agent", "bye")
+    assert (b.on_fail, b.on_no_input, b.on_no_match) == ("bye", "agent", "bye")
+    roles = [role for role, _ in flow.nodes["a"].prompts()]
+    assert roles == ["prompt", "no_input", "no_input.2", "no_match", "no_match.2", "no_match.3"]
+    assert ("on_no_match", "bye") in flow.nodes["a"].edges()
+    assert ("on_no_input", "agent") in flow.nodes["b"].edges()
+
+
+def test_bad_reprompt_targets_are_located():
+    text = REPROMPTS.replace("on_no_match: bye", "on_no_match: bey").replace(
+        "on_no_input: agent", "on_no_input: agnet"
+    )
+    assert errors(text) == [
+        "f.yaml:6:16: defaults.on_no_match: 'bey' is not a node (did you mean 'bye'?)",
+        "f.yaml:15:65: nodes.b.ask.on_no_input: 'agnet' is not a node (did you mean 'agent'?)",
+    ]
+
+
+def test_a_reprompt_list_must_not_be_empty():
+    doc = parse_flow(REPROMPTS.replace("no_input: [", "no_input: []\n  x: ["), "f.yaml", {})
+    assert check_schema(doc)
+
+
+def test_without_a_way_out_for_one_kind_the_node_may_end_the_call():
+    flow, _ = compile_text(REPROMPTS.replace("  on_fail: agent\n", ""))
+    b = flow.nodes["b"].spec.listening
+    assert (b.on_fail, b.on_no_input, b.on_no_match) == ("bye", "agent", "bye")
+    a = flow.nodes["a"].spec.listening
+    assert (a.on_fail, a.on_no_input, a.on_no_match) == (None, None, "bye")
 
 
 def test_menu_modes_and_key_table():

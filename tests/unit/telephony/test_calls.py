@@ -72,6 +72,13 @@ def test_the_flows_own_apology_comes_first() -> None:
     assert turn.actions[0] == act.Prompt((Text("Oops."),))
 
 
+def test_the_built_in_apology_is_in_the_flows_language() -> None:
+    turn = calls().fallback(
+        flow(FLOW.replace("start:", "language: ko-KR\nstart:")), at_the_pin(), "down"
+    )
+    assert turn.actions[0] == act.Prompt((Text("죄송합니다. 시스템에 문제가 발생했습니다."),))
+
+
 @pytest.mark.parametrize("text", [FLOW.replace("defaults:\n  fallback: agent\n", ""), None])
 def test_without_a_fallback_the_call_fails(text: str | None) -> None:
     turn = calls().fallback(flow(text) if text else None, at_the_pin(), "down")

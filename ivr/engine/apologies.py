@@ -1,0 +1,67 @@
+"""What ivr itself says when it cannot go on with a call, in the call's language.
+
+A flow may word its own apology (`defaults.apology`); these built-in ones are for
+everything else: a call that failed in a flow without one, a call whose session
+was lost, a transfer no agent took. A caller of a Korean flow must not hear them
+in English, so each is kept in every language the examples serve.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from ivr.engine import actions as act
+from ivr.flow.model import Text
+
+FALLBACK_LANGUAGE = "en"
+# kind -> primary language subtag -> what is said
+SAID: dict[str, dict[str, str]] = {
+    # the call failed (ivr's fault): then a hang-up
+    "failed": {
+        "en": "Sorry, something went wrong on our side. Please call again later. Goodbye.",
+        "ru": "Извините, у нас произошла ошибка. Пожалуйста, позвоните позже. До свидания.",
+        "kk": "Кешіріңіз, бізде қате орын алды. Кейінірек қайта қоңырау шалыңыз. Сау болыңыз.",
+        "ko": "죄송합니다. 시스템에 문제가 발생했습니다. 잠시 후 다시 전화해 주십시오. "
+        "안녕히 계십시오.",
+    },
+    # the call cannot go on here, and an agent takes it next
+    "fallback": {
+        "en": "Sorry, something went wrong on our side.",
+        "ru": "Извините, у нас произошла ошибка.",
+        "kk": "Кешіріңіз, бізде қате орын алды.",
+        "ko": "죄송합니다. 시스템에 문제가 발생했습니다.",
+    },
+    # the call's session is gone (expired, or never started here)
+    "lost_call": {
+        "en": "Sorry, we could not continue this call. Please call again. Goodbye.",
+        "ru": "Извините, мы не смогли продолжить этот звонок. Пожалуйста, позвоните ещё раз. "
+        "До свидания.",
+        "kk": "Кешіріңіз, қоңырауды жалғастыра алмадық. Қайта қоңырау шалыңыз. Сау болыңыз.",
+        "ko": "죄송합니다. 통화를 계속할 수 없습니다. 다시 전화해 주십시오. 안녕히 계십시오.",
+    },
+    # a transfer ended without an agent taking the call
+    "no_agent": {
+        "en": "Sorry, no agent could take your call. Please call again later. Goodbye.",
+        "ru": "Извините, сейчас ни один оператор не может ответить. Пожалуйста, позвоните "
+        "позже. До свидания.",
+        "kk": "Кешіріңіз, қазір бос оператор жоқ. Кейінірек қайта қоңырау шалыңыз. Сау болыңыз.",
+        "ko": "죄송합니다. 지금은 상담원이 전화를 받을 수 없습니다. 나중에 다시 전화해 주십시오. "
+        "안녕히 계십시오.",
+    },
+    # no flow answers the called number (no flow, so no language either: English)
+    "not_in_service": {
+        "en": "Sorry, this number is not in service. Goodbye.",
+        "ru": "Извините, этот номер не обслуживается. До свидания.",
+        "kk": "Кешіріңіз, бұл нөмірге қызмет көрсетілмейді. Сау болыңыз.",
+        "ko": "죄송합니다. 이 번호는 서비스되지 않는 번호입니다. 안녕히 계십시오.",
+    },
+}
+
+
+@lru_cache(maxsize=256)
+def apology(kind: str, language: str = FALLBACK_LANGUAGE) -> act.Prompt:
+    """The built-in `kind` apology in `language` (a BCP-47 tag: its primary subtag
+    chooses), in English when the language has none."""
+    said = SAID[kind]
+    primary = language.replace("_", "-").split("-", 1)[0].lower()
+    return act.Prompt((Text(said.get(primary, said[FALLBACK_LANGUAGE])),))
