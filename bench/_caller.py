@@ -51,6 +51,7 @@ GOODBYE = ("Goodbye.</Say><Hangup",)
 
 AGENT = ("Connecting you to an agent", "Leave a message")  # office hours decide which
 NOT_VALID = ("That account number is not valid",)
+STILL_NOT_VALID = ("That account number is still not valid",)  # the second reprompt
 
 # (name, steps): every call starts with /twilio/voice (answered with MENU) and ends with
 # the status callback once the caller is gone
@@ -64,7 +65,7 @@ SCENARIOS: dict[str, tuple[Step, ...]] = {
     "three mistyped account numbers, then an agent": (
         Step(KEYS, "1", ACCOUNT),
         Step(KEYS, "12345678#", NOT_VALID),
-        Step(SPEECH, "1 2 3 4 5 6 7 8", NOT_VALID),
+        Step(SPEECH, "1 2 3 4 5 6 7 8", STILL_NOT_VALID),
         Step(KEYS, "11111111#", AGENT),
         Step(TRANSFER_ENDS, "", ("<Response",)),
     ),

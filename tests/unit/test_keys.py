@@ -1,0 +1,35 @@
+"""The sealing of sessions: AES-GCM nonces never repeat, in a process or across a fork."""
+
+from __future__ import annotations
+
+import os
+
+from ivr import keys
+from ivr.keys import Keys
+
+
+def test_nonces_never_repeat_and_renew_when_the_count_runs_out() -> None:
+    nonces = keys._Nonces()
+    made = [nonces() for _ in range(10_000)]
+    assert len(set(made)) == len(made) and all(len(n) == 12 for n in made)
+    prefix = made[0][:8]
+    nonces._count = iter([1 << 32, 0, 1])  # the count ran out
+    assert nonces()[:8] != prefix
+
+
+def test_a_forked_process_draws_its_own_nonces() -> None:
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its first nonce, to the parent
+        os.write(write, keys._nonce())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read, 12)
+    assert child[:8] != keys._nonce()[:8]
+
+
+def test_a_session_opens_with_its_keys_and_call_only() -> None:
+    ours = Keys.for_tests()
+    token = ours.seal_session("CA1", "{}")
+    assert ours.open_session("CA1", token) == "{}"
+    assert ours.seal_session("CA1", "{}") != token  # a new nonce each time
