@@ -46,6 +46,7 @@ sys.path.insert(0, str(ROOT))  # tests.voices: the callers' audio
 from _servers import PYTHON, Server, free_port  # noqa: E402
 from cryptography.fernet import Fernet  # noqa: E402
 
+from tests.chromium import CHROMIUM_MISSING, chromium, installed  # noqa: E402
 from tests.voices import Voices  # noqa: E402
 
 SERVER_CORE = 0
@@ -53,18 +54,6 @@ FLOW = "telebanking_ko"
 TARGET = 0.4  # seconds: the turn gap over Twilio (bench/asr.py)
 PAUSE = 0.5  # seconds the caller waits once the prompts played out
 WAIT = 60.0  # seconds, at most, for anything to happen
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",  # as root, Chromium's sandbox refuses to start
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--autoplay-policy=no-user-gesture-required",
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-)
 EVENTS = "return window.ivrPhone ? window.ivrPhone.events.map(e => [e.type, e.at, e.line]) : []"
 
 
@@ -90,26 +79,18 @@ def ivr_server(tmp: Path) -> tuple[Server, int]:
     return Server("ivr", argv, port, env, tmp / "ivr.log", core=SERVER_CORE), admin
 
 
-def chromium(tmp: Path) -> Any:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    binary, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if binary is None or driver is None:
-        sys.exit("chromium and chromedriver: run `apt-get install -y chromium chromium-driver`")
+def open_browser(tmp: Path) -> Any:
+    """Headless Chromium whose fake microphone plays silence (audio comes by the hook)."""
+    if not installed():
+        sys.exit(CHROMIUM_MISSING)
     quiet = tmp / "quiet.wav"
     with wave.open(str(quiet), "wb") as out:  # the fake microphone: silence, not its beeps
         out.setnchannels(1)
         out.setsampwidth(2)
         out.setframerate(48000)
         out.writeframes(b"\0\0" * 48000)
-    options = webdriver.ChromeOptions()
-    options.binary_location = binary
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--use-file-for-fake-audio-capture={quiet}%noloop")
-    options.add_argument(f"--user-data-dir={tmp / 'chromium'}")
-    return webdriver.Chrome(options=options, service=Service(executable_path=driver))
+    flags = ("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream")
+    return chromium(tmp / "chromium", (*flags, f"--use-file-for-fake-audio-capture={quiet}%noloop"))
 
 
 def until(check: Any, what: str, timeout: float = WAIT) -> Any:
@@ -232,7 +213,7 @@ def main() -> None:
         try:
             server.wait_ready(120)  # the port opens once the model has loaded
             url = f"http://127.0.0.1:{admin}/phone?flow={FLOW}"
-            browser = chromium(tmp)
+            browser = open_browser(tmp)
             browser.get(url)
             latency = browser.execute_script(
                 "const c = new AudioContext(); const l = [c.baseLatency, c.outputLatency,"

@@ -14,7 +14,6 @@ driver) runs in a thread: the loop serves the page meanwhile.
 from __future__ import annotations
 
 import asyncio
-import shutil
 import wave
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -27,26 +26,11 @@ from ivr.engine.session import Session
 from ivr.server import RECOGNITION, STREAMS
 from ivr.speech.audio import PCM_TO_ULAW, ULAW_TO_PCM
 from ivr.speech.vosk_speech import VoskSpeech
+from tests.chromium import CHROMIUM_MISSING, chromium, installed
 from tests.functional.conftest import CLOSED, MakeServer, Server
 from tests.functional.twilio_sim import wait_until
 from tests.voices import Utterance, Voices
 
-CHROMIUM_MISSING = (
-    "chromium and chromedriver are not installed: run "
-    "`apt-get install -y chromium chromium-driver` (make test does this)"
-)
-FLAGS = (
-    "--headless",
-    "--no-sandbox",  # as root, Chromium's sandbox refuses to start
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--window-size=1000,900",
-    "--autoplay-policy=no-user-gesture-required",
-    "--use-fake-ui-for-media-stream",  # the microphone is allowed without asking
-)
 FLOW = "telebanking_ko"
 WAIT = 60.0  # seconds, at most, for anything the call does (real time: audio plays)
 WAV_RATE = 48000
@@ -130,27 +114,18 @@ async def browser(tmp_path: Path) -> AsyncIterator[Browser]:
     """Starts headless Chromium (`microphone`: a WAV its fake microphone plays once; None:
     no microphone at all; `host`: a name for the server, which makes its pages no secure
     context, so no audio); every one started is quit at the end."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    chromium, chromedriver = shutil.which("chromium"), shutil.which("chromedriver")
-    if chromium is None or chromedriver is None:
+    if not installed():
         pytest.fail(CHROMIUM_MISSING, pytrace=False)
     started: list[Any] = []
 
     def start(microphone: Path | None, host: str | None) -> Any:
-        options = webdriver.ChromeOptions()
-        options.binary_location = chromium
-        for flag in FLAGS:
-            options.add_argument(flag)
+        flags = ["--window-size=1000,900", "--use-fake-ui-for-media-stream"]  # mic allowed
         if microphone is not None:
-            options.add_argument("--use-fake-device-for-media-stream")
-            options.add_argument(f"--use-file-for-fake-audio-capture={microphone}%noloop")
+            flags.append("--use-fake-device-for-media-stream")
+            flags.append(f"--use-file-for-fake-audio-capture={microphone}%noloop")
         if host is not None:  # a name, not loopback: the page is no secure context
-            options.add_argument(f"--host-resolver-rules=MAP {host} 127.0.0.1")
-        options.add_argument(f"--user-data-dir={tmp_path / f'chromium{len(started)}'}")
-        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-        driver = webdriver.Chrome(options=options, service=Service(executable_path=chromedriver))
+            flags.append(f"--host-resolver-rules=MAP {host} 127.0.0.1")
+        driver = chromium(tmp_path / f"chromium{len(started)}", flags)
         started.append(driver)
         return driver
 

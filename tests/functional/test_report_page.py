@@ -3,7 +3,6 @@ driven by selenium): the page renders its charts, loads nothing, and logs no err
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import pytest
 
 from ivr.cli import main
+from tests.chromium import CHROMIUM_MISSING, chromium, installed
 from tests.unit.report.conftest import (  # noqa: F401 (fixtures)
     FLOWS,
     data_dir,  # noqa: F401
@@ -18,38 +18,12 @@ from tests.unit.report.conftest import (  # noqa: F401 (fixtures)
     store_url,
 )
 
-CHROMIUM_MISSING = (
-    "chromium and chromedriver are not installed: run "
-    "`apt-get install -y chromium chromium-driver` (make test does this)"
-)
-FLAGS = (
-    "--headless",
-    "--no-sandbox",  # as root, Chromium's sandbox refuses to start
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--window-size=1200,900",
-)
-
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[Any]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if chromium is None or driver is None:
+    if not installed():
         pytest.fail(CHROMIUM_MISSING, pytrace=False)
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path / 'chromium'}")
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    # the driver named: selenium does not look for (or download) one of its own
-    found = webdriver.Chrome(options=options, service=Service(executable_path=driver))
+    found = chromium(tmp_path / "chromium", ["--window-size=1200,900"])
     try:
         yield found
     finally:
