@@ -197,7 +197,8 @@ def bounded_filters(filters: dict[str, Callable[..., Any]]) -> dict[str, Callabl
         return indent(s, width, *rest, **kw)
 
     def batch_(value: Any, linecount: int, fill_with: Any = None) -> Any:
-        _width(linecount, "a batch") if fill_with is not None else None
+        if fill_with is not None:  # a last batch filled up to `linecount`
+            _width(linecount, "a batch")
         return batch(value, linecount, fill_with)
 
     def slice_batch(value: Any, slices: int, fill_with: Any = None) -> Any:
@@ -309,8 +310,8 @@ def constant_costs(tree: nodes.Node, eval_ctx: nodes.EvalContext) -> list[str]:
                 args = [const(a) for a in node.args]
                 if node.name in ("center", "indent") and isinstance(args[0], int):
                     _size(args[0])
-                elif node.name in ("slice", "batch") and isinstance(args[0], int):
-                    _width(args[0], f"a {node.name}") if node.name == "slice" else None
+                elif node.name == "slice" and isinstance(args[0], int):
+                    _width(args[0], "a slice count")
         except TemplateCost as e:
             found.append(str(e))
         except Exception:  # not a cost: the run says what is wrong with it
