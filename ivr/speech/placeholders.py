@@ -77,9 +77,9 @@ def _parts(flow: Flow) -> list[tuple[str, str, int | None, Part]]:
         for role, prompt in node.prompts():
             many = len(prompt.source) > 1
             out += [(node.name, role, i if many else None, p) for i, p in enumerate(prompt.source)]
-    if flow.apology:
-        many = len(flow.apology) > 1
-        out += [("defaults", "apology", i if many else None, p) for i, p in enumerate(flow.apology)]
+    for role, parts in (("apology", flow.apology), ("speech_down", flow.speech_down)):
+        many = parts is not None and len(parts) > 1
+        out += [("defaults", role, i if many else None, p) for i, p in enumerate(parts or ())]
     if flow.hold_music:
         out.append(("defaults", "hold_music", None, Audio(flow.hold_music)))
     return out

@@ -279,7 +279,8 @@ class PromptAudio:
 def static_parts(flow: Flow) -> Iterator[Part]:
     """What `flow` may say that is known before a call: static prompts (menus, asks, their
     no_input and no_match, say, hold, transfer and end), recordings in templated prompts,
-    hold music, the apology and the engine's own last words."""
+    hold music, the notice that speech is down, the apology and the engine's own last
+    words."""
     for node in flow.nodes.values():
         for _, prompt in node.prompts():
             if prompt.static is not None:
@@ -288,5 +289,6 @@ def static_parts(flow: Flow) -> Iterator[Part]:
                 yield from (p for p in prompt.pieces if isinstance(p, Audio))
     if flow.hold_music:
         yield Audio(flow.hold_music)
+    yield from flow.speech_down or ()
     yield from apology_of(flow).parts
     yield from GIVE_UP.parts

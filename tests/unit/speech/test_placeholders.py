@@ -15,7 +15,7 @@ FLOW = """
 flow: shop
 language: ko-KR
 start: welcome
-defaults: {no_input: "못 들었습니다."}
+defaults: {no_input: "못 들었습니다.", speech_down: "버튼을 눌러 주세요."}
 nodes:
   welcome:
     say: [{audio: chime.mp3}, "어서 오세요."]
@@ -60,7 +60,8 @@ def test_prompts_lists_each_prompt_and_whether_it_is_recorded(
         "(template: spoken on the turn)",
         "again prompt MISSING again.wav",
         "bye say no 안녕히 가세요.",
-        "8 prompt part(s): 1 recorded, 5 text spoken by TTS, 1 templated, 1 recording(s) missing",
+        "defaults speech_down no 버튼을 눌러 주세요.",
+        "9 prompt part(s): 1 recorded, 6 text spoken by TTS, 1 templated, 1 recording(s) missing",
     ]
 
 
@@ -77,6 +78,7 @@ def test_prompts_synthesises_placeholders_named_where_they_are_said(
         "ask.no_match.wav",
         "ask.prompt.wav",
         "bye.say.wav",
+        "defaults.speech_down.wav",
         "welcome.say.2.wav",  # the second part of welcome's prompt
     ]
     for name in names:

@@ -188,7 +188,7 @@ async def test_warm_covers_hold_apology_and_recordings(
 flow: f
 language: ko-KR
 start: look
-defaults: {apology: "죄송합니다.", hold_music: hold.mp3}
+defaults: {apology: "죄송합니다.", hold_music: hold.mp3, speech_down: "버튼을 눌러 주세요."}
 nodes:
   look:
     http: {url: "http://bank/x", timeout: 1, hold: [{audio: hold.mp3}, "잠시만요."]}
@@ -198,7 +198,7 @@ nodes:
 """
     )
     await prompts.warm(flow)
-    assert {"죄송합니다.", "잠시만요.", "안녕히 가세요."} <= set(tts.texts)
+    assert {"죄송합니다.", "잠시만요.", "안녕히 가세요.", "버튼을 눌러 주세요."} <= set(tts.texts)
     assert any(key[:2] == ("audio", "hold.mp3") for key in prompts.memory.items)
 
 
