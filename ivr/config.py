@@ -150,6 +150,16 @@ def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str,
     raise ConfigError(f"{name}: expected one of {', '.join(choices)}, got {value!r}")
 
 
+def _count(env: Mapping[str, str], name: str, default: int) -> int:
+    """A whole number of 0 or more from `env`, else `default`."""
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    if not text.isdigit():
+        raise ConfigError(f"{name}: expected a whole number of 0 or more, got {text!r}")
+    return int(text)
+
+
 def _records_url(url: str) -> str:
     if not url.startswith(("sqlite://", "postgresql://", "postgres://")):
         raise ConfigError(
@@ -182,6 +192,7 @@ class Config:
     turn_budget: float = 10.0  # seconds a webhook turn may take before ivr must answer
     reap_after: float = 7200.0  # a call silent this long is over, status callback or not
     retention: float | None = None  # seconds call records are kept (IVR_RETENTION); None: ever
+    caller_limit: int = 20  # new calls one number may make a minute (IVR_CALLER_LIMIT; 0: any)
     demo: bool = False  # serve the example flows' demo backends too (ivr/demo.py)
     admin: tuple[str, int] = ("127.0.0.1", 8081)  # the admin listener: /metrics, /healthz
     # IVR_ADMIN_TOKEN: the admin listener's bearer token, needed beyond loopback; a secret
@@ -224,6 +235,7 @@ class Config:
             admin_token=env.get("IVR_ADMIN_TOKEN") or None,
             admin_hosts=admin_hosts(env.get("IVR_ADMIN_HOSTS", "")),
             retention=retention(env.get("IVR_RETENTION", "")),
+            caller_limit=_count(env, "IVR_CALLER_LIMIT", cls.caller_limit),
             reap_after=(
                 seconds(env["IVR_REAP_AFTER"], "IVR_REAP_AFTER")
                 if env.get("IVR_REAP_AFTER")

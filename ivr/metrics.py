@@ -37,7 +37,7 @@ INPUTS = (
 )
 STORE_OPERATIONS = (("sessions", "load"), ("sessions", "save"), ("records", "write"))
 # refused webhooks, and connections the guard closed (ivr.connections): too slow, or too many
-REJECTIONS = ("signature", "bad_request", "slow_client", "connections")
+REJECTIONS = ("signature", "bad_request", "slow_client", "connections", "caller_rate")
 NO_FLOW = "unknown"  # the flow of a call no flow took (its number routes nowhere)
 LEFT = ("abandoned", "transferred")  # the drop-off: exits that start at 0 at every node
 START = ("voice", "inbound")  # channel and direction whose series start at 0 with a flow
@@ -286,8 +286,9 @@ class Metrics:
         return observe
 
     def rejected(self, reason: str) -> None:
-        """A webhook refused (`signature`, `bad_request`) or a connection closed by the
-        guard (`slow_client`, `connections`)."""
+        """A webhook refused (`signature`, `bad_request`), a new call refused
+        (`caller_rate`) or a connection closed by the guard (`slow_client`,
+        `connections`)."""
         self._rejected.inc(reason)
 
     def store_error(self, store: str, operation: str) -> None:

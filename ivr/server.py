@@ -34,6 +34,7 @@ from ivr.store import open_records, open_sessions
 from ivr.store.health import PING_EVERY, StoreHealth
 from ivr.store.records import RecordStore, RecordWriter
 from ivr.store.spool import Spool
+from ivr.telephony.admission import Admission
 from ivr.telephony.calls import Calls
 from ivr.telephony.play import ROUTE as PLAY_ROUTE
 from ivr.telephony.play import recordings
@@ -154,7 +155,8 @@ def build_app(config: Config, tts: TTS | None = None) -> web.Application:
         spool = Spool(config.data / "spool", keys)  # calls ended while sessions were away
         calls = Calls(flows, sessions, runner, writer, metrics, spool, stores)
         route = StreamRoute(signature, everything=config.speech == "vosk")
-        hooks = TwilioWebhooks(calls, signature, voice, config.turn_budget, route)
+        admission = Admission(config.caller_limit)
+        hooks = TwilioWebhooks(calls, signature, voice, config.turn_budget, route, admission)
         app[HOOKS] = hooks
         # /phone's calls are rehearsals: in memory, in metrics nobody scrapes, unrecorded
         rehearsals = Calls(flows, open_sessions("memory://"), runner, None, Metrics())

@@ -48,6 +48,17 @@ SAID: dict[str, dict[str, str]] = {
         "ko": "죄송합니다. 지금은 상담원이 전화를 받을 수 없습니다. 나중에 다시 전화해 주십시오. "
         "안녕히 계십시오.",
     },
+    # one number called more often than a person would: a new call refused
+    "busy": {
+        "en": "Sorry, we cannot take another call from this number right now. "
+        "Please call again in a few minutes. Goodbye.",
+        "ru": "Извините, сейчас мы не можем принять ещё один звонок с этого номера. "
+        "Пожалуйста, перезвоните через несколько минут. До свидания.",
+        "kk": "Кешіріңіз, қазір бұл нөмірден тағы бір қоңырауды қабылдай алмаймыз. "
+        "Бірнеше минуттан кейін қайта қоңырау шалыңыз. Сау болыңыз.",
+        "ko": "죄송합니다. 지금은 이 번호의 전화를 더 받을 수 없습니다. "
+        "몇 분 후에 다시 전화해 주십시오. 안녕히 계십시오.",
+    },
     # no flow answers the called number (no flow, so no language either: English)
     "not_in_service": {
         "en": "Sorry, this number is not in service. Goodbye.",

@@ -44,6 +44,7 @@ from ivr.registry import Route
 from ivr.runner import Turn, done_within
 from ivr.store.base import PendingFetch, Stored, StoreUnavailable
 from ivr.telephony import twiml
+from ivr.telephony.admission import Admission
 from ivr.telephony.calls import Calls
 from ivr.telephony.signature import SignatureCheck
 
@@ -90,9 +91,12 @@ class TwilioWebhooks:
         voices: Callable[[Flow | None], twiml.Voice],
         budget: float = 10.0,
         stream: StreamRoute | None = None,
+        admission: Admission | None = None,
     ) -> None:
-        """`stream`, when given, sends the calls it wants to Media Streams."""
+        """`stream`, when given, sends the calls it wants to Media Streams; `admission`
+        says which new calls are taken (default: 20 a minute from one number)."""
         self.calls, self.flows, self.sessions = calls, calls.flows, calls.sessions
+        self.admission = admission or Admission()
         self.runner, self.metrics = calls.runner, calls.metrics
         self.signature, self.voices, self.stream = signature, voices, stream
         self.budget = budget
@@ -177,6 +181,12 @@ class TwilioWebhooks:
                 )
                 return await self._answer(None, failed)
             flow = route.flow
+            if not self.admission.admit(form.get("From", ""), time.monotonic()):
+                self.metrics.rejected("caller_rate")
+                log.warning("refused a new call: its number called too often this minute")
+                busy = apology("busy", flow.language)
+                refused = self.runner.fail(flow, self._unstarted(request, form), "busy", busy)
+                return await self._answer(flow, refused)
             if self.stream is not None and self.stream.wanted(flow):
                 return self.stream.connect(request, route, form)  # the stream starts the call
             session = self.calls.start(route, sid, form.get("Direction", ""))

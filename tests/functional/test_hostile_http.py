@@ -100,3 +100,22 @@ async def test_slow_clients_are_cut_off_and_capped(
             writer.close()
         await sim.session.close()
     assert "512 connections wait to send a request (slow clients?)" in server.logs
+
+
+async def test_a_number_calling_too_often_is_refused_politely(make_server) -> None:
+    """Past IVR_CALLER_LIMIT new calls a minute from one number, a new call hears a short
+    apology in its flow's language and is hung up on, as a failed call; others go on."""
+    server = await make_server(caller_limit=2)
+    async with server.twilio() as sim:
+        for _ in range(2):
+            assert (await sim.start(BANK, CALLER)).waiting == "gather"
+        refused = await sim.start(BANK, CALLER)
+        assert refused.end == "hangup"
+        assert refused.heard[-1].startswith("Sorry, we cannot take another call from this number")
+        assert (await sim.start(BANK, "+15550009999")).waiting == "gather"
+        record = await server.record(refused.sid)
+        assert (record.outcome, record.error) == ("failed", "busy")
+        rejected = metric(
+            await server.metrics(), "ivr_webhook_rejected_total", reason="caller_rate"
+        )
+        assert rejected == 1
