@@ -31,7 +31,9 @@ from ivr.engine.events import (
     HangUp,
     NoInput,
     Recorded,
+    RecordingStatus,
     Speech,
+    TransferEnded,
 )
 from ivr.engine.session import MASK, Session
 from ivr.flow.model import Flow
@@ -132,6 +134,9 @@ async def call(
         turn = await runner.run(flow, session, event)
         session = turn.session
         _show(turn.actions, iter(turn.fetched), out)
+        if session.awaiting and isinstance(event, Recorded):  # stored at once, here
+            stored = RecordingStatus("completed", event.reference, at=clock())
+            session = (await runner.run(flow, session, stored)).session
         if session.ended:
             tasks = ", ".join(session.tasks) or "none"
             print(f"== path: {' > '.join(session.path)}", file=out)
@@ -144,12 +149,17 @@ async def call(
             print(f"you> [{label}]", file=out)
             event = await voice.hear(flow, session, listening, pcm, clock(), out)
             continue
+        if session.waiting == "transfer":  # the flow goes on after the transfer
+            ends = "completed (empty line), no-answer, busy, failed, leave"
+            print(f"  [how the transfer ends: {ends}]", file=out)
         line = inp.readline()
         if echo and line:  # what a pipe typed is shown; a sensitive answer only masked
             shown = MASK if listening and listening.sensitive and line.strip() else line.rstrip()
             print(f"you> {shown}", file=out)
         if not line:
             event = HangUp(at=clock())
+        elif session.waiting == "transfer" and line.strip() != "/hangup":
+            event = TransferEnded(line.strip() or "completed", at=clock())
         elif session.waiting == "record" and line.strip() != "/hangup":
             event = Recorded(f"console:{line.strip()}", at=clock())
         else:
@@ -175,6 +185,8 @@ def _show(actions: list[act.Action], results: Iterator[FetchResult], out: TextIO
             print(f"  [{a.method} {url} -> {outcome}]", file=out)
         elif isinstance(a, act.Transfer):
             print(f"  [transfer to {a.to} queue {a.queue or '-'}; reason {a.reason}]", file=out)
+            if a.whisper:
+                print(f"  [the agent hears: {a.whisper}]", file=out)
         elif isinstance(a, act.Listen):
             print(f"  [{_hint(a)}]", file=out)
         elif isinstance(a, act.Record):

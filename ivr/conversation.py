@@ -30,13 +30,23 @@ from aiohttp import web
 from ivr.backend import Backend
 from ivr.engine import actions as act
 from ivr.engine import new_session
-from ivr.engine.events import CallStarted, Digits, Event, HangUp, NoInput, Recorded, Speech
+from ivr.engine.events import (
+    CallStarted,
+    Digits,
+    Event,
+    HangUp,
+    NoInput,
+    Recorded,
+    RecordingStatus,
+    Speech,
+    TransferEnded,
+)
 from ivr.engine.session import MASK
 from ivr.errors import FlowError, Problem
 from ivr.flow import load_flow
 from ivr.flow.loader import Document, parse_flow
 from ivr.flow.loader import Path as DocPath
-from ivr.flow.model import Flow
+from ivr.flow.model import TRANSFER_ENDS, Flow
 from ivr.runner import Runner
 
 if TYPE_CHECKING:
@@ -47,12 +57,12 @@ if TYPE_CHECKING:
 DEFAULT_CLOCK = "2026-11-25T12:00:00+00:00"  # a Wednesday, noon UTC
 FILE_KEYS = frozenset({"flow", "env", "backend", "tests"})
 TEST_KEYS = frozenset({"name", "clock", "caller", "called", "backend", "steps"})
-CALLER_STEPS = ("press", "say", "say_audio", "silence", "record", "hangup")
+CALLER_STEPS = ("press", "say", "say_audio", "silence", "record", "agent", "hangup")
 STEPS = frozenset({*CALLER_STEPS, "clock", "expect"})
 EXPECT_KEYS = frozenset(
     {
         *("heard", "not_heard", "node", "var", "outcome", "transfer", "tasks", "fetched"),
-        *("listening", "recognised"),
+        *("listening", "recognised", "survey", "callback"),
     }
 )
 RESPONSE_KEYS = frozenset({"status", "json", "text", "headers", "delay"})
@@ -295,9 +305,14 @@ class _Call:
             return self.expect(value)
         if kind == "say_audio":
             return await self.say_audio(str(value))
-        wanted = {"hangup": None, "record": ("record",)}.get(kind, ("listen", "confirm"))
+        wanted = {"hangup": None, "record": ("record",), "agent": ("transfer",)}.get(
+            kind, ("listen", "confirm")
+        )
         for i, event in enumerate(_events(kind, value, self.at)):
             s = self.session
+            if isinstance(event, RecordingStatus):  # Twilio's word after the recording
+                await self.feed(event)
+                continue
             if s.ended:
                 return f"the call has already ended{self.state()}"
             if wanted is not None and s.waiting not in wanted:
@@ -395,6 +410,13 @@ class _Call:
             wrong.append(f"expected the call {'' if want['listening'] else 'not '}to listen")
         if "recognised" in want:
             wrong += self.recognised(want["recognised"])
+        for name, value in (want.get("survey") or {}).items():
+            if not _same(s.survey.get(str(name)), value):
+                wrong.append(f"expected survey {name} = {value!r}, got {s.survey.get(str(name))!r}")
+        for key, value in (want.get("callback") or {}).items():
+            got = (s.callback or {}).get(str(key))
+            if not _same(got, value):
+                wrong.append(f"expected callback {key} {value!r}, got {got!r}")
         return "\n    ".join(wrong) + self.state() if wrong else None
 
     def recognised(self, want: Any) -> list[str]:
@@ -551,9 +573,15 @@ def _events(kind: str, value: Any, at: float) -> list[Event]:
         if not isinstance(count, int) or isinstance(count, bool) or count < 1:
             raise ValueError("silence takes true, or how many silences in a row")
         return [NoInput(at=at) for _ in range(count)]
-    if kind == "record":
+    if kind == "agent":  # what became of the transfer under way: Twilio's words
+        if not isinstance(value, str) or value not in TRANSFER_ENDS and value != "hangup":
+            raise ValueError(f"agent takes one of: {', '.join([*TRANSFER_ENDS, 'hangup'])}")
+        return [TransferEnded(value, at=at)]
+    if kind == "record":  # the recording is stored at once: its status follows
         rec = value if isinstance(value, dict) else {"reference": value}
-        return [Recorded(str(rec["reference"]), float(rec.get("seconds", 0)), at=at)]
+        reference = str(rec["reference"])
+        stored = RecordingStatus(str(rec.get("status", "completed")), reference, at=at)
+        return [Recorded(reference, float(rec.get("seconds", 0)), at=at), stored]
     if value is not True:
         raise ValueError("write hangup: true")
     return [HangUp(at=at)]

@@ -61,6 +61,9 @@ class Transfer:
     attributes: dict[str, str] = field(default_factory=dict)
     caller_id: str | None = None
     timeout: float | None = None
+    whisper: str | None = None  # said to the agent before the caller is put through
+    wait: bool = False  # the caller waits in `queue` (<Enqueue>) hearing the wait music
+    tasks: tuple[str, ...] = ()  # what the caller did in self-service: for the agent
 
 
 @dataclass(frozen=True, slots=True)

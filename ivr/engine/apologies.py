@@ -69,10 +69,13 @@ SAID: dict[str, dict[str, str]] = {
 }
 
 
+def _primary(language: str) -> str:
+    return language.replace("_", "-").split("-", 1)[0].lower()
+
+
 @lru_cache(maxsize=256)
 def apology(kind: str, language: str = FALLBACK_LANGUAGE) -> act.Prompt:
     """The built-in `kind` apology in `language` (a BCP-47 tag: its primary subtag
     chooses), in English when the language has none."""
     said = SAID[kind]
-    primary = language.replace("_", "-").split("-", 1)[0].lower()
-    return act.Prompt((Text(said.get(primary, said[FALLBACK_LANGUAGE])),))
+    return act.Prompt((Text(said.get(_primary(language), said[FALLBACK_LANGUAGE])),))

@@ -19,11 +19,16 @@ from ivr.engine.events import (
     HangUp,
     NoInput,
     Recorded,
+    RecordingStatus,
     Speech,
+    TransferEnded,
 )
 from ivr.engine.session import MASK, Session
 from ivr.flow.model import (
+    CALLBACK_DIGITS,
+    TRANSFER_ENDS,
     Ask,
+    Callback,
     End,
     Flow,
     Http,
@@ -45,6 +50,7 @@ GIVE_UP = act.Prompt((Text("Sorry, I couldn't help you this time. Goodbye."),))
 MAX_HOPS = 200  # nodes entered in one step before the flow counts as looping
 MAX_TRANSCRIPT = 60  # lines of a call's transcript kept (the last ones)
 MAX_SAID = 60  # characters of what a caller said kept in the transcript
+CALLBACK_TIMEOUT = 5.0  # seconds for a backend to take a callback request (per attempt)
 
 
 def fail(
@@ -60,7 +66,7 @@ def fail(
 def _fail(s: Session, error: str, at: float, apology: act.Prompt) -> list[act.Action]:
     s.error = error
     _finish(s, "failed", at)
-    return [apology, act.Hangup("failed")]
+    return [apology, act.Hangup(str(s.outcome))]
 
 
 def apology_of(flow: Flow | None) -> act.Prompt:
@@ -72,7 +78,11 @@ def apology_of(flow: Flow | None) -> act.Prompt:
 
 
 def _finish(s: Session, outcome: str, at: float) -> None:
-    s.outcome, s.waiting, s.ended_at = outcome, None, at
+    if s.transfer is not None and outcome != "transferred":
+        # a call that reached an agent, or tried to, stays transferred whatever followed
+        # (a survey, a voicemail): containment counts calls no agent was needed for
+        outcome, s.reason, s.reason_at = "transferred", s.transfer, s.transfer_at
+    s.outcome, s.waiting, s.ended_at, s.pending = outcome, None, at, None
     for name in s.sensitive:  # an ended call needs them no more: they are not kept
         s.vars.pop(name, None)
 
@@ -88,7 +98,9 @@ def step(flow: Flow, session: Session, event: Event) -> tuple[Session, list[act.
     out: list[act.Action] = []
     if s.ended or not fits(s, event):
         return s, out  # it changes nothing, and takes no turn
-    s.turn, s.updated_at = s.turn + 1, event.at
+    if not isinstance(event, RecordingStatus):  # it may come between any two turns
+        s.turn += 1
+    s.updated_at = event.at
     turn = _Turn(flow, s, out, event.at)
     try:
         turn.handle(event)
@@ -100,8 +112,14 @@ def step(flow: Flow, session: Session, event: Event) -> tuple[Session, list[act.
 def fits(session: Session, event: Event) -> bool:
     """Whether `event` is one the call waits for: a key or words while it listens, a
     backend's answer while it fetches, a recording while it records, a start before it
-    started; a hang-up always. Anything else (a late or stray callback) changes nothing."""
+    started; a hang-up always; a recording's status always. Anything else (a late or
+    stray callback) changes nothing. Once the flow ended, only the status of the recording
+    it waits for (its outcome is not final without it) is awaited."""
     waiting = session.waiting
+    if isinstance(event, RecordingStatus):
+        return True
+    if session.outcome is not None:
+        return False
     if isinstance(event, CallStarted):
         return not waiting and not session.path
     if isinstance(event, Digits | Speech | NoInput):
@@ -110,6 +128,8 @@ def fits(session: Session, event: Event) -> bool:
         return waiting == "fetch"
     if isinstance(event, Recorded):
         return waiting == "record"
+    if isinstance(event, TransferEnded):
+        return waiting == "transfer"
     return True  # HangUp
 
 
@@ -139,7 +159,10 @@ class _Turn:
             self.finish("abandoned")
         elif isinstance(event, Digits | Speech | NoInput):
             node = self.node(s.node)
-            if isinstance(node.spec, Menu):
+            callback = _callback_of(node)
+            if callback is not None:
+                self.run(self.callback_input(node, callback, event))
+            elif isinstance(node.spec, Menu):
                 self.run(self.menu_input(node, node.spec, event))
             elif isinstance(node.spec, Ask):
                 self.run(self.ask_input(node, node.spec, event))
@@ -147,6 +170,10 @@ class _Turn:
             self.run(self.fetched(self.node(s.node), event))
         elif isinstance(event, Recorded):
             self.run(self.recorded(self.node(s.node), event))
+        elif isinstance(event, TransferEnded):
+            self.run(self.transfer_ended(self.node(s.node), event))
+        elif isinstance(event, RecordingStatus):
+            self.recording_status(event)
 
     # -- walking nodes -----------------------------------------------------------------------
 
@@ -208,19 +235,27 @@ class _Turn:
     def finish(self, outcome: str) -> None:
         _finish(self.s, outcome, self.at)
 
+    def hang_up(self, outcome: str) -> None:
+        """End the call here: `outcome`, unless an agent was tried (`_finish`)."""
+        self.finish(outcome)
+        self.out.append(act.Hangup(str(self.s.outcome)))
+
     def fail(self, error: str, apology: act.Prompt | None = None) -> None:
         """A technical error: apologise, hang up, outcome failed."""
         self.out += _fail(self.s, error, self.at, apology or apology_of(self.flow))
 
     def heard(self, node: Node, mode: str, result: str, event: Event | None = None) -> None:
         """Count an input at `node` (`mode`: dtmf, speech or "" for none; `result`: match,
-        no_match or no_input) and note it, masked when the answer is sensitive."""
+        no_match or no_input) and note it, masked when the answer is sensitive (or a
+        phone number, at a callback)."""
         key = f"{node.name}:{mode}:{result}" if mode else f"{node.name}:{result}"
         self.s.inputs[key] = self.s.inputs.get(key, 0) + 1
         said: list[Any] = []
         if isinstance(event, Digits | Speech):
             text = event.digits if isinstance(event, Digits) else event.text
-            masked = isinstance(node.spec, Ask) and node.spec.sensitive
+            masked = (isinstance(node.spec, Ask) and node.spec.sensitive) or (
+                self.s.pending == "callback:number"
+            )
             said = [MASK if masked else text[:MAX_SAID]]
             if isinstance(event, Speech):
                 said.append(round(event.confidence, 2))
@@ -288,6 +323,7 @@ class _Turn:
         reason = s.reason
         ctx = self.ctx(reason=reason)
         self.say(t.say, "say")
+        whisper = t.whisper.render(ctx) if t.whisper is not None else ()
         self.out.append(
             act.Transfer(
                 str(t.to(ctx)),
@@ -296,10 +332,30 @@ class _Turn:
                 {k: str(v(ctx)) for k, v in t.attributes},
                 t.caller_id,
                 t.timeout,
+                whisper=act.Prompt(whisper).text if whisper else None,
+                wait=t.wait is not None,
+                tasks=tuple(s.tasks),
             )
         )
         s.reason, s.queue = reason, t.queue
+        s.transfer, s.transfer_at = reason, s.reason_at
+        if t.continues:  # Twilio tells how the transfer ended (TransferEnded), and on we go
+            s.waiting = "transfer"
+            return None
         self.finish("transferred")
+        return None
+
+    def transfer_ended(self, node: Node, event: TransferEnded) -> str | None:
+        t: TransferSpec = node.spec
+        s = self.s
+        s.transfer_result = event.result
+        self.note("transfer", event.result)
+        target = None if event.result == "hangup" else t.then(event.result)
+        if target is not None:
+            return target
+        if TRANSFER_ENDS.get(event.result) != "after" and event.result != "hangup":
+            self.out.append(apologies.apology("no_agent", self.flow.language))
+        self.hang_up("transferred")
         return None
 
     def enter_record(self, node: Node) -> str | None:
@@ -314,8 +370,7 @@ class _Turn:
         self.say(e.say, "say")
         if e.returns_to:
             return e.returns_to
-        self.out.append(act.Hangup(e.outcome))
-        self.finish(e.outcome)
+        self.hang_up(e.outcome)
         return None
 
     def enter_subflow(self, node: Node) -> str | None:
@@ -369,6 +424,8 @@ class _Turn:
             return None
         s = self.s
         s.vars["last_option"] = option.name
+        if m.survey and not option.is_global:
+            s.survey[m.survey] = option.name
         kind = "global" if option.is_global else "option"
         s.reason, s.reason_at = f"{kind}:{option.name}", node.name
         return option.goto
@@ -400,10 +457,18 @@ class _Turn:
             return self.miss(node, a.listening, "no_match", event, mode)
         self.heard(node, mode, "match", event)
         self.s.vars[a.save_as] = value
+        if a.survey:
+            self.s.survey[a.survey] = value
         return node.next
 
     def miss(
-        self, node: Node, listening: Listening, kind: str, event: Event, mode: str = ""
+        self,
+        node: Node,
+        listening: Listening,
+        kind: str,
+        event: Event,
+        mode: str = "",
+        again: Callable[[], None] | None = None,
     ) -> str | None:
         """No input or no match: re-prompt with the message for this try of its kind, or,
         past `retries` of that kind, go to on_no_input / on_no_match (default on_fail)."""
@@ -422,12 +487,19 @@ class _Turn:
             return target
         message = listening.message(kind, count)
         self.say(message, f"{kind}:{s.misses + 1}")  # the attempt the caller is now on
-        self.say(node.spec.prompt, "")
-        self.listen(node)
+        if again is not None:
+            again()
+        else:
+            self.say(node.spec.prompt, "")
+            self.listen(node)
         return None
 
     def fetched(self, node: Node, result: FetchResult) -> str | None:
         self.note("fetch", result.status or result.error)
+        callback = _callback_of(node)
+        if result.ok and callback is not None:  # the callback request was taken
+            self.callback_booked(callback)
+            return None
         if result.ok:
             self.resolve(node)
             if node.spec.save_as:
@@ -445,15 +517,143 @@ class _Turn:
         return node.on_error
 
     def recorded(self, node: Node, result: Recorded) -> str | None:
+        r: Record = node.spec
         self.note("recorded", round(result.seconds, 1))
-        self.s.vars[node.spec.save_as] = result.reference
-        if result.reference:  # an empty recording (silence at the beep) requested nothing
+        self.s.vars[r.save_as] = result.reference
+        if result.reference == self.s.recording:  # Twilio said it was stored before this
             self.resolve(node)
+        elif result.reference:  # an empty recording (silence at the beep) requested nothing
+            self.s.awaiting = node.name  # its task is done once Twilio says it is stored
+            if r.callback is not None:
+                return self.offer_callback(node, r.callback)
         if node.next:
             return node.next
-        self.out.append(act.Hangup("contained"))
-        self.finish("contained")
+        self.hang_up("contained")
         return None
+
+    def recording_status(self, event: RecordingStatus) -> None:
+        """The recording of the record node the call awaits is stored (its task is done,
+        its URL kept), or it failed; either way the call's outcome may now be final."""
+        s = self.s
+        self.note("recording", event.status)
+        if event.status == "completed" and event.url:
+            s.recording = event.url
+            if s.awaiting:
+                self.resolve(self.node(s.awaiting))
+        s.awaiting = None
+
+    # -- callbacks -----------------------------------------------------------------------------
+
+    def enter_callback(self, node: Node) -> str | None:
+        return self.offer_callback(node, node.spec)
+
+    def offer_callback(self, node: Node, cb: Callback) -> str | None:
+        """Take the number to call back: the one given (the caller's), read back for a yes
+        when the flow says so; typed or said when there is none or it is not right."""
+        number = _phone(str(cb.number(self.ctx())))
+        self.s.vars["callback_number"] = number
+        if not number:
+            self.callback_listen(node, cb, "number")
+        elif cb.confirm is not None:
+            self.callback_listen(node, cb, "confirm")
+        else:
+            return self.request_callback(node, cb)
+        return None
+
+    def callback_listen(self, node: Node, cb: Callback, state: str) -> None:
+        s = self.s
+        number = str(s.vars.get("callback_number", ""))
+        if state == "confirm":
+            self.say(cb.confirm, "prompt", number=" ".join(number.lstrip("+")))
+        else:
+            self.say(cb.ask_number, "prompt")
+        s.waiting, s.reason, s.pending = "listen", None, f"callback:{state}"
+        self.out.append(node.confirm_listen if state == "confirm" else node.number_listen)
+
+    def callback_input(self, node: Node, cb: Callback, event: Event) -> str | None:
+        state = (self.s.pending or "").partition(":")[2]
+
+        def again() -> None:
+            self.callback_listen(node, cb, state)
+
+        if isinstance(event, NoInput):
+            return self.miss(node, cb.listening, "no_input", event, again=again)
+        mode = "dtmf" if isinstance(event, Digits) else "speech"
+        if state == "confirm":
+            if isinstance(event, Digits):
+                answer = {"1": "yes", "2": "no"}.get(event.digits[:1])
+            else:
+                match = YES_NO.match(event.text) if isinstance(event, Speech) else None
+                answer = match.option if match else None
+            if answer is None:
+                return self.miss(node, cb.listening, "no_match", event, mode, again)
+            self.heard(node, mode, "match", event)
+            if answer == "yes":
+                return self.request_callback(node, cb)
+            self.s.no_inputs = self.s.no_matches = 0
+            self.callback_listen(node, cb, "number")
+            return None
+        if isinstance(event, Digits):
+            value: str | None = event.digits.removesuffix("#")
+        else:
+            value = spoken_digits(event.text) if isinstance(event, Speech) else None
+        low, high = CALLBACK_DIGITS
+        if not value or not value.isdigit() or not low <= len(value) <= high:
+            return self.miss(node, cb.listening, "no_match", event, mode, again)
+        self.heard(node, mode, "match", event)
+        self.s.vars["callback_number"] = value
+        return self.request_callback(node, cb)
+
+    def request_callback(self, node: Node, cb: Callback) -> str | None:
+        """Keep the request with the call (its record has it, the number encrypted) and post
+        it to the flow's backend when it has one; the call ends transferred, reason callback."""
+        s, ctx = self.s, self.ctx()
+        s.pending = None
+        s.callback = {
+            "number": str(s.vars.get("callback_number", "")),
+            "window": str(cb.window(ctx)) if cb.window is not None else "",
+            "queue": cb.queue or "",
+        }
+        s.reason, s.reason_at, s.queue = f"callback:{node.name}", node.name, cb.queue or s.queue
+        self.note("callback", cb.queue or "")
+        if cb.url is None:
+            self.callback_booked(cb)
+            return None
+        s.waiting = "fetch"
+        body = {**s.callback, "call_id": s.call_id, "flow": self.flow.id, "reason": s.reason}
+        if s.transfer:
+            body["transfer"] = s.transfer
+        self.out.append(
+            act.Fetch(
+                node.name,
+                "POST",
+                str(cb.url(ctx)),
+                CALLBACK_TIMEOUT,
+                json=body,
+                sensitive=True,
+                retries=1,
+            )
+        )
+        return None
+
+    def callback_booked(self, cb: Callback) -> None:
+        self.say(cb.say, "say")
+        self.hang_up("transferred")
+
+
+def _callback_of(node: Node) -> Callback | None:
+    """The callback a node takes: a callback node's, or a recording's that asks for one."""
+    if isinstance(node.spec, Callback):
+        return node.spec
+    if isinstance(node.spec, Record):
+        return node.spec.callback
+    return None
+
+
+def _phone(text: str) -> str:
+    """A phone number's digits, with its leading + (E.164) when it has one."""
+    digits = "".join(c for c in text if c.isdigit())
+    return ("+" + digits if text.strip().startswith("+") else digits) if digits else ""
 
 
 _ENTER: dict[str, Callable[[_Turn, Node], str | None]] = {
@@ -469,5 +669,6 @@ _ENTER: dict[str, Callable[[_Turn, Node], str | None]] = {
         "record",
         "subflow",
         "end",
+        "callback",
     )
 }

@@ -75,6 +75,28 @@ class Recorded:
 
 
 @dataclass(frozen=True, slots=True)
+class TransferEnded:
+    """A transfer the flow goes on after ended: Twilio's DialCallStatus or QueueResult
+    (completed, busy, no-answer, failed, leave, ...)."""
+
+    result: str
+    _: KW_ONLY
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingStatus:
+    """What became of a recording once stored (Twilio's recordingStatusCallback):
+    `status` completed (with its `url`), failed or absent; or unknown, when it never came.
+    It takes no turn: it may come at any time, even after the call."""
+
+    status: str
+    url: str = ""
+    _: KW_ONLY
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
 class HangUp:
     """The caller hung up before the flow ended."""
 
@@ -82,4 +104,14 @@ class HangUp:
     at: float
 
 
-Event = CallStarted | Digits | Speech | NoInput | FetchResult | Recorded | HangUp
+Event = (
+    CallStarted
+    | Digits
+    | Speech
+    | NoInput
+    | FetchResult
+    | Recorded
+    | TransferEnded
+    | RecordingStatus
+    | HangUp
+)

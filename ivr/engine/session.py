@@ -56,10 +56,21 @@ class Session:
     # what the telephony told of the end, after the flow was done: not the engine's
     call_status: str | None = None  # Twilio's final CallStatus
     transfer_result: str | None = None  # what became of a transfer: did an agent take it
+    # the reason of the transfer this call attempted (and its node): a call that reached an
+    # agent, or tried to, ends transferred whatever follows (a survey, a voicemail)
+    transfer: str | None = None
+    transfer_at: str | None = None
+    callback: dict[str, str] | None = None  # a callback request: number, window, queue
+    survey: dict[str, str] = field(default_factory=dict)  # answers by survey name
+    recording: str | None = None  # the URL of the call's recording, once stored
+    # the record node whose recording is not yet stored: the call's outcome is not final
+    # (nor its task resolved) until Twilio says it is (RecordingStatus)
+    awaiting: str | None = None
 
     @property
     def ended(self) -> bool:
-        return self.outcome is not None
+        """The outcome is final: the call is over and nothing it waits for may change it."""
+        return self.outcome is not None and self.awaiting is None
 
     def copy(self) -> Session:
         """A copy whose containers can change without touching this one."""
@@ -67,6 +78,7 @@ class Session:
         new.__dict__.update(self.__dict__)
         new.vars, new.path, new.tasks = dict(self.vars), list(self.path), list(self.tasks)
         new.inputs, new.transcript = dict(self.inputs), list(self.transcript)
+        new.survey = dict(self.survey)
         return new
 
     def redacted(self) -> dict[str, Any]:

@@ -16,11 +16,13 @@ from types import MappingProxyType
 from typing import Any
 
 from ivr.errors import FlowError, Problem
+from ivr.flow import phrases
 from ivr.flow.hours import Hours, parse_hours
 from ivr.flow.loader import Document, Path
 from ivr.flow.model import (
     Ask,
     Audio,
+    Callback,
     End,
     Experiment,
     Flow,
@@ -34,6 +36,7 @@ from ivr.flow.model import (
     Render,
     Text,
     Transfer,
+    Wait,
 )
 from ivr.flow.spoken import DEFAULT_LANGUAGE, known_currency, locale_of
 from ivr.flow.templates import (
@@ -426,6 +429,7 @@ class _Compiler:
             modes=frozenset(modes),
             confirm_below=float(below),
             confirm=self.template((*path, "confirm"), confirm) if below else None,
+            survey=spec.get("survey"),
         )
 
     def c_ask(self, path: Path, spec: dict[str, Any], raw: dict[str, Any]) -> Ask:
@@ -438,6 +442,10 @@ class _Compiler:
         if spec.get("sensitive"):
             self.sensitive.add(name)
         validate = spec.get("validate")
+        if spec.get("survey") and spec.get("sensitive"):
+            self.error(
+                (*path, "survey"), "a sensitive answer is never kept: it cannot be a survey's"
+            )
         return Ask(
             prompt=self.prompt((*path, "prompt"), spec["prompt"]),
             input=spec.get("input", "digits"),
@@ -450,6 +458,7 @@ class _Compiler:
             save_as=name,
             sensitive=bool(spec.get("sensitive")),
             listening=self.listening(path, spec),
+            survey=spec.get("survey"),
         )
 
     def c_http(self, path: Path, spec: dict[str, Any], raw: dict[str, Any]) -> Http:
@@ -531,6 +540,18 @@ class _Compiler:
         return tuple(cases)
 
     def c_transfer(self, path: Path, spec: dict[str, Any], raw: dict[str, Any]) -> Transfer:
+        wait = spec.get("wait")
+        if wait is not None and not spec.get("queue"):
+            self.error((*path, "wait"), "a caller waits in a queue: give the transfer a `queue`")
+        if wait is not None and wait.get("leave_key") and "on_leave" not in spec:
+            self.error(
+                (*path, "wait", "leave_key"),
+                "a caller who leaves the queue goes on at `on_leave`: add it (a callback offer)",
+            )
+        targets = {
+            key: self.ref(spec.get(key), (*path, key))
+            for key in ("on_no_answer", "on_busy", "on_failed", "on_leave", "after")
+        }
         return Transfer(
             to=self.template((*path, "to"), spec["to"], spoken=False),
             queue=spec.get("queue"),
@@ -541,15 +562,55 @@ class _Compiler:
                 (k, self.template((*path, "attributes", k), v, spoken=False))
                 for k, v in spec.get("attributes", {}).items()
             ),
+            whisper=self.prompt((*path, "whisper"), spec["whisper"]) if "whisper" in spec else None,
+            wait=self.wait((*path, "wait"), wait) if wait is not None else None,
+            **targets,
+        )
+
+    def wait(self, path: Path, spec: dict[str, Any]) -> Wait:
+        key = spec.get("leave_key")
+        offer = spec.get("leave_prompt")
+        if key and offer is None:
+            offer = phrases.phrase("queue_leave", self.language).format(key=key)
+        return Wait(
+            music=spec.get("music"),
+            announce=bool(spec.get("announce", True)),
+            leave_key=key,
+            leave_prompt=self.prompt((*path, "leave_prompt"), offer) if key else None,
+        )
+
+    def c_callback(self, path: Path, spec: dict[str, Any], raw: dict[str, Any]) -> Callback:
+        self.known.add("callback_number")
+        confirm = spec.get("confirm", True)
+        if confirm is True:
+            confirm = phrases.phrase("callback_confirm", self.language)
+        booked = spec.get("say", phrases.phrase("callback_booked", self.language))
+        ask = spec.get("ask_number", phrases.phrase("callback_number", self.language))
+        return Callback(
+            number=self.template((*path, "number"), spec.get("number", "{{ caller }}"), False),
+            confirm=self.prompt((*path, "confirm"), confirm) if confirm else None,
+            ask_number=self.prompt((*path, "ask_number"), ask),
+            window=self.template((*path, "window"), spec["window"], False)
+            if "window" in spec
+            else None,
+            queue=spec.get("queue"),
+            url=self.url((*path, "url"), spec["url"]) if "url" in spec else None,
+            say=self.prompt((*path, "say"), booked) if booked else None,
+            listening=self.listening(path, spec),
         )
 
     def c_record(self, path: Path, spec: dict[str, Any], raw: dict[str, Any]) -> Record:
         self.known.add(spec["save_as"])
+        callback = spec.get("callback")
+        if callback is not None:  # on the caller's number, asked for only when withheld
+            wanted = {} if callback is True else callback
+            callback = self.c_callback((*path, "callback"), {**wanted, "confirm": False}, raw)
         return Record(
             self.prompt((*path, "prompt"), spec["prompt"]),
             spec.get("max_seconds", 60),
             spec.get("finish_on", "#"),
             spec["save_as"],
+            callback,
         )
 
     def c_end(self, path: Path, spec: dict[str, Any] | None, raw: dict[str, Any]) -> End:
@@ -572,6 +633,7 @@ _KINDS: Mapping[str, Callable[..., Any]] = {
     "branch": _Compiler.c_branch,
     "transfer": _Compiler.c_transfer,
     "record": _Compiler.c_record,
+    "callback": _Compiler.c_callback,
     "subflow": _Compiler.c_subflow,
     "end": _Compiler.c_end,
 }
@@ -635,7 +697,7 @@ def _check_graph(
                 )
             )
     for udoc, path, names, spoken in c.uses:
-        unknown = sorted(names - c.known - {"value", "option", "phrase"})
+        unknown = sorted(names - c.known - {"value", "option", "phrase", "number", "reason"})
         if unknown:
             problems.append(
                 udoc.problem(path, f"uses {', '.join(unknown)}, which no node sets", "warning")
@@ -711,7 +773,7 @@ def _terminal(node: Node) -> bool:
         return True  # running out of retries ends the call
     if node.kind == "http" and node.on_error is None:
         return True
-    return node.kind in ("transfer", "record")
+    return node.kind in ("transfer", "record", "callback")
 
 
 def _missing(target: str, nodes: Mapping[str, Node]) -> str:

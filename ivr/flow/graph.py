@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from ivr.flow.model import Flow, Node
 
-TERMINAL_KINDS = frozenset({"transfer", "end", "record"})
+TERMINAL_KINDS = frozenset({"transfer", "end", "record", "callback"})
 
 # kind -> Mermaid shape brackets (opening, closing) around a quoted label
 _MERMAID_SHAPES = {

@@ -107,6 +107,7 @@ class Menu:
     modes: frozenset[str]  # "dtmf", "speech"
     confirm_below: float
     confirm: Render | None
+    survey: str | None = None  # the answer (the option's name) is kept as this survey's
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,7 @@ class Ask:
     save_as: str
     sensitive: bool
     listening: Listening
+    survey: str | None = None  # the answer is kept in the call record as this survey's
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,34 @@ class Http:
 
 
 @dataclass(frozen=True)
+class Wait:
+    """What a caller waiting in a queue hears (`<Enqueue waitUrl>`): hold music, their
+    place and expected wait, and a key that leaves the queue (to be called back)."""
+
+    music: str | None = None
+    announce: bool = True
+    leave_key: str | None = None
+    leave_prompt: PromptTemplate | None = None  # the offer of the leave key
+
+
+# what Twilio tells of a transfer (DialCallStatus, QueueResult) -> the field naming where
+# the flow goes on; an agent took the call -> `after`
+TRANSFER_ENDS = {
+    "completed": "after",
+    "answered": "after",
+    "bridged": "after",
+    "busy": "on_busy",
+    "queue-full": "on_busy",
+    "no-answer": "on_no_answer",
+    "failed": "on_failed",
+    "canceled": "on_failed",
+    "error": "on_failed",
+    "system-error": "on_failed",
+    "leave": "on_leave",
+}
+
+
+@dataclass(frozen=True)
 class Transfer:
     to: Render
     queue: str | None
@@ -145,6 +175,40 @@ class Transfer:
     caller_id: str | None
     timeout: float | None
     attributes: tuple[tuple[str, Render], ...]
+    # where the flow goes on when the transfer ends so (None: the call ends there)
+    on_no_answer: str | None = None
+    on_busy: str | None = None
+    on_failed: str | None = None
+    on_leave: str | None = None  # the caller left the queue with the wait's leave key
+    after: str | None = None  # an agent took the call and the agent's leg ended
+    whisper: PromptTemplate | None = None  # said to the agent before the caller is put through
+    wait: Wait | None = None  # set: the caller waits in `queue` (<Enqueue>)
+
+    def then(self, result: str) -> str | None:
+        """The node the flow goes on at after the transfer ended with Twilio's `result`."""
+        field_ = TRANSFER_ENDS.get(result)
+        return getattr(self, field_) if field_ else self.on_failed
+
+    @property
+    def continues(self) -> bool:
+        """Whether the flow may go on after this transfer: the call waits for its result."""
+        return any((self.on_no_answer, self.on_busy, self.on_failed, self.on_leave, self.after))
+
+
+@dataclass(frozen=True)
+class Callback:
+    """A callback request: the number to call (the caller ID unless told), confirmed or
+    typed; a time window and a queue; posted to `url` when there is one. The call ends
+    `transferred`, reason callback."""
+
+    number: Render
+    confirm: PromptTemplate | None  # "we will call you back on ...": yes/no; None: no check
+    ask_number: PromptTemplate  # "enter the number to call, then #"
+    window: Render | None
+    queue: str | None
+    url: Render | None
+    say: PromptTemplate | None  # said once the request is taken
+    listening: Listening
 
 
 @dataclass(frozen=True)
@@ -153,6 +217,7 @@ class Record:
     max_seconds: int
     finish_on: str
     save_as: str
+    callback: Callback | None = None  # the recording asks to be called back
 
 
 @dataclass(frozen=True)
@@ -161,6 +226,8 @@ class End:
     outcome: str
     returns_to: str | None = None  # set on a subflow's ends: go on there instead of hanging up
 
+
+CALLBACK_DIGITS = (6, 15)  # the digits of a number to call back: short local to full E.164
 
 Spec = (
     Any  # PromptTemplate | Menu | Ask | Http | tuple (set, branch) | Transfer | Record | End | None
@@ -212,6 +279,20 @@ class Node:
         )
 
     @cached_property
+    def number_listen(self) -> Listen:
+        """Listening for the number a callback goes to, typed or said (a callback node)."""
+        spec: Callback = self.spec if isinstance(self.spec, Callback) else self.spec.callback
+        return Listen(
+            self.name,
+            frozenset({"dtmf", "speech"}),
+            spec.listening.timeout,
+            spec.listening.barge_in,
+            min_digits=CALLBACK_DIGITS[0],
+            max_digits=CALLBACK_DIGITS[1],
+            finish_on="#",
+        )
+
+    @cached_property
     def confirm_listen(self) -> Listen:
         """Listening for yes (1) or no (2) after "Did you mean ...?"."""
         timeout = self.spec.listening.timeout
@@ -236,6 +317,17 @@ class Node:
             out.append(("hold", s.hold))
         elif isinstance(s, Transfer | End) and s.say is not None:
             out.append(("say", s.say))
+        if isinstance(s, Transfer) and s.whisper is not None:
+            out.append(("whisper", s.whisper))
+        if isinstance(s, Transfer) and s.wait is not None and s.wait.leave_prompt is not None:
+            out.append(("leave", s.wait.leave_prompt))
+        callback = s.callback if isinstance(s, Record) else s if isinstance(s, Callback) else None
+        if callback is not None:
+            if callback.confirm is not None:
+                out.append(("confirm", callback.confirm))
+            out.append(("number", callback.ask_number))
+            if callback.say is not None:
+                out.append(("say", callback.say))
         return out
 
     def edges(self) -> list[tuple[str, str]]:
@@ -249,13 +341,18 @@ class Node:
                 keys = [f"[{o.dtmf}]"] if o.dtmf else []
                 label = " / ".join([*keys, *o.phrases[:2]])
                 out.append((label or o.name, o.goto or self.name))
-        if isinstance(s, Menu | Ask):
+        listens = s.callback if isinstance(s, Record) else s
+        if isinstance(listens, Menu | Ask | Callback):
             out.append(("no_input / no_match", self.name))
             for kind in ("no_input", "no_match"):
-                target = s.listening.gives_up(kind)
-                label = "on_fail" if target == s.listening.on_fail else f"on_{kind}"
+                target = listens.listening.gives_up(kind)
+                label = "on_fail" if target == listens.listening.on_fail else f"on_{kind}"
                 if target and (label, target) not in out:
                     out.append((label, target))
+        if isinstance(s, Transfer):
+            for label in ("on_no_answer", "on_busy", "on_failed", "on_leave", "after"):
+                if getattr(s, label):
+                    out.append((label, getattr(s, label)))
         if self.on_error:
             out.append(("on_error", self.on_error))
         if self.kind == "branch":

@@ -14,7 +14,10 @@ from jsonschema.exceptions import ValidationError
 from ivr.errors import Problem
 from ivr.flow.loader import Document, Path
 
-NODE_KINDS = ("say", "menu", "ask", "http", "set", "branch", "transfer", "record", "subflow", "end")
+NODE_KINDS = (
+    *("say", "menu", "ask", "http", "set", "branch"),
+    *("transfer", "record", "callback", "subflow", "end"),
+)
 
 _TYPE_NAMES = {
     "string": "text",

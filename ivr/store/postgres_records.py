@@ -32,6 +32,7 @@ from ivr.store.sqlite_records import (
     row_of,
     schema_sql,
     update_sql,
+    v2_sql,
 )
 
 log = logging.getLogger("ivr.records")
@@ -54,8 +55,15 @@ MIGRATION_LOCK = 0x6976_725F_7265_63  # "ivr_rec"
 # The schema version this ivr writes; SQLite's MIGRATIONS reach the same. PostgreSQL
 # databases start at 1 (no PostgreSQL store had version 0): MIGRATIONS[n - 1] takes one
 # from version n to n + 1.
-VERSION = 1
-MIGRATIONS: list[Callable[[AsyncConnection[Any]], Awaitable[None]]] = []
+VERSION = 2
+
+
+async def _migrate_v1(conn: AsyncConnection[Any]) -> None:
+    for sql in v2_sql("BIGINT"):
+        await conn.execute(sql)
+
+
+MIGRATIONS: list[Callable[[AsyncConnection[Any]], Awaitable[None]]] = [_migrate_v1]
 INSERT_NEW = insert_sql("%s") + " ON CONFLICT (call_sid) DO NOTHING RETURNING call_sid"
 RACES = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
 T = TypeVar("T")

@@ -64,6 +64,9 @@ class CallRecord:
     transfer_result: str | None = None  # Twilio's DialCallStatus or QueueResult
     error: str | None = None
     transcript: str | None = None  # encrypted JSON
+    callback: str | None = None  # a callback request (number, window, queue): encrypted JSON
+    survey: dict[str, str] = field(default_factory=dict)  # answers by survey name (csat: "4")
+    recording: str | None = None  # the URL of the call's recording: encrypted
 
     @property
     def last_node(self) -> str | None:
@@ -117,6 +120,11 @@ def record_of(session: Session, keys: Keys | None) -> CallRecord:
         transfer_result=session.transfer_result,
         error=_masked(session.error, session),
         transcript=keys.seal(orjson.dumps(session.transcript).decode()) if keys else None,
+        callback=keys.seal(orjson.dumps(session.callback).decode())
+        if keys and session.callback
+        else None,
+        survey=dict(session.survey),
+        recording=keys.seal(session.recording) if keys and session.recording else None,
     )
 
 
@@ -144,6 +152,8 @@ ROLLUPS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "hour_nodes": (("node",), ("reached", "transferred", "abandoned")),
     "hour_inputs": (("node", "mode", "result"), ("inputs",)),
     "hour_edges": (("src", "dst"), ("calls",)),
+    # survey answers (CSAT 1-5, or any menu's) by how the call ended: the voice of the customer
+    "hour_surveys": (("outcome", "reason", "queue", "survey", "answer"), ("calls",)),
 }
 
 
@@ -172,6 +182,8 @@ def facts(record: CallRecord) -> Iterator[tuple[str, tuple[Any, ...], tuple[floa
     for src, dst in dict.fromkeys(pairwise(record.path)):
         if src != dst:
             yield "hour_edges", (*base, src, dst), (1,)
+    for survey, answer in record.survey.items():
+        yield "hour_surveys", (*base, record.outcome, reason, queue, survey, answer[:40]), (1,)
 
 
 def duration_bucket(seconds: float) -> int:

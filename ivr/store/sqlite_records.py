@@ -22,7 +22,7 @@ from ivr.store.sqlite import Statements, WalDatabase
 log = logging.getLogger("ivr.records")
 
 COLUMNS = tuple(CallRecord.__dataclass_fields__)
-JSON_COLUMNS = ("tasks", "path", "inputs")
+JSON_COLUMNS = ("tasks", "path", "inputs", "survey")
 LATE = ("status", "transfer_result")  # what a signal after the end may still tell
 
 
@@ -37,7 +37,7 @@ def schema_sql(real: str = "REAL", integer: str = "INTEGER") -> list[str]:
         reason TEXT, reason_detail TEXT, transfer_from TEXT, queue TEXT,
         tasks TEXT NOT NULL, path TEXT NOT NULL, inputs TEXT NOT NULL,
         status TEXT, transfer_result TEXT, error TEXT, transcript TEXT,
-        last_node TEXT, hour {integer} NOT NULL)"""
+        last_node TEXT, hour {integer} NOT NULL, {CALLS_V2})"""
     out = [
         calls,
         "CREATE INDEX calls_ended ON calls (ended_at)",
@@ -56,6 +56,15 @@ def schema_sql(real: str = "REAL", integer: str = "INTEGER") -> list[str]:
 
 
 INTEGER_KEYS = ("resolved", "after_task", "bucket")
+# the columns version 2 added: callback requests, survey answers, the recording
+CALLS_V2 = "callback TEXT, survey TEXT NOT NULL DEFAULT '{}', recording TEXT"
+
+
+def v2_sql(integer: str = "INTEGER") -> list[str]:
+    """From version 1 to 2, in SQL both databases read: the new columns, the survey rollup."""
+    added = [f"ALTER TABLE calls ADD COLUMN {column}" for column in CALLS_V2.split(", ")]
+    surveys = [sql for sql in schema_sql(integer=integer) if "TABLE hour_surveys" in sql]
+    return [*added, *surveys]
 
 
 @cache
@@ -153,6 +162,13 @@ def _record_v0(row: dict[str, Any]) -> CallRecord:
     )
 
 
+def _migrate_v1(db: sqlite3.Connection) -> None:
+    if "survey" in [row[1] for row in db.execute("PRAGMA table_info(calls)")]:
+        return  # made at version 2 by _migrate_v0
+    for sql in v2_sql():
+        db.execute(sql)
+
+
 def _create(db: sqlite3.Connection) -> None:
     for sql in schema_sql():
         db.execute(sql)
@@ -178,7 +194,7 @@ def migrate(db: sqlite3.Connection) -> int:
     return len(MIGRATIONS)
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_v0]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_v0, _migrate_v1]
 
 
 class SqliteRecords:

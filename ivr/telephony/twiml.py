@@ -11,11 +11,13 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
 from ivr.engine import actions as act
+from ivr.flow import phrases as builtin
+from ivr.flow.model import Wait
 from ivr.telephony.voices import speaker
 
 TURN = "__TURN__"  # placeholder for the turn number in action URLs
@@ -23,6 +25,9 @@ TURN = "__TURN__"  # placeholder for the turn number in action URLs
 # the end of speech is this many seconds of silence, unless the flow says otherwise
 SPEECH_TIMEOUT = 2
 MAX_HINTS, MAX_HINT = 500, 100  # Twilio's limits: hints per <Gather>, characters per hint
+SIP_HEADERS_MAX = 1024  # Twilio's limit on the X- headers of a <Sip> URI
+# what Twilio plays to a caller in a queue when it is told nothing else
+HOLD_MUSIC = "http://com.twilio.music.classical.s3.amazonaws.com/BusyStrings.mp3"
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,10 @@ def _build(actions: tuple[act.Action, ...], voice: Voice) -> str:
                     max_length=a.max_seconds,
                     finish_on_key=a.finish_on or None,
                     play_beep=True,
+                    # the task is done, and the outcome final, once the recording is stored
+                    recording_status_callback=f"{voice.base}/recording",
+                    recording_status_callback_method="POST",
+                    recording_status_callback_event="completed absent",
                 )
                 response.redirect(f"{voice.base}/recorded?t={TURN}&empty=1", method="POST")
             elif isinstance(a, act.Hangup):
@@ -156,19 +165,91 @@ def speech_timeout(voice: Voice) -> str:
 
 
 def _transfer(response: VoiceResponse, t: act.Transfer, voice: Voice) -> None:
+    action = f"{voice.base}/dial?t={TURN}"
+    wait_url = f"{voice.base}/wait?t={TURN}" if t.wait else None
     if t.queue and voice.workflow_sid:
         enqueue = response.enqueue(
-            workflow_sid=voice.workflow_sid, action=f"{voice.base}/dial?t={TURN}", method="POST"
+            workflow_sid=voice.workflow_sid, action=action, method="POST", wait_url=wait_url
         )
-        enqueue.task(json.dumps({"queue": t.queue, "reason": t.reason, **t.attributes}))
+        enqueue.task(json.dumps({"queue": t.queue, **context(t)}))
+        return
+    if t.queue and t.wait:  # a Twilio queue its agents take callers from (<Dial><Queue>)
+        response.enqueue(t.queue, action=action, method="POST", wait_url=wait_url)
         return
     dial = response.dial(
         caller_id=t.caller_id,
         timeout=round(t.timeout) if t.timeout else None,
-        action=f"{voice.base}/dial?t={TURN}",
+        action=action,
         method="POST",
     )
+    # said to the agent before the caller is put through: the text rides in the signed URL
+    whisper = f"{voice.base}/whisper?{urlencode({'say': t.whisper})}" if t.whisper else None
     if t.to.startswith("sip:"):
-        dial.sip(t.to)
+        dial.sip(sip_uri(t.to, context(t)), url=whisper)
     else:
-        dial.number(t.to)
+        dial.number(t.to, url=whisper)
+
+
+def context(t: act.Transfer) -> dict[str, str]:
+    """What the agent is told of the caller: why the transfer, what they did by themselves,
+    and the flow's attributes."""
+    told = {"reason": t.reason, "tasks": ",".join(t.tasks)} if t.tasks else {"reason": t.reason}
+    return {**told, **t.attributes}
+
+
+def sip_uri(uri: str, told: Mapping[str, str]) -> str:
+    """`uri` with `told` as X- headers (Twilio passes a SIP URI's query on as headers),
+    within Twilio's 1,024 characters for them."""
+    headers, size = [], 0
+    for name, value in told.items():
+        header = f"X-IVR-{''.join(c for c in name.title() if c.isalnum())}={quote(value, safe='')}"
+        if size + len(header) + 1 > SIP_HEADERS_MAX:
+            break
+        headers.append(header)
+        size += len(header) + 1
+    if not headers:
+        return uri
+    return f"{uri}{'&' if '?' in uri else '?'}{'&'.join(headers)}"
+
+
+def waiting(
+    wait: Wait | None,
+    voice: Voice,
+    turn: int,
+    position: int | None,
+    seconds: int | None,
+    offer: act.Prompt | None = None,
+) -> str:
+    """A queue's wait TwiML: the caller's place and expected wait, the leave key's offer,
+    then hold music (Twilio asks again when it ends). Never silent."""
+    response = VoiceResponse()
+    music = f"{voice.audio}/{quote(wait.music)}" if wait and wait.music else HOLD_MUSIC
+    if wait is not None and wait.announce:
+        said = []
+        if position:
+            said.append(builtin.phrase("queue_position", voice.language).format(position=position))
+        if seconds:
+            minutes = max(1, round(seconds / 60))
+            said.append(builtin.phrase("queue_wait", voice.language).format(minutes=minutes))
+        _speak(response, [act.Prompt(tuple(act.Text(t) for t in said))], voice)
+    if wait is not None and wait.leave_key:
+        gather = response.gather(
+            input="dtmf",
+            num_digits=1,
+            timeout=1,
+            action=f"{voice.base}/wait?leave=1&t={turn}",
+            method="POST",
+        )
+        if offer is not None:
+            _speak(gather, [offer], voice)
+        gather.play(music)
+    else:
+        response.play(music)
+    return str(response.to_xml())
+
+
+def leave() -> str:
+    """Out of the queue: the `<Enqueue action>` hears QueueResult=leave, and the flow goes on."""
+    response = VoiceResponse()
+    response.leave()
+    return str(response.to_xml())

@@ -27,7 +27,7 @@ from yarl import query_to_pairs
 from ivr.config import TWILIO_WAIT
 from ivr.engine import actions as act
 from ivr.engine.apologies import apology
-from ivr.engine.engine import APOLOGY, apology_of, fits
+from ivr.engine.engine import APOLOGY, apology_of, fits, step
 from ivr.engine.events import (
     CallStarted,
     Digits,
@@ -35,10 +35,12 @@ from ivr.engine.events import (
     FetchResult,
     NoInput,
     Recorded,
+    RecordingStatus,
     Speech,
+    TransferEnded,
 )
 from ivr.engine.session import Session
-from ivr.flow.model import Flow
+from ivr.flow.model import Flow, Transfer
 from ivr.logs import call_sid, hidden, hide
 from ivr.registry import Route
 from ivr.runner import Turn, done_within
@@ -82,7 +84,10 @@ def xml(body: str) -> web.Response:
 
 
 class TwilioWebhooks:
-    ROUTES = ("voice", "gather", "recorded", "hold", "dial", "status", "connect")
+    ROUTES = (
+        *("voice", "gather", "recorded", "recording", "hold", "dial", "wait", "whisper"),
+        *("status", "connect"),
+    )
 
     def __init__(
         self,
@@ -244,12 +249,81 @@ class TwilioWebhooks:
             else:
                 await asyncio.sleep(min(left, 0.1))
 
+    async def recording(
+        self, request: web.Request, form: Mapping[str, str], received: float
+    ) -> str:
+        """A recording is stored (or failed): its task is done and its URL kept; the call's
+        outcome, when the flow is over, is final now and its record written."""
+        status = form.get("RecordingStatus", "")[:20]
+        url = form.get("RecordingUrl", "")[:300] if status == "completed" else ""
+        sid = form["CallSid"]
+        async with self.sessions.lock(sid):
+            stored = await self.sessions.load(sid)
+            if stored is None or stored.session.ended:
+                log.info("a recording's status for a call with nothing to learn: %s", status)
+                return EMPTY
+            flow = self.flows.get(stored.session.flow_id, stored.session.version)
+            if flow is None:
+                return EMPTY  # kept as it is: the reaper ends it
+            session, _ = step(flow, stored.session, RecordingStatus(status, url, at=time.time()))
+            await self.calls.save(session, stored.reply)
+        return EMPTY
+
+    async def wait(self, request: web.Request, form: Mapping[str, str], received: float) -> str:
+        """What a caller waiting in a queue hears (`<Enqueue waitUrl>`, asked again each time
+        it ends): place in line and expected wait, the leave key's offer, hold music. The
+        leave key pressed (`?leave=1`) takes the caller out of the queue (`<Leave>`)."""
+        async with self.sessions.lock(form["CallSid"]):
+            stored = await self.sessions.load(form["CallSid"])
+        session = stored.session if stored is not None else None
+        flow = self.flows.get(session.flow_id, session.version) if session else None
+        node = flow.nodes.get(session.node or "") if flow and session else None
+        spec = node.spec if node is not None else None
+        if session is None or flow is None or not isinstance(spec, Transfer) or not spec.wait:
+            return twiml.waiting(None, self.voices(flow), 0, None, None)
+        if request.query.get("leave"):
+            if spec.wait.leave_key and form.get("Digits", "")[:1] == spec.wait.leave_key:
+                return twiml.leave()
+        position = _count(form.get("QueuePosition", ""))
+        wait = _count(form.get("AvgQueueTime", ""))
+        offer = spec.wait.leave_prompt
+        said = offer.render(session.vars) if offer is not None else ()
+        return twiml.waiting(
+            spec.wait, self.voices(flow), session.turn, position, wait, act.Prompt(said)
+        )
+
+    async def whisper(self, request: web.Request, form: Mapping[str, str], received: float) -> str:
+        """Said to the agent who answered a transfer, before the caller is put through:
+        the text is in the signed URL (the engine made it); the voice is the caller's
+        flow's, found through the parent call."""
+        text = request.query.get("say", "")[:1000]
+        flow = None
+        parent = form.get("ParentCallSid", "")
+        if _SID.fullmatch(parent):
+            stored = await self.sessions.load(parent)
+            if stored is not None:
+                flow = self.flows.get(stored.session.flow_id, stored.session.version)
+        said: list[act.Action] = [act.Prompt((act.Text(text),))] if text else []
+        return twiml.render(said, self.voices(flow), 0) if said else EMPTY
+
     async def dial(self, request: web.Request, form: Mapping[str, str], received: float) -> str:
-        """The end of a transfer: the record learns whether an agent took the call."""
+        """The end of a transfer: the record learns whether an agent took the call, and a
+        flow that goes on after it (a callback offer, a survey) does."""
         said = form.get("DialCallStatus") or form.get("QueueResult") or ""
         result = said if said in TRANSFER_RESULTS else "other"
         sid = form["CallSid"]
         log.info("transfer ended: %s", result)
+        async with self.sessions.lock(sid):
+            stored = await self.sessions.load(sid)
+            waiting = stored is not None and stored.session.waiting == "transfer"
+        if waiting:
+            assert stored is not None
+            told = stored.session.copy()
+            told.transfer_result = result
+            self.metrics.transfer_result(told)
+            return await self._continue(
+                request, form, TransferEnded(result, at=time.time()), received
+            )
         async with self.sessions.lock(sid):
             stored = await self.sessions.load(sid)
             session = stored.session if stored else self._unstarted(request, form)
@@ -291,6 +365,10 @@ class TwilioWebhooks:
                 session.outcome = "failed" if status == "failed" else "abandoned"
                 session.ended_at, session.call_status = session.started_at, status
                 await self.calls.save(session, EMPTY)
+            elif stored.session.awaiting and stored.session.outcome:  # its recording awaited
+                session = stored.session.copy()
+                session.call_status = status
+                await self.calls.save(session, stored.reply)
             elif not stored.session.ended:
                 await self.calls.hang_up(stored, status, time.time())
             elif stored.session.call_status is None:  # a late signal: the record learns it
@@ -309,9 +387,16 @@ class TwilioWebhooks:
                 stored = await self.sessions.load(sid)
                 if stored is None or stored.session.ended or stored.session.updated_at >= before:
                     continue
+                closed += 1
+                session = stored.session
+                flow = self.flows.get(session.flow_id, session.version)
+                if session.outcome is not None and flow is not None:
+                    log.warning("no recording status came: the call's outcome is final without")
+                    unknown = RecordingStatus("unknown", at=session.updated_at)
+                    await self.calls.save(step(flow, session, unknown)[0], stored.reply)
+                    continue
                 log.warning("no status callback came: the call is closed as abandoned")
                 await self.calls.hang_up(stored, "unknown", stored.session.updated_at)
-                closed += 1
         return closed
 
     # -- the turn ------------------------------------------------------------------------------
@@ -586,6 +671,11 @@ async def _form(request: web.Request) -> list[tuple[str, str]]:
     if request.content_type != "application/x-www-form-urlencoded":
         raise ValueError(f"a {request.content_type or 'typeless'} body")
     return query_to_pairs((await request.read()).rstrip().decode())
+
+
+def _count(text: str) -> int | None:
+    """A count Twilio sent (a queue position, seconds), None when it is not one."""
+    return int(text) if text.isdigit() and len(text) < 7 else None
 
 
 def _seconds(text: str) -> float:

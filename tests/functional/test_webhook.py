@@ -321,6 +321,9 @@ async def test_closed_hours_take_a_voicemail(sim: TwilioSim, server: Server, bac
         "maxLength": "60",
         "method": "POST",
         "playBeep": "true",
+        "recordingStatusCallback": "/twilio/recording",
+        "recordingStatusCallbackEvent": "completed absent",
+        "recordingStatusCallbackMethod": "POST",
     }
     assert await call.record(12) == []
     assert call.end == "hangup"
@@ -675,9 +678,12 @@ async def test_a_recording_duration_that_is_no_number_counts_as_zero(
     server.set_hours(CLOSED)
     call = await sim.start(BANK, CALLER)
     await call.press("0")  # closed: the voicemail
+    rec = call._waiting
+    assert rec is not None
     request = call._recording(5, "key")
     request = Request(request.url, {**request.params, "RecordingDuration": duration})
     await call.follow(request, await call.send(request))
+    await call.recording_stored(rec, request)
     record = await server.record(call.sid)
     assert record.outcome == "contained" and record.error is None
 

@@ -267,9 +267,36 @@ class Call:
         await self._run(rest)
         return self.last
 
-    async def record(self, seconds: float = 5.0) -> list[str]:
-        """The caller leaves a message in the <Record> and presses its finish key."""
-        return await self._go(self._recording(seconds, "key"))
+    async def record(self, seconds: float = 5.0, stored: str | None = "completed") -> list[str]:
+        """The caller leaves a message in the <Record> and presses its finish key; then
+        Twilio says the recording is `stored` (its recordingStatusCallback; None: not yet)."""
+        rec = self._waiting
+        request = self._recording(seconds, "key")
+        heard = await self._go(request)
+        if stored and rec is not None:
+            await self.recording_stored(rec, request, stored)
+        return heard
+
+    async def recording_stored(
+        self, rec: ET.Element, recorded: Request, status: str = "completed"
+    ) -> Reply | None:
+        """Twilio's recordingStatusCallback for the recording `recorded` made in `rec`
+        (nothing when the <Record> asked for none)."""
+        url = rec.get("recordingStatusCallback")
+        if not url:
+            return None
+        reply = await self.send(
+            self._request(
+                url,
+                RecordingSid=recorded.params["RecordingSid"],
+                RecordingUrl=recorded.params["RecordingUrl"],
+                RecordingStatus=status,
+                RecordingDuration=recorded.params["RecordingDuration"],
+            )
+        )
+        if reply.status != 200:
+            raise TwilioError(f"{url} answered {reply.status}: {reply.text[:300]}")
+        return reply
 
     def _recording(self, seconds: float, ended_by: str) -> Request:
         rec = self._waiting
@@ -305,14 +332,18 @@ class Call:
         in a <Record> after `recorded` seconds still posts the recording first."""
         if self.ended:
             raise AssertionError(f"the call has ended already ({self.end})")
-        if recorded and self.waiting == "record":
+        rec = self._waiting if recorded and self.waiting == "record" else None
+        if rec is not None:
             request = self._recording(recorded, "hangup")
             reply = await self.send(request)  # its TwiML goes nowhere: the caller is gone
             self.last_request, self.last_reply = request, reply
             if reply.status != 200:
                 raise TwilioError(f"{request.url} answered {reply.status}: {reply.text[:300]}")
         self._waiting, self._rest = None, []
-        return await self._finish("caller-hung-up")
+        ended = await self._finish("caller-hung-up")
+        if rec is not None:  # stored after the call: Twilio processes it then
+            await self.recording_stored(rec, request)
+        return ended
 
     # -- lower level: for retries and several servers ------------------------------------------
 

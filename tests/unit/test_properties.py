@@ -27,7 +27,9 @@ from ivr.engine.events import (
     HangUp,
     NoInput,
     Recorded,
+    RecordingStatus,
     Speech,
+    TransferEnded,
 )
 from ivr.flow import load_flow
 from ivr.flow.model import Flow, Menu
@@ -37,8 +39,13 @@ from ivr.speech.intent import NO, YES
 FLOWS_DIR = Path(__file__).resolve().parents[2] / "flows"
 FLOW_FILES = sorted(FLOWS_DIR.glob("*.yaml"))
 MAX_EVENTS = 60
-WAITS = (act.Listen, act.Fetch, act.Record)
-WAITING_FOR = {act.Listen: ("listen", "confirm"), act.Fetch: ("fetch",), act.Record: ("record",)}
+WAITS = (act.Listen, act.Fetch, act.Record, act.Transfer)
+WAITING_FOR = {
+    act.Listen: ("listen", "confirm"),
+    act.Fetch: ("fetch",),
+    act.Record: ("record",),
+    act.Transfer: ("transfer",),
+}
 
 SETTINGS = settings(
     max_examples=200,
@@ -107,6 +114,17 @@ FETCH_RESULTS = st.one_of(
     st.builds(FetchResult, st.just(0), st.none(), st.sampled_from(["timeout", "refused"]), at=NOW),
 )
 RECORDINGS = st.builds(Recorded, st.text(max_size=10), st.floats(0, 120), at=NOW)
+TRANSFER_RESULTS = st.builds(
+    TransferEnded,
+    st.sampled_from(["completed", "busy", "no-answer", "failed", "leave", "hangup", "other"]),
+    at=NOW,
+)
+STORED = st.builds(
+    RecordingStatus,
+    st.sampled_from(["completed", "failed", "absent"]),
+    st.text(max_size=10),
+    at=NOW,
+)
 
 
 @functools.cache  # strategies are built once: building them is what costs in hypothesis
@@ -123,6 +141,8 @@ def events(name: str) -> st.SearchStrategy[Event]:
         st.builds(NoInput, at=NOW),
         FETCH_RESULTS,
         RECORDINGS,
+        TRANSFER_RESULTS,
+        STORED,
         st.builds(HangUp, at=NOW),
     )
 
@@ -133,6 +153,8 @@ def answers(wait: act.Action) -> st.SearchStrategy[Event]:
         return FETCH_RESULTS
     if isinstance(wait, act.Record):
         return RECORDINGS
+    if isinstance(wait, act.Transfer):
+        return TRANSFER_RESULTS
     assert isinstance(wait, act.Listen)
     return _answers(wait)
 
@@ -172,23 +194,31 @@ def check_step(before: Session, event: Event, after: Session, actions: list[act.
     if before.ended:
         assert actions == [] and after == before
         return
-    if after.ended:
+    if before.outcome is not None:  # over, but its recording is awaited: nothing is said
+        assert actions == [] and after.outcome == before.outcome
+        assert after.ended == isinstance(event, RecordingStatus)
+        return
+    if after.outcome is not None:
         assert after.outcome in OUTCOMES
-        ends = [a for a in actions if isinstance(a, act.Hangup | act.Transfer)]
+        ends = [a for a in actions if isinstance(a, act.Hangup) or (isinstance(a, act.Transfer))]
         if isinstance(event, HangUp):
-            assert after.outcome == "abandoned" and ends == []
+            assert ends == []
+            assert after.outcome == ("transferred" if after.transfer else "abandoned")
         else:
-            assert len(ends) == 1, actions
-            (end,) = ends
+            end = ends[-1]
             if isinstance(end, act.Transfer):
                 assert after.outcome == "transferred"
             else:
-                assert end.outcome == after.outcome != "transferred"
+                assert end.outcome == after.outcome
+        if after.transfer is not None or after.callback is not None:  # an agent was tried
+            assert after.outcome == "transferred"
         if ends:  # nothing to wait for after the call ended
-            assert not any(isinstance(a, WAITS) for a in actions[actions.index(ends[0]) :])
+            assert not any(isinstance(a, WAITS) for a in actions[actions.index(ends[-1]) + 1 :])
         assert after.waiting is None
         return
-    assert not any(isinstance(a, act.Hangup | act.Transfer) for a in actions)
+    assert not any(isinstance(a, act.Hangup) for a in actions)
+    if after.waiting != "transfer":
+        assert not any(isinstance(a, act.Transfer) for a in actions)
     if not actions:  # the event did not fit what the call waits for: keep waiting
         assert (after.node, after.waiting) == (before.node, before.waiting)
         assert after.vars == before.vars
@@ -212,7 +242,10 @@ def test_random_callers_never_break_a_call(name, data):
     wait = actions[-1] if actions else None
     for _ in range(data.draw(st.integers(0, 40), label="events")):
         fits = isinstance(wait, WAITS) and not session.ended and data.draw(st.integers(0, 9)) < 8
-        event = data.draw(answers(wait) if fits else events(name))  # type: ignore[arg-type]
+        if session.outcome is not None and not session.ended:
+            event = data.draw(STORED)  # the call is over: its recording's status is awaited
+        else:
+            event = data.draw(answers(wait) if fits else events(name))  # type: ignore[arg-type]
         at += data.draw(st.integers(0, 900))  # the clock moves on: hours may open or close
         event = dataclasses.replace(event, at=at)
         passed, before = session, copy.deepcopy(session)
@@ -236,9 +269,13 @@ def test_pressing_zero_or_staying_silent_ends_the_call(name, data):
     for _ in range(MAX_EVENTS):
         if session.ended:
             break
-        wait = actions[-1]
+        wait = actions[-1] if actions else None
         event: Event
-        if isinstance(wait, act.Listen):
+        if session.outcome is not None:  # its recording's status is awaited
+            event = data.draw(STORED)
+        elif isinstance(wait, act.Transfer):
+            event = data.draw(TRANSFER_RESULTS)
+        elif isinstance(wait, act.Listen):
             event = data.draw(st.sampled_from([Digits("0", at=0.0), NoInput(at=0.0)]))
         elif isinstance(wait, act.Fetch):
             event = data.draw(FETCH_RESULTS)
