@@ -52,10 +52,12 @@ ORDERS: dict[str, dict[str, Any]] = {  # six digits: order_status asks for that
 
 
 def bank_app() -> web.Application:
-    """`GET /accounts/{number}` (404 for an unknown one) and `POST /cards/block`."""
+    """`GET /accounts/{number}` (404 for an unknown one), `POST /cards/block` and
+    `POST /callbacks` (a callback request, taken and forgotten)."""
     app = web.Application()
     app.router.add_get("/accounts/{number}", _account)
     app.router.add_post("/cards/block", _block)
+    app.router.add_post("/callbacks", _callback)
     return app
 
 
@@ -64,6 +66,13 @@ def shop_app() -> web.Application:
     app = web.Application()
     app.router.add_get("/orders/{number}", _order)
     return app
+
+
+async def _callback(request: web.Request) -> web.Response:
+    body = await request.json()
+    if not isinstance(body, dict) or not body.get("number"):
+        return web.json_response({"error": "a number to call is needed"}, status=400)
+    return web.json_response({"booked": True, "queue": body.get("queue", "")}, status=201)
 
 
 async def _account(request: web.Request) -> web.Response:

@@ -153,6 +153,12 @@ def render_show(record: CallRecord, keys: Keys | None, reveal: bool) -> str:
         ("path", " > ".join(r.path) or "-"),
         ("inputs", ", ".join(f"{k}={v}" for k, v in r.inputs.items()) or "none"),
     ]
+    if r.callback:
+        fields.append(("callback", _callback(r.callback, keys, reveal)))
+    if r.survey:
+        fields.append(("survey", ", ".join(f"{k}={v}" for k, v in r.survey.items())))
+    if r.recording:
+        fields.append(("recording", _opened(r.recording, keys) if reveal else "(kept; --reveal)"))
     if r.error:
         fields.append(("error", r.error))
     width = max(len(name) for name, _ in fields)
@@ -160,6 +166,24 @@ def render_show(record: CallRecord, keys: Keys | None, reveal: bool) -> str:
     lines += ["", "transcript (seconds into the call, node, what happened):"]
     lines += transcript_lines(r.transcript, keys)
     return "\n".join(lines) + "\n"
+
+
+def _callback(sealed: str, keys: Keys | None, reveal: bool) -> str:
+    """A callback request as ops read it: the number masked unless revealed."""
+    try:
+        request = json.loads(_opened(sealed, keys))
+    except ValueError:
+        return "(not readable here)"
+    number = masked(request.get("number"), reveal)
+    window = f", {request['window']}" if request.get("window") else ""
+    return f"call back {number}{window}, queue {request.get('queue') or '-'}"
+
+
+def _opened(sealed: str, keys: Keys | None) -> str:
+    if keys is None:
+        return "(encrypted: no keys here)"
+    opened = keys.open(sealed)
+    return opened if opened is not None else "(not readable with these keys)"
 
 
 def transcript_lines(sealed: str | None, keys: Keys | None) -> list[str]:

@@ -113,6 +113,14 @@ def tables(r: Mapping[str, Any]) -> list[Table]:
         ),
         ("Tasks resolved", ("task", "calls", "rate"), _rates(r["tasks"], "rate")),
     ]
+    for name, survey in r.get("surveys", {}).items():
+        answered = [("all", num(survey["answers"]), _mean(survey["mean"]))]
+        for by in ("outcome", "queue", "reason"):
+            answered += [
+                (f"{by} {key}", num(g["answers"]), _mean(g["mean"]))
+                for key, g in survey[f"by_{by}"].items()
+            ]
+        out.append((f"Survey: {name}", ("calls", "answers", "mean"), answered))
     for flow_id, nodes in r["funnel"].items():
         rows = [
             (
@@ -309,3 +317,7 @@ def render_compare(report: Mapping[str, Any]) -> str:
 def _reason(report: Mapping[str, Any], reason: str) -> str:
     found = report["transfers"]["by_reason"].get(reason)
     return pct((found["calls"] if found else 0) / report["calls"] if report["calls"] else None)
+
+
+def _mean(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"

@@ -129,6 +129,52 @@ def tasks(reader: Reader, filters: Filters, calls: int) -> dict[str, dict[str, A
     return {task: {"calls": n, "rate": rate(n, calls)} for task, n in counts.items()}
 
 
+# -- surveys: hour_surveys --------------------------------------------------------------------
+
+
+def surveys(reader: Reader, filters: Filters) -> dict[str, dict[str, Any]]:
+    """Survey answers (CSAT after an agent, or any menu's) per survey: how many, their
+    spread, and for answers that are numbers their mean, overall and by how the call ended
+    (outcome, queue, transfer reason): the voice of the customer."""
+    rows = grouped(
+        reader,
+        "hour_surveys",
+        ("survey", "answer", "outcome", "queue", "reason"),
+        ("calls",),
+        filters,
+    )
+    out: dict[str, dict[str, Any]] = {}
+    for survey, answer, outcome, queue, reason, n in sorted(rows):
+        entry = out.setdefault(survey, {"answers": 0, "counts": {}, "_all": []})
+        entry["answers"] += n
+        entry["counts"][answer] = entry["counts"].get(answer, 0) + n
+        entry["_all"].append((answer, n, {"outcome": outcome, "queue": queue, "reason": reason}))
+    for entry in out.values():
+        rows_ = entry.pop("_all")
+        entry["mean"] = _mean((a, n) for a, n, _ in rows_)
+        for by in ("outcome", "queue", "reason"):
+            groups: dict[str, list[tuple[str, int]]] = {}
+            for answer, n, keys in rows_:
+                groups.setdefault(keys[by] or "-", []).append((answer, n))
+            entry[f"by_{by}"] = {
+                key: {"answers": sum(n for _, n in got), "mean": _mean(got)}
+                for key, got in sorted(groups.items())
+            }
+    return out
+
+
+def _mean(answers: Iterable[tuple[str, int]]) -> float | None:
+    """The mean of the answers that are numbers (a CSAT's 1-5), None when none are."""
+    total, count = 0.0, 0
+    for answer, n in answers:
+        try:
+            value = float(answer)
+        except ValueError:
+            continue
+        total, count = total + value * n, count + n
+    return round(total / count, 2) if count else None
+
+
 # -- the drop-off funnel: hour_nodes ----------------------------------------------------------
 
 

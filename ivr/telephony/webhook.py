@@ -346,7 +346,7 @@ class TwilioWebhooks:
             if stored is None:
                 return await self._lost(request, form)
             session = stored.session
-            if session.ended or session.waiting == "record":
+            if session.outcome is not None or session.waiting in ("record", "transfer"):
                 return stored.reply
             flow = self.flows.get(session.flow_id, session.version)
             error = "the media stream closed before the flow ended"

@@ -76,9 +76,12 @@ ORDERS: dict[str, tuple[int, Any]] = {
 class Backend:
     url: str
     seen: list[str] = field(default_factory=list)  # "GET /accounts/12345674", ...
+    callbacks: list[dict[str, Any]] = field(default_factory=list)  # requests as posted
 
 
-def backend_app(seen: list[str]) -> web.Application:
+def backend_app(seen: list[str], callbacks: list[dict[str, Any]] | None = None) -> web.Application:
+    callbacks = [] if callbacks is None else callbacks
+
     async def account(request: web.Request) -> web.Response:
         seen.append(f"GET {request.path}")
         await asyncio.sleep(SLOW.get(request.match_info["n"], 0))
@@ -96,9 +99,16 @@ def backend_app(seen: list[str]) -> web.Application:
         status, body = ORDERS.get(request.match_info["n"], (404, {"error": "no such order"}))
         return web.json_response(body, status=status)
 
+    async def callback(request: web.Request) -> web.Response:
+        body = await request.json()
+        seen.append(f"POST {request.path} {body.get('queue')} {body.get('window')}")
+        callbacks.append(body)
+        return web.json_response({"booked": True}, status=201)
+
     app = web.Application()
     app.router.add_get("/accounts/{n}", account)
     app.router.add_post("/cards/block", block)
+    app.router.add_post("/callbacks", callback)
     app.router.add_get("/orders/{n}", order)
     return app
 
@@ -108,14 +118,15 @@ async def backend(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Backend]:
     """The bank and shop APIs on loopback; IVR_FLOW_BANK_API and IVR_FLOW_ORDERS_API point
     at them."""
     seen: list[str] = []
-    runner = web.AppRunner(backend_app(seen), access_log=None)
+    callbacks: list[dict[str, Any]] = []
+    runner = web.AppRunner(backend_app(seen, callbacks), access_log=None)
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     url = f"http://127.0.0.1:{port}"
     monkeypatch.setenv("IVR_FLOW_BANK_API", url)
     monkeypatch.setenv("IVR_FLOW_ORDERS_API", url)
-    yield Backend(url, seen)
+    yield Backend(url, seen, callbacks)
     await runner.cleanup()
 
 
@@ -168,10 +179,7 @@ class Server:
 
     def set_hours(self, hours: str) -> None:
         """Telebanking's support hours (OPEN or CLOSED), so zero-out does not hang on the clock."""
-        path = self.config.flows / "telebanking.yaml"
-        text, found = re.subn(r"^  support: .*$", f"  {hours}", path.read_text(), flags=re.M)
-        assert found == 1, "telebanking.yaml has no support hours"
-        write_file(path, text)
+        set_hours(self.config.flows, hours)
         assert self.app[FLOWS].reload() == ["telebanking"]
 
     def twilio(self) -> TwilioSim:
@@ -188,6 +196,15 @@ class Server:
             return next((r for r in await self.records() if r.call_sid == call_sid), None)
 
         return await wait_until(find)
+
+
+def set_hours(flows: Path, hours: str) -> None:
+    """Telebanking's support hours in the flows directory `flows` (OPEN or CLOSED): tests
+    of agents and of voicemail must not depend on the time they run at."""
+    path = flows / "telebanking.yaml"
+    text, found = re.subn(r"^  support: .*$", f"  {hours}", path.read_text(), flags=re.M)
+    assert found == 1, "telebanking.yaml has no support hours"
+    write_file(path, text)
 
 
 def edit_file(path: Path, old: str, new: str) -> None:

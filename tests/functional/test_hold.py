@@ -14,12 +14,14 @@ from ivr.telephony import webhook
 from tests.functional.conftest import (
     BANK,
     CALLER,
+    OPEN,
     SLOW,
     SLOW_BLOCK,
     Backend,
     MakeServer,
     Server,
     edit_file,
+    set_hours,
 )
 from tests.functional.processes import Ivr, server_env, twilio
 from tests.functional.twilio_sim import Call, TwilioSim
@@ -92,6 +94,7 @@ async def test_chained_attempts_stay_within_the_turn_budget(
     edit_file(flows_dir / "telebanking.yaml", LOOKUP, LOOKUP.replace("timeout: 2", "timeout: 1.4"))
     monkeypatch.setitem(SLOW, SLOW_ACCOUNT, 3.0)
     server = await make_server(turn_budget=3.0)
+    server.set_hours(OPEN)
     async with server.twilio() as sim:
         call = await sim.start(BANK, CALLER)
         await call.press("1")
@@ -131,6 +134,7 @@ async def test_the_step_after_a_backend_call_runs_at_its_time(
     call = await sim.start(BANK, CALLER)
     await call.press("1")
     assert (await call.press("44444446#"))[:2] == [DOWN, AGENT]  # the bank answers 500
+    await call.press("5")  # the survey after the agent
     record = await server.record(call.sid)
     assert record.outcome == "transferred"
     assert record.ended_at > 1_000_000_000 and record.duration < 60
@@ -180,6 +184,7 @@ async def test_a_call_on_hold_whose_server_died_is_never_sent_again(
     silent. Either way the call goes on as a timed-out backend call: the POST is not sent
     again, since it may have worked."""
     with_holds(flows_dir)
+    set_hours(flows_dir, OPEN)
     monkeypatch.setitem(SLOW_BLOCK, SLOW_ACCOUNT, 8.0)
     sessions = request.getfixturevalue("redis_url") if store == "redis" else None
     env = server_env(backend, sessions)

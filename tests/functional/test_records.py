@@ -7,7 +7,7 @@ import json
 import sqlite3
 
 from ivr.server import HOOKS, KEYS
-from tests.functional.conftest import BANK, CALLER, MakeServer, Server
+from tests.functional.conftest import BANK, CALLER, OPEN, MakeServer, Server
 from tests.functional.twilio_sim import TwilioSim, wait_until
 
 ACCOUNT = "12345674"
@@ -40,10 +40,12 @@ async def test_a_call_without_status_callback_is_closed_by_the_reaper(
 
 
 async def test_the_reaper_leaves_calls_in_progress_alone(sim: TwilioSim, server: Server) -> None:
+    server.set_hours(OPEN)
     call = await sim.start(BANK, CALLER)
     hooks = server.app[HOOKS]
     assert await hooks.reap(before=call._started - 3600) == 0  # heard of since
-    await call.press("0")  # a zero-out: transferred, then the status callback
+    await call.press("0")  # a zero-out: the agent, then the survey
+    await call.press("5")  # the survey answered: goodbye, then the status callback
     assert await hooks.reap(before=call._started + 3600) == 0  # ended: nothing to close
     record = await server.record(call.sid)
     assert (record.outcome, record.reason, record.reason_detail) == (
@@ -56,10 +58,12 @@ async def test_the_reaper_leaves_calls_in_progress_alone(sim: TwilioSim, server:
 async def test_late_signals_update_the_record_and_count_once(
     sim: TwilioSim, server: Server
 ) -> None:
+    server.set_hours(OPEN)
     call = sim.new_call(BANK, CALLER)
     call.dial_status = "no-answer"
     await call.start()
-    await call.press("0")  # transfer; the agent does not answer; then the status callback
+    await call.press("0")  # transfer; the agent does not answer: a callback is offered
+    await call.press("2")  # no thanks: goodbye; then the status callback
     assert call.status_sent is not None
     await call.send(call.status_request)  # Twilio retries the status callback
     await call.send(call.status_request)

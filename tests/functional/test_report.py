@@ -45,10 +45,11 @@ async def drive(sim: TwilioSim) -> list[Call]:
     keys, voice = "telebanking", "telebanking_voice"
     calls = [
         await bank(sim, keys, ["press:1", "press:12345674#", "press:2"]),  # self-service
-        await bank(sim, keys, ["press:0"]),  # zero-out: global
-        await bank(sim, keys, ["press:9"]),  # the menu's agent option
-        await bank(sim, keys, ["silence", "silence", "silence"]),  # on_fail
-        await bank(sim, keys, ["press:1", "press:44444446#"]),  # the backend fails: on_error
+        # to an agent, then the survey (CSAT) after the agent
+        await bank(sim, keys, ["press:0", "press:5"]),  # zero-out: global
+        await bank(sim, keys, ["press:9", "press:4"]),  # the menu's agent option
+        await bank(sim, keys, ["silence", "silence", "silence", "press:2"]),  # on_fail
+        await bank(sim, keys, ["press:1", "press:44444446#", "press:3"]),  # the backend fails
         await bank(sim, keys, ["hangup"]),  # hung up at the menu
         await bank(sim, keys, ["press:1", "hangup"]),  # at the account number
         await bank(sim, keys, ["press:1", "press:12345674#", "hangup"]),  # after the balance
@@ -57,7 +58,7 @@ async def drive(sim: TwilioSim) -> list[Call]:
     ]
     assert [c.end for c in calls] == [
         "hangup",
-        *["dial"] * 4,
+        *["hangup"] * 4,
         *["caller-hung-up"] * 3,
         "hangup",
         "caller-hung-up",
@@ -121,6 +122,15 @@ async def test_the_report_of_a_known_mix(
     }
     low, high = wilson(2, 10)
     assert found["containment"] == {"calls": 2, "of": 10, "rate": 0.2, "low": low, "high": high}
+    csat = found["surveys"]["csat"]  # asked after each agent: 5, 4, 2 and 3
+    assert (csat["answers"], csat["mean"]) == (4, 3.5)
+    assert csat["counts"] == {"2": 1, "3": 1, "4": 1, "5": 1}
+    assert csat["by_reason"] == {
+        "global": {"answers": 1, "mean": 5.0},
+        "on_error": {"answers": 1, "mean": 3.0},
+        "on_fail": {"answers": 1, "mean": 2.0},
+        "option": {"answers": 1, "mean": 4.0},
+    }
     assert found["resolution"]["calls"] == 3  # both self-service calls and the hang-up after
     assert (found["abandoned"]["after_task"], found["abandoned"]["before_task"]) == (1, 3)
     reasons = {r: v["calls"] for r, v in found["transfers"]["by_reason"].items()}

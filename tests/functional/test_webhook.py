@@ -35,6 +35,11 @@ ANYTHING_ELSE = "Is there anything else?"
 NOT_HEARD = "Sorry, I didn't hear anything."
 NOT_CAUGHT = "Sorry, I didn't catch that."
 GOODBYE = "Thank you for calling Example Bank. Goodbye."
+SURVEY = (
+    "Thank you for talking to us. How satisfied are you with your call? "
+    "Press a number from 1 to 5, where 5 is very satisfied."
+)
+WHISPER = "/twilio/whisper?say=A+caller+from+the+phone+menu.+Reason%3A+global%3Aagent."
 APOLOGY = "Sorry, something went wrong on our side. Please call again later. Goodbye."
 WORKFLOW = "WW" + "0123456789abcdef" * 2
 STORES = pytest.mark.parametrize("sessions", ["memory://", None], ids=["memory", "sqlite"])
@@ -211,21 +216,25 @@ async def test_pound_key_as_a_menu_option(sim: TwilioSim, server: Server, backen
 async def test_zero_out_dials_an_agent(sim: TwilioSim, server: Server, backend) -> None:
     server.set_hours(OPEN)
     call = await sim.start(BANK, CALLER)
-    assert await call.press("0") == ["Connecting you to an agent."]
+    assert await call.press("0") == ["Connecting you to an agent.", SURVEY]
 
     dial = call.transfer
     assert dial is not None and dial.tag == "Dial"
-    assert dial.attrib == {"action": "/twilio/dial?t=2", "method": "POST"}
+    assert dial.attrib == {"action": "/twilio/dial?t=2", "method": "POST", "timeout": "25"}
     numbers = list(dial)
-    assert [(n.tag, n.text, n.attrib) for n in numbers] == [("Number", "+15550199", {})]
+    assert [(n.tag, n.text, n.attrib) for n in numbers] == [
+        ("Number", "+15550199", {"url": WHISPER})
+    ]
     root = ET.fromstring(call.documents[-2][1])  # the turn's TwiML, before the dial action
     assert [verb.tag for verb in root] == ["Say", "Dial"]
 
-    # the agent leg completed: Twilio posts the dial action, the IVR has nothing more to say
+    # the agent leg completed: Twilio posts the dial action, and the caller is asked the
+    # flow's survey (`after`)
     assert call.documents[-1][0].endswith("/twilio/dial?t=2")
     assert call.last_request.params["DialCallStatus"] == "completed"
-    assert len(ET.fromstring(call.last_reply.text)) == 0
-    assert call.end == "dial"
+    assert call.waiting == "gather"
+    assert await call.press("4") == ["Thank you for your feedback. Goodbye."]
+    assert call.end == "hangup"
 
     record = await server.record(call.sid)
     assert (record.outcome, record.queue, record.reason, record.reason_detail) == (
@@ -245,7 +254,8 @@ async def test_zero_out_enqueues_a_task(make_server: MakeServer, backend) -> Non
     server.set_hours(OPEN)
     async with server.twilio() as sim:
         call = await sim.start(BANK, CALLER)
-        assert await call.press("0") == ["Connecting you to an agent."]
+        assert await call.press("0") == ["Connecting you to an agent.", SURVEY]
+        await call.hangup()
     enqueue = call.transfer
     assert enqueue is not None and enqueue.tag == "Enqueue"
     assert enqueue.attrib == {
@@ -260,8 +270,7 @@ async def test_zero_out_enqueues_a_task(make_server: MakeServer, backend) -> Non
         "reason": "global:agent",
         "option": "agent",
     }
-    assert call.last_request.params["QueueResult"] == "bridged"
-    assert call.end == "enqueue"
+    assert call.end == "caller-hung-up"  # in the survey: still transferred
     record = await wait_until(lambda: _told(server, call.sid))
     assert (record.outcome, record.queue, record.transfer_result) == (
         "transferred",
@@ -325,11 +334,12 @@ async def test_closed_hours_take_a_voicemail(sim: TwilioSim, server: Server, bac
         "recordingStatusCallbackEvent": "completed absent",
         "recordingStatusCallbackMethod": "POST",
     }
-    assert await call.record(12) == []
+    assert await call.record(12) == ["Thank you. An agent will call you back. Goodbye."]
     assert call.end == "hangup"
     record = await server.record(call.sid)
-    assert record.outcome == "contained"
+    assert (record.outcome, record.reason) == ("transferred", "callback")  # not contained
     assert record.tasks == ("callback_requested",)
+    assert backend.callbacks[0]["number"] == CALLER
 
 
 async def test_hang_up_after_the_message(sim: TwilioSim, server: Server, backend) -> None:
@@ -338,12 +348,11 @@ async def test_hang_up_after_the_message(sim: TwilioSim, server: Server, backend
     await call.press("0")
     await call.hangup(recorded=9)  # Twilio still posts the recording, then the status
     assert call.last_request.params["Digits"] == "hangup"
-    record = await server.record(call.sid)
-    assert record.outcome == "contained"
+    record = await server.record(call.sid)  # once the recording is stored, after the call
+    assert (record.outcome, record.reason) == ("transferred", "callback")
     assert record.tasks == ("callback_requested",)
-    # the flow had ended it; the status callback that came after tells the final status
-    record = await wait_until(lambda: _with_status(server, call.sid))
-    assert (record.outcome, record.status) == ("contained", "completed")
+    # the status callback came before the recording's: the record has it already
+    assert record.status == "completed"
 
 
 async def test_silent_voicemail(sim: TwilioSim, server: Server, backend) -> None:
@@ -366,14 +375,16 @@ async def test_backend_down_goes_to_an_agent(sim: TwilioSim, server: Server, bac
     assert heard == [
         "Sorry, our systems are not answering right now.",
         "Connecting you to an agent.",
+        SURVEY,
     ]
+    await call.press("3")
     record = await server.record(call.sid)
     assert (record.outcome, record.reason, record.transfer_from) == (
         "transferred",
         "on_error",
         "lookup",
     )
-    assert record.tasks == ()
+    assert record.tasks == () and record.survey == {"csat": "3"}
 
 
 # -- hang-ups ------------------------------------------------------------------------------
@@ -533,7 +544,7 @@ async def test_a_failing_records_store_is_counted_and_the_record_kept(
         raise ConnectionError("records database is down")
 
     monkeypatch.setattr(writer.records, "add", down)
-    call = await sim.call(BANK, CALLER, ["press:0"])
+    call = await sim.call(BANK, CALLER, ["press:1", "press:12345674#", "press:2"])
     assert call.ended
 
     async def counted() -> float:
@@ -685,7 +696,7 @@ async def test_a_recording_duration_that_is_no_number_counts_as_zero(
     await call.follow(request, await call.send(request))
     await call.recording_stored(rec, request)
     record = await server.record(call.sid)
-    assert record.outcome == "contained" and record.error is None
+    assert record.outcome == "transferred" and record.error is None  # a callback request
 
 
 async def test_body_over_the_size_limit(sim: TwilioSim, server: Server) -> None:
@@ -901,9 +912,9 @@ async def test_health_and_metrics(sim: TwilioSim, server: Server, backend) -> No
 
     server.set_hours(OPEN)
     done = await sim.call(BANK, CALLER, ["press:1", "press:12345674#", "press:2"])
-    agent = await sim.call(BANK, CALLER, ["press:0"])
+    agent = await sim.call(BANK, CALLER, ["press:0", "press:5"])  # and the survey
     gone = await sim.call(SHOP, CALLER, ["press:12", "hangup"])
-    assert (done.end, agent.end, gone.end) == ("hangup", "dial", "caller-hung-up")
+    assert (done.end, agent.end, gone.end) == ("hangup", "hangup", "caller-hung-up")
     for call in (done, agent, gone):
         await server.record(call.sid)
 

@@ -35,6 +35,10 @@ API_VERSION = "2010-04-01"
 ANSWERED = {"completed", "answered"}
 
 
+# what a queue tells of a caller that <Dial> never does: left with <Leave>, the queue full
+QUEUE_ONLY = ("leave", "queue-full", "error", "system-error")
+
+
 def new_call_sid() -> str:
     return "CA" + uuid.uuid4().hex
 
@@ -198,6 +202,7 @@ class Call:
     status_path: str = "/twilio/status"
     base_url: str | None = None  # the server this call's webhooks go to (default: the sim's)
     dial_status: str = "completed"  # what the <Dial>ed party does when the IVR hands over
+    hold_transfers: bool = False  # a transfer waits for `transfer_ends` (a caller in a queue)
     heard: list[str] = field(default_factory=list)  # all <Say> texts and <Play> URLs
     last: list[str] = field(default_factory=list)  # heard since the caller's last action
     documents: list[tuple[str, str]] = field(default_factory=list)  # (public URL, TwiML)
@@ -450,6 +455,22 @@ class Call:
         if not action:
             await self._finish(verb.tag.lower())
             return
+        if self.hold_transfers:
+            return  # the caller waits (in a queue, say) until the test ends the transfer
+        await self._transfer_ended(self.dial_status)
+
+    async def transfer_ends(self, result: str) -> list[str]:
+        """The transfer under way ends as `result` (a DialCallStatus, or for <Enqueue> what
+        QueueResult says of it): Twilio posts the action and goes on with its answer; what
+        the caller heard then."""
+        self.last = []
+        return await self._transfer_ended(result)
+
+    async def _transfer_ended(self, result: str) -> list[str]:
+        verb = self.transfer
+        assert verb is not None, "no transfer is under way"
+        action = verb.get("action", "")
+        self.dial_status = result
         if verb.tag == "Dial":
             answered = self.dial_status in ANSWERED
             extra = {
@@ -460,7 +481,11 @@ class Call:
             }
         else:
             extra = {
-                "QueueResult": "bridged" if self.dial_status in ANSWERED else "hangup",
+                "QueueResult": self.dial_status
+                if self.dial_status in QUEUE_ONLY
+                else "bridged"
+                if self.dial_status in ANSWERED
+                else "hangup",
                 "QueueSid": "QU" + uuid.uuid4().hex,
                 "QueueTime": "7",
             }
@@ -470,6 +495,7 @@ class Call:
             await self._run(verbs)
         else:
             await self._finish(verb.tag.lower())
+        return self.last
 
     async def _finish(self, how: str) -> Reply:
         self.ended, self.end = True, how

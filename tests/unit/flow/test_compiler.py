@@ -731,3 +731,95 @@ def test_a_template_nested_too_deeply_is_a_located_error():
     deep = "{{ " + "(" * 150 + "1" + ")" * 150 + " }}"
     text = f'flow: t\nstart: a\nnodes:\n  a: {{say: "{deep}", next: b}}\n  b: {{end: {{}}}}\n'
     assert errors(text) == ["f.yaml:4:12: nodes.a.say: template error: nested too deeply"]
+
+
+# -- after the IVR hands over: transfers that go on, queues, callbacks, surveys -------------
+
+HANDOVER = """flow: t
+start: agent
+nodes:
+  agent:
+    transfer:
+      to: "+15550199"
+      TRANSFER
+  later:
+    end:
+"""
+
+
+def test_a_queue_wait_needs_a_queue_and_a_leave_key_a_way_on():
+    text = HANDOVER.replace("TRANSFER", 'wait: {leave_key: "1"}')
+    assert errors(text) == [
+        "f.yaml:7:13: nodes.agent.transfer.wait: a caller waits in a queue: "
+        "give the transfer a `queue`",
+        "f.yaml:7:25: nodes.agent.transfer.wait.leave_key: a caller who leaves the queue "
+        "goes on at `on_leave`: add it (a callback offer)",
+    ]
+    flow, _ = compile_text(
+        HANDOVER.replace(
+            "TRANSFER", 'queue: q\n      wait: {leave_key: "1"}\n      on_leave: later'
+        )
+    )
+    wait = flow.nodes["agent"].spec.wait
+    assert wait.leave_prompt.static == (Text("To be called back instead of waiting, press 1."),)
+    assert ("on_leave", "later") in flow.nodes["agent"].edges()
+
+
+def test_where_a_transfer_goes_on_is_checked_and_drawn():
+    text = HANDOVER.replace("TRANSFER", "on_no_answer: latr\n      after: later")
+    assert errors(text) == [
+        "f.yaml:7:21: nodes.agent.transfer.on_no_answer: 'latr' is not a node "
+        "(did you mean 'later'?)"
+    ]
+    flow, _ = compile_text(HANDOVER.replace("TRANSFER", "on_busy: later\n      after: later"))
+    spec = flow.nodes["agent"].spec
+    assert spec.continues and spec.then("busy") == "later" and spec.then("completed") == "later"
+    assert spec.then("no-answer") is None  # not named: the call ends there
+
+
+def test_a_sensitive_answer_cannot_be_a_surveys():
+    text = """flow: t
+start: pin
+nodes:
+  pin:
+    ask: {prompt: "PIN?", save_as: pin, sensitive: true, survey: csat}
+    next: bye
+  bye:
+    end:
+"""
+    assert errors(text) == [
+        "f.yaml:5:66: nodes.pin.ask.survey: a sensitive answer is never kept: "
+        "it cannot be a survey's"
+    ]
+
+
+def test_a_whisper_that_speaks_a_sensitive_value_is_a_warning():
+    text = """flow: t
+start: pin
+nodes:
+  pin:
+    ask: {prompt: "PIN?", save_as: pin, sensitive: true}
+    next: agent
+  agent:
+    transfer: {to: "+15550199", whisper: "PIN {{ pin }}"}
+"""
+    assert warnings(text) == [
+        "f.yaml:8:42: warning: nodes.agent.transfer.whisper: speaks sensitive pin aloud"
+    ]
+
+
+def test_a_callback_in_the_flows_language():
+    text = """flow: t
+language: ru-RU
+start: cb
+nodes:
+  cb:
+    callback: {queue: support}
+"""
+    flow, _ = compile_text(text)
+    cb = flow.nodes["cb"].spec
+    assert cb.confirm.render({"number": "7 7 0 1"})[0].text.startswith(
+        "Мы перезвоним вам на номер 7 7 0 1."
+    )
+    assert cb.say.static == (Text("Спасибо. Оператор вам перезвонит. До свидания."),)
+    assert flow.nodes["cb"].number_listen.max_digits == 15
