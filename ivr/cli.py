@@ -155,6 +155,19 @@ def _parser() -> argparse.ArgumentParser:
         help="backend host the flow may call (adds to IVR_HTTP_ALLOW)",
     )
     p.add_argument("--caller", default="+15550000000", help="the caller's number")
+    p.add_argument(
+        "--clock",
+        metavar="TIME",
+        help="the call's time: '2026-12-25 10:00' in the time zone of the flow's hours, or "
+        "ISO with an offset (default: now); it runs on from there",
+    )
+    p.add_argument(
+        "--closed",
+        action="append",
+        default=[],
+        metavar="NAME[=MESSAGE]",
+        help="hours closed as `ivr hours close NAME --say MESSAGE` closes them; again for more",
+    )
     p.set_defaults(run=_call)
 
     p = sub.add_parser("serve", help="run the Twilio webhook server")
@@ -366,12 +379,16 @@ def _graph(args: argparse.Namespace) -> int:
 
 
 def _call(args: argparse.Namespace) -> int:
+    import time
+
     from ivr.backend import Backend, allowed_hosts
-    from ivr.console import call
+    from ivr.console import call, console_clock, console_closures
     from ivr.flow import load_flow
     from ivr.runner import Runner
 
     flow = load_flow(args.flow)
+    clock = console_clock(flow, args.clock) if args.clock else time.time
+    closures = console_closures(flow, args.closed)
     allow = [*allowed_hosts(), *(urlsplit(f"//{h}").netloc or h for h in args.allow)]
 
     voice = None
@@ -383,7 +400,8 @@ def _call(args: argparse.Namespace) -> int:
     async def run() -> str:
         backend = Backend(allow)
         try:
-            return await call(flow, Runner(backend), caller=args.caller, voice=voice)
+            runner = Runner(backend, clock=clock, closures=lambda: closures)
+            return await call(flow, runner, caller=args.caller, voice=voice)
         finally:
             await backend.close()
 
