@@ -288,7 +288,7 @@ async def test_a_database_of_the_first_version_is_migrated_and_counted(tmp_path:
     finally:
         await records.close()
     with contextlib.closing(sqlite3.connect(path)) as db:
-        assert db.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+        assert db.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
 
 
 # -- RecordWriter --------------------------------------------------------------------------------
