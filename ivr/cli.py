@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ivr import __version__
+from ivr.closures import add_command as add_hours
 from ivr.errors import ConfigError, FlowError, ModelError, Problem
 from ivr.flow import flow_files
 from ivr.report.commands import add_commands, add_window, graph_traffic
@@ -249,6 +250,7 @@ def _parser() -> argparse.ArgumentParser:
     _vosk_model(p, "the speech model `say_audio` steps are recognised with")
     p.set_defaults(run=_test)
     add_commands(sub)  # report, calls
+    add_hours(sub)
     add_models(sub)
     add_prompts(sub)
     return parser
