@@ -79,11 +79,24 @@ class Runner:
         self.backend, self.clock, self.max_fetches = backend, clock, max_fetches
         self.observe = observe
         self.closures = closures
+        # flow -> (the closures it was made with, the flow with them): made again only
+        # when the closures read change (a new object), not at every turn
+        self._overlaid: dict[tuple[str, str], tuple[object, Flow]] = {}
 
     def overlaid(self, flow: Flow) -> Flow:
         """`flow` with the hours ops closed; itself when none of its hours are."""
-        hours = with_closures(flow.hours, flow.id, self.closures()) if self.closures else None
-        return flow if hours is None else replace(flow, hours=hours)
+        if self.closures is None:
+            return flow
+        closures = self.closures()
+        made = self._overlaid.get((flow.id, flow.version))
+        if made is not None and made[0] is closures and made[1].file == flow.file:
+            return made[1]
+        hours = with_closures(flow.hours, flow.id, closures)
+        overlaid = flow if hours is None else replace(flow, hours=hours)
+        if len(self._overlaid) > 1000:  # versions come and go with reloads: never many
+            self._overlaid.clear()
+        self._overlaid[(flow.id, flow.version)] = (closures, overlaid)
+        return overlaid
 
     async def run(
         self,

@@ -188,3 +188,19 @@ def test_the_engine_reads_the_closures_laid_over_the_flow(
         flow = replace(flow, hours=hours)
     _, actions = step(flow, new_session(flow, "c1"), CallStarted("+1", "+2", at=1.0))
     assert [a.text for a in actions if isinstance(a, act.Prompt)] == [heard]
+
+
+def test_the_runner_lays_closures_over_a_flow_once_per_read() -> None:
+    from ivr.runner import Runner
+
+    flow = parse_and_compile(FLOW)
+    read: list[tuple[Closure, ...]] = [()]
+    runner = Runner(backend=None, closures=lambda: read[0])  # type: ignore[arg-type]
+    assert runner.overlaid(flow) is flow  # nothing closed: the flow as it is
+    read[0] = (Closure("support", message="Closed."),)  # a refresh read a closure
+    closed = runner.overlaid(flow)
+    assert closed is not flow and closed.hours["support"].closed_message(1.0) == "Closed."
+    assert runner.overlaid(flow) is closed  # the same read: the same flow, not made again
+    assert flow.hours["support"].closure is None
+    read[0] = ()  # reopened
+    assert runner.overlaid(flow) is flow
