@@ -281,15 +281,15 @@ class _Compiler:
 
     def opening_hours(self, name: str, spec: dict[str, Any]) -> None:
         named = spec.get("calendar", [])
-        calendars = []
-        for i, calendar in enumerate([named] if isinstance(named, str) else named):
-            where = ("hours", name, "calendar", *(() if isinstance(named, str) else (i,)))
-            days = self.calendar(calendar, where)
-            if days is None:
-                return
-            calendars.append(days)
+        one = isinstance(named, str)
+        calendars = [
+            self.calendar(calendar, ("hours", name, "calendar", *(() if one else (i,))))
+            for i, calendar in enumerate([named] if one else named)
+        ]
+        if any(days is None for days in calendars):
+            return  # its errors are told
         try:
-            self.hours.setdefault(name, parse_hours(spec, calendars))
+            self.hours.setdefault(name, parse_hours(spec, [d for d in calendars if d is not None]))
         except HoursError as e:
             self.error(("hours", name, *e.path), str(e))
 
