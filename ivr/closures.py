@@ -15,10 +15,10 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ivr.errors import ConfigError
 from ivr.flow.hours import Closure, Hours, closing_until
@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # not imported by every `ivr` command
 log = logging.getLogger("ivr.hours")
 REFRESH = 3.0  # seconds between reads of the ops-state table: how soon a closure is heard
 MAX_SAY = 500  # characters of a closed message: a sentence or two, said to every caller
+T = TypeVar("T")
 
 
 class ClosuresCache:
@@ -184,11 +185,26 @@ def _flows(directory: Path | None) -> list[Flow]:
     return flows
 
 
-def _store(args: argparse.Namespace) -> RecordStore:
+def _on_store(args: argparse.Namespace, operation: Callable[[RecordStore], Awaitable[T]]) -> T:
+    """`operation` on the records store (--records, else the server's); ConfigError, in one
+    line, when the store cannot be opened or does not answer."""
     from ivr.report.commands import records_url
     from ivr.store import open_records
 
-    return open_records(records_url(args.records, args.data))
+    async def run() -> T:
+        store = open_records(records_url(args.records, args.data))
+        try:
+            return await operation(store)
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(run())
+    except ConfigError:
+        raise
+    except Exception as e:  # a database down, a path not writable: said, not a traceback
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ConfigError(f"the records store does not answer: {first}") from None
 
 
 def run_close(args: argparse.Namespace) -> int:
@@ -197,28 +213,13 @@ def run_close(args: argparse.Namespace) -> int:
         closure = closure_for(flows, args.name, args.flow, args.until, args.say)
     except (LookupError, ValueError) as e:
         raise ConfigError(str(e.args[0])) from None
-
-    async def close() -> None:
-        store = _store(args)
-        try:
-            await store.close_hours(closure, closure.closed_at)
-        finally:
-            await store.close()
-
-    asyncio.run(close())
+    _on_store(args, lambda store: store.close_hours(closure, closure.closed_at))
     print(f"closed: {describe(closure, flows, closure.closed_at)}")
     return 0
 
 
 def run_open(args: argparse.Namespace) -> int:
-    async def reopen() -> int:
-        store = _store(args)
-        try:
-            return await store.open_hours(args.name, args.flow)
-        finally:
-            await store.close()
-
-    count = asyncio.run(reopen())
+    count = _on_store(args, lambda store: store.open_hours(args.name, args.flow))
     where = f" in flow {args.flow}" if args.flow else ""
     if not count:
         print(f"ivr hours: {args.name}{where} was not closed by ops", file=sys.stderr)
@@ -229,16 +230,8 @@ def run_open(args: argparse.Namespace) -> int:
 
 def run_list(args: argparse.Namespace) -> int:
     flows = _flows(args.flows)
-
-    async def read() -> Sequence[Closure]:
-        store = _store(args)
-        try:
-            return await store.closures()
-        finally:
-            await store.close()
-
     now = time.time()
-    closures = [c for c in asyncio.run(read()) if c.covers(now)]
+    closures = [c for c in _on_store(args, lambda store: store.closures()) if c.covers(now)]
     for closure in closures:
         print(describe(closure, flows, now))
     if not closures:

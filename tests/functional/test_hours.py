@@ -12,6 +12,7 @@ import pytest
 from ivr.cli import main
 from ivr.flow.hours import Closure
 from ivr.server import CLOSURES
+from tests.conftest import free_port
 from tests.functional.conftest import BANK, CALLER, OPEN, MakeServer, Server
 from tests.functional.twilio_sim import wait_until
 
@@ -79,6 +80,10 @@ async def test_ivr_hours_close_names_what_is_wrong(make_server: MakeServer) -> N
     assert status == 2 and "--until '6pm': write HH:MM (in the hours' time zone" in err
     status, _, err = await ivr("hours", "open", "support", *where)
     assert (status, err) == (1, "ivr hours: support was not closed by ops\n")
+    down = ["--records", f"postgresql://ivr@127.0.0.1:{free_port()}/ivr"]
+    status, _, err = await ivr("hours", "open", "support", *down)
+    assert status == 2 and err.startswith("ivr: the records store does not answer: ")
+    assert "Traceback" not in err
 
 
 async def api(server: Server, method: str, path: str, body: object = None) -> tuple[int, object]:
