@@ -288,7 +288,7 @@ def _validate(args: argparse.Namespace) -> int:
 
     errors = warnings = 0
     owners: dict[str, Flow] = {}  # called number -> the first flow that lists it
-    files = _flow_files(args.paths)
+    files = [p for p in _flow_files(args.paths) if p not in _calendar_files(args.paths)]
     # backend waits must fit in the server's turn budget
     budget = (
         turn_budget(os.environ["IVR_TURN_BUDGET"])
@@ -319,8 +319,35 @@ def _validate(args: argparse.Namespace) -> int:
         warnings += sum(p.severity == "warning" for p in problems)
         if flow is not None and not any(p.severity == "error" for p in problems):
             print(f"{path}: ok ({flow.id} version {flow.version}, {len(flow.nodes)} nodes)")
-    print(f"{len(files)} file(s): {errors} error(s), {warnings} warning(s)")
+    calendars = _calendar_files(args.paths)
+    for path in calendars:
+        errors += _validate_calendar(path)
+    print(f"{len(files) + len(calendars)} file(s): {errors} error(s), {warnings} warning(s)")
     return 1 if errors else 0
+
+
+def _calendar_files(paths: Sequence[Path]) -> list[Path]:
+    """The holiday calendars among `paths`: `calendars/*.yaml` of a directory given, or a
+    file given in a `calendars` directory."""
+    from ivr.flow.calendars import DIRECTORY, calendar_files
+
+    found: list[Path] = []
+    for path in paths:
+        found += calendar_files(path) if path.is_dir() else []
+        found += [path] if path.is_file() and path.parent.name == DIRECTORY else []
+    return found
+
+
+def _validate_calendar(path: Path) -> int:
+    """Print a calendar's problems, or that it is ok; how many errors."""
+    from ivr.flow.calendars import check_calendar
+
+    days, problems = check_calendar(path)
+    for problem in problems:
+        print(problem)
+    if not problems:
+        print(f"{path}: ok (calendar, {len(days)} days)")
+    return len(problems)
 
 
 def _configured(flags: Sequence[tuple[str, Path]] | None) -> Sequence[tuple[str, Path | str]]:

@@ -13,7 +13,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from ivr.errors import Problem
+from ivr.errors import FlowError, Problem
 from ivr.flow.hours import Day, HoursError, parse_day
 from ivr.flow.loader import Document, read_flow_file
 from ivr.flow.schema import violations
@@ -47,6 +47,14 @@ def calendar_days(doc: Document) -> tuple[list[Day], list[Problem]]:
         except HoursError as e:
             problems.append(doc.problem(e.path, str(e)))
     return days, problems
+
+
+def check_calendar(path: Path) -> tuple[list[Day], list[Problem]]:
+    """A calendar file's days and every problem in it (`ivr validate`)."""
+    try:
+        return calendar_days(read_flow_file(path))
+    except FlowError as e:
+        return [], e.problems
 
 
 def calendar_finder(directory: Path, env: Mapping[str, str] | None = None) -> FindCalendar:
