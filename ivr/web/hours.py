@@ -95,7 +95,10 @@ async def _body(request: web.Request) -> dict[str, Any]:
     """The request's JSON object (none: an empty one); 400 for anything else."""
     raw = await request.content.read(MAX_BODY + 1)
     if len(raw) > MAX_BODY:
-        raise _error(web.HTTPRequestEntityTooLarge, f"at most {MAX_BODY} bytes", MAX_BODY, len(raw))
+        body = json.dumps({"error": f"at most {MAX_BODY} bytes"})
+        raise web.HTTPRequestEntityTooLarge(
+            MAX_BODY, len(raw), text=body, content_type="application/json"
+        )
     if not raw.strip():
         return {}
     try:
@@ -125,10 +128,5 @@ async def _stored(operation: Callable[[], Any]) -> Any:
         raise _error(web.HTTPServiceUnavailable, "the records store does not answer") from None
 
 
-def _error(kind: type[web.HTTPException], message: str, *args: Any) -> web.HTTPException:
-    body = json.dumps({"error": message})
-    if kind is web.HTTPRequestEntityTooLarge:
-        return web.HTTPRequestEntityTooLarge(
-            args[0], args[1], text=body, content_type="application/json"
-        )
-    return kind(text=body, content_type="application/json")
+def _error(kind: type[web.HTTPException], message: str) -> web.HTTPException:
+    return kind(text=json.dumps({"error": message}), content_type="application/json")

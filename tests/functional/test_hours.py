@@ -136,3 +136,21 @@ async def test_the_admin_api_says_what_is_wrong(
     got, answer = await api(server, "POST", path, body)
     assert got == status and isinstance(answer, dict)
     assert error in answer["error"]
+
+
+@pytest.mark.parametrize(
+    ("data", "status", "error"),
+    [
+        ("{", 400, "the body must be JSON"),
+        ("x" * 5000, 413, "at most 4096 bytes"),
+    ],
+)
+async def test_the_admin_api_refuses_a_body_it_cannot_read(
+    server: Server, data: str, status: int, error: str
+) -> None:
+    async with aiohttp.ClientSession() as http:
+        url = server.admin_url + "/hours/support/close"
+        async with http.post(url, data=data) as response:
+            assert response.status == status
+            assert error in (await response.json())["error"]
+    assert server.app[CLOSURES]() == ()  # nothing was closed
