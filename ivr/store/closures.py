@@ -5,21 +5,37 @@ the session store. SQL that SQLite and PostgreSQL both read; the stores run it."
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ivr.flow.hours import Closure
+
+if TYPE_CHECKING:
+    import sqlite3
+
+    from psycopg import AsyncConnection
 
 TABLE = "hours_closures"
 COLUMNS = ("hours", "flow", "until", "message", "closed_at")
 
 
 def schema_sql(real: str = "REAL") -> str:
-    """The table: one row per hours name and flow ('' for every flow)."""
+    """The table: one row per hours name and flow ('' for every flow). Made if missing, so
+    the migration that adds it may run wherever it stands in the list of migrations."""
     return (
-        f"CREATE TABLE {TABLE} (hours TEXT NOT NULL, flow TEXT NOT NULL DEFAULT '', "
+        f"CREATE TABLE IF NOT EXISTS {TABLE} (hours TEXT NOT NULL, flow TEXT NOT NULL DEFAULT '', "
         f"until {real}, message TEXT NOT NULL DEFAULT '', closed_at {real} NOT NULL, "
         "PRIMARY KEY (hours, flow))"
     )
+
+
+def add_table_sqlite(db: sqlite3.Connection) -> None:
+    """The migration of SQLite's records to a version with ops state: the table, empty."""
+    db.execute(schema_sql())
+
+
+async def add_table_postgres(conn: AsyncConnection[Any]) -> None:
+    """The same migration for PostgreSQL."""
+    await conn.execute(schema_sql("DOUBLE PRECISION"))
 
 
 def select_sql() -> str:

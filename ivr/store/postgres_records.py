@@ -57,14 +57,7 @@ MIGRATION_LOCK = 0x6976_725F_7265_63  # "ivr_rec"
 # databases start at 1 (no PostgreSQL store had version 0): MIGRATIONS[n - 1] takes one
 # from version n to n + 1.
 VERSION = 2
-
-
-async def _migrate_v1(conn: AsyncConnection[Any]) -> None:
-    """Version 1 had no ops state: the table of hours ops closed comes in empty."""
-    await conn.execute(closures.schema_sql("DOUBLE PRECISION"))
-
-
-MIGRATIONS: list[Callable[[AsyncConnection[Any]], Awaitable[None]]] = [_migrate_v1]
+MIGRATIONS: list[Callable[[AsyncConnection[Any]], Awaitable[None]]] = [closures.add_table_postgres]
 INSERT_NEW = insert_sql("%s") + " ON CONFLICT (call_sid) DO NOTHING RETURNING call_sid"
 RACES = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
 T = TypeVar("T")

@@ -155,11 +155,6 @@ def _record_v0(row: dict[str, Any]) -> CallRecord:
     )
 
 
-def _migrate_v1(db: sqlite3.Connection) -> None:
-    """Version 1 had no ops state: the table of hours ops closed comes in empty."""
-    db.execute(closures.schema_sql())
-
-
 def _create(db: sqlite3.Connection) -> None:
     for sql in schema_sql():
         db.execute(sql)
@@ -186,7 +181,7 @@ def migrate(db: sqlite3.Connection) -> int:
     return len(MIGRATIONS)
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_v0, _migrate_v1]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_v0, closures.add_table_sqlite]
 
 
 class SqliteRecords:

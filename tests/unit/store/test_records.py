@@ -22,7 +22,7 @@ from ivr.store import records as records_module
 from ivr.store.memory import MemorySessions
 from ivr.store.records import CallRecord, RecordWriter, facts, record_of
 from ivr.store.sqlite import SqliteSessions
-from ivr.store.sqlite_records import SqliteRecords
+from ivr.store.sqlite_records import MIGRATIONS, SqliteRecords
 
 CALLER = "+15550123"
 ACCOUNT = "12345678"
@@ -288,7 +288,7 @@ async def test_a_database_of_the_first_version_is_migrated_and_counted(tmp_path:
     finally:
         await records.close()
     with contextlib.closing(sqlite3.connect(path)) as db:
-        assert db.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
+        assert db.execute("SELECT version FROM schema_version").fetchall() == [(len(MIGRATIONS),)]
 
 
 # -- RecordWriter --------------------------------------------------------------------------------
