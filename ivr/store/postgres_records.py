@@ -56,8 +56,8 @@ MIGRATION_LOCK = 0x6976_725F_7265_63  # "ivr_rec"
 # The schema version this ivr writes; SQLite's MIGRATIONS reach the same. PostgreSQL
 # databases start at 1 (no PostgreSQL store had version 0): MIGRATIONS[n - 1] takes one
 # from version n to n + 1.
-VERSION = 2
 MIGRATIONS: list[Callable[[AsyncConnection[Any]], Awaitable[None]]] = [closures.add_table_postgres]
+VERSION = len(MIGRATIONS) + 1  # never out of step with the list
 INSERT_NEW = insert_sql("%s") + " ON CONFLICT (call_sid) DO NOTHING RETURNING call_sid"
 RACES = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
 T = TypeVar("T")
