@@ -1,6 +1,6 @@
 """The ops-state table of hours closed by ops, in both record stores: close, close again,
-reopen one flow's or every flow's, ended closures dropped; and databases of version 1
-brought up to it."""
+reopen one flow's or every flow's, ended closures dropped; and databases of the version
+before the table brought up to it."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 from ivr.flow.hours import Closure
 from ivr.store import RecordStore, open_records
 from ivr.store.postgres_records import VERSION, PostgresRecords
-from ivr.store.sqlite_records import SqliteRecords
+from ivr.store.sqlite_records import MIGRATIONS, SqliteRecords
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -53,12 +53,12 @@ async def test_ended_closures_are_dropped_when_hours_are_closed(store: RecordSto
     assert [c.hours for c in await store.closures()] == ["lunch", "sales"]
 
 
-async def test_a_sqlite_database_of_version_1_gets_the_table(tmp_path: Path) -> None:
+async def test_a_sqlite_database_of_the_version_before_gets_the_table(tmp_path: Path) -> None:
     path = tmp_path / "calls.db"
     SqliteRecords(path)._db.close()  # made at the current version
-    with contextlib.closing(sqlite3.connect(path)) as db, db:  # back to version 1
+    with contextlib.closing(sqlite3.connect(path)) as db, db:  # back to the version before
         db.execute("DROP TABLE hours_closures")
-        db.execute("UPDATE schema_version SET version = 1")
+        db.execute("UPDATE schema_version SET version = ?", (len(MIGRATIONS) - 1,))
     store = SqliteRecords(path)
     try:
         await store.close_hours(Closure("support", closed_at=1.0), now=1.0)
@@ -66,16 +66,18 @@ async def test_a_sqlite_database_of_version_1_gets_the_table(tmp_path: Path) -> 
     finally:
         await store.close()
     with contextlib.closing(sqlite3.connect(path)) as db:
-        assert db.execute("SELECT version FROM schema_version").fetchall() == [(VERSION,)]
+        assert db.execute("SELECT version FROM schema_version").fetchall() == [(len(MIGRATIONS),)]
 
 
-async def test_a_postgresql_database_of_version_1_gets_the_table(postgres_url: str) -> None:
+async def test_a_postgresql_database_of_the_version_before_gets_the_table(
+    postgres_url: str,
+) -> None:
     first = PostgresRecords(postgres_url)
     await first.all()
     await first.close()
-    with psycopg.connect(postgres_url, autocommit=True) as db:  # back to version 1
+    with psycopg.connect(postgres_url, autocommit=True) as db:  # back to the version before
         db.execute("DROP TABLE hours_closures")
-        db.execute("UPDATE schema_version SET version = 1")
+        db.execute("UPDATE schema_version SET version = %s", (VERSION - 1,))
     store = PostgresRecords(postgres_url)
     try:
         await store.close_hours(Closure("support", closed_at=1.0), now=1.0)
