@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ivr import __version__
+from ivr.closures import add_command as add_hours
 from ivr.errors import ConfigError, FlowError, ModelError, Problem
 from ivr.flow import flow_files
 from ivr.report.commands import add_commands, add_window, graph_traffic
@@ -155,6 +156,19 @@ def _parser() -> argparse.ArgumentParser:
         help="backend host the flow may call (adds to IVR_HTTP_ALLOW)",
     )
     p.add_argument("--caller", default="+15550000000", help="the caller's number")
+    p.add_argument(
+        "--clock",
+        metavar="TIME",
+        help="the call's time: '2026-12-25 10:00' in the time zone of the flow's hours, or "
+        "ISO with an offset (default: now); it runs on from there",
+    )
+    p.add_argument(
+        "--closed",
+        action="append",
+        default=[],
+        metavar="NAME[=MESSAGE]",
+        help="hours closed as `ivr hours close NAME --say MESSAGE` closes them; again for more",
+    )
     p.set_defaults(run=_call)
 
     p = sub.add_parser("serve", help="run the Twilio webhook server")
@@ -236,6 +250,7 @@ def _parser() -> argparse.ArgumentParser:
     _vosk_model(p, "the speech model `say_audio` steps are recognised with")
     p.set_defaults(run=_test)
     add_commands(sub)  # report, calls
+    add_hours(sub)
     add_models(sub)
     add_prompts(sub)
     return parser
@@ -273,7 +288,7 @@ def _validate(args: argparse.Namespace) -> int:
 
     errors = warnings = 0
     owners: dict[str, Flow] = {}  # called number -> the first flow that lists it
-    files = _flow_files(args.paths)
+    files = [p for p in _flow_files(args.paths) if p not in _calendar_files(args.paths)]
     # backend waits must fit in the server's turn budget
     budget = (
         turn_budget(os.environ["IVR_TURN_BUDGET"])
@@ -304,8 +319,35 @@ def _validate(args: argparse.Namespace) -> int:
         warnings += sum(p.severity == "warning" for p in problems)
         if flow is not None and not any(p.severity == "error" for p in problems):
             print(f"{path}: ok ({flow.id} version {flow.version}, {len(flow.nodes)} nodes)")
-    print(f"{len(files)} file(s): {errors} error(s), {warnings} warning(s)")
+    calendars = _calendar_files(args.paths)
+    for path in calendars:
+        errors += _validate_calendar(path)
+    print(f"{len(files) + len(calendars)} file(s): {errors} error(s), {warnings} warning(s)")
     return 1 if errors else 0
+
+
+def _calendar_files(paths: Sequence[Path]) -> list[Path]:
+    """The holiday calendars among `paths`: `calendars/*.yaml` of a directory given, or a
+    file given in a `calendars` directory."""
+    from ivr.flow.calendars import DIRECTORY, calendar_files
+
+    found: list[Path] = []
+    for path in paths:
+        found += calendar_files(path) if path.is_dir() else []
+        found += [path] if path.is_file() and path.parent.name == DIRECTORY else []
+    return found
+
+
+def _validate_calendar(path: Path) -> int:
+    """Print a calendar's problems, or that it is ok; how many errors."""
+    from ivr.flow.calendars import check_calendar
+
+    days, problems = check_calendar(path)
+    for problem in problems:
+        print(problem)
+    if not problems:
+        print(f"{path}: ok (calendar, {len(days)} days)")
+    return len(problems)
 
 
 def _configured(flags: Sequence[tuple[str, Path]] | None) -> Sequence[tuple[str, Path | str]]:
@@ -366,12 +408,16 @@ def _graph(args: argparse.Namespace) -> int:
 
 
 def _call(args: argparse.Namespace) -> int:
+    import time
+
     from ivr.backend import Backend, allowed_hosts
-    from ivr.console import call
+    from ivr.console import call, console_clock, console_closures
     from ivr.flow import load_flow
     from ivr.runner import Runner
 
     flow = load_flow(args.flow)
+    clock = console_clock(flow, args.clock) if args.clock else time.time
+    closures = console_closures(flow, args.closed)
     allow = [*allowed_hosts(), *(urlsplit(f"//{h}").netloc or h for h in args.allow)]
 
     voice = None
@@ -383,7 +429,8 @@ def _call(args: argparse.Namespace) -> int:
     async def run() -> str:
         backend = Backend(allow)
         try:
-            return await call(flow, Runner(backend), caller=args.caller, voice=voice)
+            runner = Runner(backend, clock=clock, closures=lambda: closures)
+            return await call(flow, runner, caller=args.caller, voice=voice)
         finally:
             await backend.close()
 

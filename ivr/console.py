@@ -15,9 +15,11 @@ from __future__ import annotations
 import asyncio
 import re
 import sys
+import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -36,6 +38,8 @@ from ivr.engine.events import (
     TransferEnded,
 )
 from ivr.engine.session import MASK, Session
+from ivr.errors import ConfigError
+from ivr.flow.hours import Closure
 from ivr.flow.model import Flow
 from ivr.runner import Runner
 
@@ -87,6 +91,42 @@ class Voice:
         from ivr.speech.offline import spoken_audio
 
         return await asyncio.to_thread(spoken_audio, text, self.language, self.voice)
+
+
+def console_clock(flow: Flow, text: str) -> Callable[[], float]:
+    """`ivr call --clock`: a clock that starts at `text` (an ISO datetime; without an
+    offset, in the time zone of the flow's hours) and runs on from there."""
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(
+            f"--clock {text!r}: write a date and time such as '2026-12-25 10:00' (in the "
+            "flow's hours' time zone) or '2026-12-25T10:00+05:00'"
+        ) from None
+    if when.tzinfo is None:
+        zones = {h.tz.key: h.tz for h in flow.hours.values()}
+        if len(zones) > 1:
+            raise ConfigError(
+                f"--clock {text!r}: the flow's hours are in {', '.join(sorted(zones))}: "
+                "give the time with its offset, e.g. 2026-12-25T10:00+05:00"
+            )
+        when = when.replace(
+            tzinfo=next(iter(zones.values()), None) or datetime.now().astimezone().tzinfo
+        )
+    offset = when.timestamp() - time.time()
+    return lambda: time.time() + offset
+
+
+def console_closures(flow: Flow, given: Sequence[str]) -> list[Closure]:
+    """`ivr call --closed NAME[=MESSAGE]`: hours closed as ops close them, for this call."""
+    out = []
+    for text in given:
+        name, _, message = text.partition("=")
+        if name not in flow.hours:
+            known = ", ".join(flow.hours) or "none"
+            raise ConfigError(f"--closed {name}: the flow has no hours of that name ({known})")
+        out.append(Closure(name, message=message))
+    return out
 
 
 def voice_for(flow: Flow, models: Models | None, audio: Sequence[tuple[str, str]]) -> Voice:

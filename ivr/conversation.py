@@ -44,6 +44,7 @@ from ivr.engine.events import (
 from ivr.engine.session import MASK
 from ivr.errors import FlowError, Problem
 from ivr.flow import load_flow
+from ivr.flow.hours import Closure
 from ivr.flow.loader import Document, parse_flow
 from ivr.flow.loader import Path as DocPath
 from ivr.flow.model import TRANSFER_ENDS, Flow
@@ -56,7 +57,7 @@ if TYPE_CHECKING:
 
 DEFAULT_CLOCK = "2026-11-25T12:00:00+00:00"  # a Wednesday, noon UTC
 FILE_KEYS = frozenset({"flow", "env", "backend", "tests"})
-TEST_KEYS = frozenset({"name", "clock", "caller", "called", "backend", "steps"})
+TEST_KEYS = frozenset({"name", "clock", "caller", "called", "backend", "steps", "closed"})
 CALLER_STEPS = ("press", "say", "say_audio", "silence", "record", "agent", "hangup")
 STEPS = frozenset({*CALLER_STEPS, "clock", "expect"})
 EXPECT_KEYS = frozenset(
@@ -260,7 +261,8 @@ class _Call:
         speech: VoskSpeech | None = None,
     ) -> None:
         self.flow, self.server, self.doc, self.speech = flow, server, doc, speech
-        self.runner = Runner(backend, clock=lambda: self.at)
+        self.closures = _closures(test.get("closed"))  # as ops closed them (`ivr hours close`)
+        self.runner = Runner(backend, clock=lambda: self.at, closures=lambda: self.closures)
         self.index, self.test, self.name = index, test, str(test["name"])
         self.at = _timestamp(test.get("clock", DEFAULT_CLOCK))
         self.session = new_session(flow, f"test-{index + 1}")
@@ -274,6 +276,11 @@ class _Call:
 
     async def run(self) -> TestResult:
         self.server.use(self.test.get("backend"))
+        unknown = [c.hours for c in self.closures if c.hours not in self.flow.hours]
+        if unknown:
+            known = ", ".join(self.flow.hours) or "none"
+            wrong = f"the flow has no hours named {', '.join(unknown)} (it has: {known})"
+            return TestResult(self.name, False, [self.where(("closed",), "closed", wrong)], 0)
         called = self.test.get("called", self.flow.numbers[0] if self.flow.numbers else "")
         await self.feed(CallStarted(str(self.test.get("caller", "")), str(called), at=self.at))
         failures: list[str] = []
@@ -531,6 +538,30 @@ def _check(doc: Document) -> list[Problem]:
                         (*spot, kind), str(e) if isinstance(e, ValueError) else f"{kind}: bad value"
                     )
         _clock_problem(doc, (*here, "clock"), test.get("clock", DEFAULT_CLOCK), out)
+        try:
+            _closures(test.get("closed"))
+        except (TypeError, ValueError) as e:
+            bad((*here, "closed"), str(e))
+    return out
+
+
+def _closures(value: Any) -> list[Closure]:
+    """A test's `closed`: hours name -> what ops said (text, or nothing), or {say, until};
+    raises ValueError or TypeError saying what is wrong."""
+    if value is None:
+        return []
+    if not isinstance(value, dict):
+        raise TypeError("closed: maps hours names to what ops said, e.g. {support: Closed today.}")
+    out = []
+    for name, spec in value.items():
+        if isinstance(spec, dict):
+            extra = set(spec) - {"say", "until"}
+            if extra:
+                raise ValueError(f"closed.{name}: unknown key {sorted(extra)[0]!r} (say, until)")
+            until = _timestamp(spec["until"]) if spec.get("until") is not None else None
+            out.append(Closure(str(name), until=until, message=str(spec.get("say") or "")))
+        else:
+            out.append(Closure(str(name), message="" if spec is None else str(spec)))
     return out
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ivr.flow import Problem, check_flow, flow_files
+from ivr.flow.calendars import calendar_files
 from ivr.flow.compiler import TURN_BUDGET
 from ivr.flow.experiment import choose, conflict_problems, conflicts
 from ivr.flow.model import Flow
@@ -97,10 +98,13 @@ class FlowRegistry:
 
     def scan(self) -> Scan | None:
         """Every flow file compiled again when any changed (a subflow edit changes its
-        callers); None when nothing changed. Reads the registry, changes nothing."""
+        callers), or a holiday calendar did (calendars/*.yaml, read by the flows that name
+        them); None when nothing changed. Reads the registry, changes nothing."""
         files = flow_files(self.directory)
-        mtimes = {p: p.stat().st_mtime_ns for p in files}
-        dirty = [p for p in files if self._mtimes.get(p) != mtimes[p]]
+        watched = [*files, *calendar_files(self.directory)]
+        mtimes = {p: p.stat().st_mtime_ns for p in watched}
+        dirty = [p for p in watched if self._mtimes.get(p) != mtimes[p]]
+        dirty += [p for p in self._mtimes if p not in mtimes]  # a calendar gone: names fail
         if not dirty:
             return None
         return Scan(mtimes, dirty, [(p, *check_flow(p, self.env, self.turn_budget)) for p in files])

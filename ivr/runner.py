@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -25,6 +25,7 @@ from ivr.engine.engine import apology_of, fail
 from ivr.engine.events import Event, FetchResult
 from ivr.engine.session import Session
 from ivr.flow.compiler import ANSWER_MARGIN
+from ivr.flow.hours import Closure, with_closures
 from ivr.flow.model import Flow
 
 log = logging.getLogger("ivr.runner")
@@ -36,6 +37,8 @@ LAST_TRY = 0.2  # a retry needs at least this long left to be worth sending
 FetchObserver = Callable[[str, act.Fetch, FetchResult, float], None]
 # told of a turn's actions so far when its hold prompt is due (a stream plays them at once)
 OnHold = Callable[[list[act.Action]], Awaitable[None]]
+# the hours ops closed now (`ivr hours close`), as the process last read them: no I/O
+Closures = Callable[[], Sequence[Closure]]
 
 
 @dataclass
@@ -68,11 +71,32 @@ class Runner:
         clock: Callable[[], float] = time.time,
         max_fetches: int = MAX_FETCHES,
         observe: FetchObserver | None = None,
+        closures: Closures | None = None,
     ) -> None:
         """`observe`, when given, is told of each backend attempt (the server's metrics):
-        the runner stays free of what measures it."""
+        the runner stays free of what measures it. `closures` tells the hours ops closed,
+        laid over each flow's hours for the engine (which reads no store)."""
         self.backend, self.clock, self.max_fetches = backend, clock, max_fetches
         self.observe = observe
+        self.closures = closures
+        # flow -> (the closures it was made with, the flow with them): made again only
+        # when the closures read change (a new object), not at every turn
+        self._overlaid: dict[tuple[str, str], tuple[object, Flow]] = {}
+
+    def overlaid(self, flow: Flow) -> Flow:
+        """`flow` with the hours ops closed; itself when none of its hours are."""
+        if self.closures is None:
+            return flow
+        closures = self.closures()
+        made = self._overlaid.get((flow.id, flow.version))
+        if made is not None and made[0] is closures and made[1].file == flow.file:
+            return made[1]
+        hours = with_closures(flow.hours, flow.id, closures)
+        overlaid = flow if hours is None else replace(flow, hours=hours)
+        if len(self._overlaid) > 1000:  # versions come and go with reloads: never many
+            self._overlaid.clear()
+        self._overlaid[(flow.id, flow.version)] = (closures, overlaid)
+        return overlaid
 
     async def run(
         self,
@@ -94,6 +118,7 @@ class Runner:
         """
         started = time.monotonic()
         turn = Turn(session)
+        flow = self.overlaid(flow)
         while True:
             turn.session, actions = step(flow, turn.session, event)
             turn.actions += actions

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from ivr.admin import build_admin_app, health
 from ivr.backend import Backend
+from ivr.closures import ClosuresCache
 from ivr.config import Config
 from ivr.connections import ConnectionGuard
 from ivr.flow.model import Flow
@@ -43,6 +44,7 @@ from ivr.telephony.stream import PATH as STREAM_PATH
 from ivr.telephony.stream import MediaStreams, StreamRoute
 from ivr.telephony.twiml import Voice
 from ivr.telephony.webhook import TwilioWebhooks
+from ivr.web.hours import add_hours
 from ivr.web.phone import add_phone
 
 log = logging.getLogger("ivr.server")
@@ -58,6 +60,7 @@ GUARD = web.AppKey("guard", ConnectionGuard)  # slow clients (the public listene
 ADMIN = web.AppKey("admin", web.Application)  # served on the admin listener, not this one
 SPEECH = web.AppKey("speech", VoskSpeech)  # the Vosk models by language (IVR_VOSK_MODELS)
 RECOGNITION = web.AppKey("recognition", SpeechService)  # calls' recognition, off the loop
+CLOSURES = web.AppKey("closures", ClosuresCache)  # hours ops closed (`ivr hours close`)
 RETAIN_EVERY = 3600.0  # seconds between deletions of records past IVR_RETENTION
 REAP_EVERY = 60.0  # seconds between looks for calls whose status callback never came
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -101,6 +104,7 @@ def build_app(config: Config, tts: TTS | None = None) -> web.Application:
     stores = StoreHealth()  # what /healthz says of the stores, on both listeners
     app[ADMIN] = build_admin_app(flows, metrics, config, stores)
     add_phone(app[ADMIN], flows, lambda: app[STREAMS])  # /phone: calls on the stream driver
+    add_hours(app[ADMIN], flows, lambda: app[CLOSURES])  # /hours: ops close hours
     if config.insecure:
         log.warning(
             "--insecure: Twilio signatures are NOT checked; anyone can drive calls. "
@@ -151,7 +155,10 @@ def build_app(config: Config, tts: TTS | None = None) -> web.Application:
         )
         await writer.start()
         backend = Backend(config.http_allow)
-        runner = Runner(backend, observe=metrics.backend_call)
+        closures = app[CLOSURES] = ClosuresCache(records)
+        with contextlib.suppress(Exception):  # down: logged by keep_fresh, which tries again
+            await closures.refresh()
+        runner = Runner(backend, observe=metrics.backend_call, closures=closures)
         spool = Spool(config.data / "spool", keys)  # calls ended while sessions were away
         calls = Calls(flows, sessions, runner, writer, metrics, spool, stores)
         route = StreamRoute(signature, everything=config.speech == "vosk")
@@ -165,6 +172,7 @@ def build_app(config: Config, tts: TTS | None = None) -> web.Application:
         reaper = asyncio.create_task(_reap(hooks, config.reap_after))
         pinger = asyncio.create_task(_check_stores(calls))
         retainer = asyncio.create_task(_retain(records, config.retention))
+        refresher = asyncio.create_task(closures.keep_fresh())
         sighups: set[asyncio.Task[None]] = set()
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop = asyncio.get_running_loop()
@@ -175,6 +183,7 @@ def build_app(config: Config, tts: TTS | None = None) -> web.Application:
         reaper.cancel()
         pinger.cancel()
         retainer.cancel()
+        refresher.cancel()
         await hooks.close()
         await prompts.close()
         await writer.stop()

@@ -210,11 +210,22 @@ class _Turn:
             self.s.tasks.append(node.resolves)
 
     def ctx(self, **extra: Any) -> dict[str, Any]:
-        return {**self.s.vars, "open": self.is_open, "now": self.at, **extra}
+        return {
+            **self.s.vars,
+            "open": self.is_open,
+            "closed_message": self.closed_message,
+            "now": self.at,
+            **extra,
+        }
 
     def is_open(self, name: str) -> bool:
         hours = self.flow.hours.get(name)
         return hours is not None and hours.is_open(self.at)
+
+    def closed_message(self, name: str) -> str:
+        """What ops said when they closed these hours (`ivr hours close --say`), else ""."""
+        hours = self.flow.hours.get(name)
+        return "" if hours is None else hours.closed_message(self.at)
 
     def say(self, prompt: PromptTemplate | None, role: str, **extra: Any) -> None:
         """Say `prompt` (if any); the transcript notes it as `role` at this node."""
@@ -615,6 +626,8 @@ class _Turn:
             "queue": cb.queue or "",
         }
         s.reason, s.reason_at, s.queue = f"callback:{node.name}", node.name, cb.queue or s.queue
+        if s.transfer is None:  # asked for an agent's call: transferred however it ends
+            s.transfer, s.transfer_at = s.reason, node.name
         self.note("callback", cb.queue or "")
         if cb.url is None:
             self.callback_booked(cb)

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ivr.errors import FlowError, Problem
+from ivr.flow.calendars import calendar_finder
 from ivr.flow.compiler import TURN_BUDGET, compile_flow
 from ivr.flow.loader import Document, parse_flow, read_flow_file
 from ivr.flow.model import Flow
@@ -53,7 +54,7 @@ def _check_flow(
         if problems:
             return None, problems
         find = _finder(Path(path).parent, doc.file, env)
-        return compile_flow(doc, find, turn_budget)
+        return compile_flow(doc, find, turn_budget, calendar_finder(Path(path).parent, env))
     except FlowError as e:
         return None, e.problems
     except Exception as e:  # a bug here must cost this file only, never the others' reloads

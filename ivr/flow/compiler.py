@@ -17,7 +17,8 @@ from typing import Any
 
 from ivr.errors import FlowError, Problem
 from ivr.flow import phrases
-from ivr.flow.hours import Hours, parse_hours
+from ivr.flow.calendars import FindCalendar, calendar_days
+from ivr.flow.hours import Day, Hours, HoursError, parse_hours
 from ivr.flow.loader import Document, Path
 from ivr.flow.model import (
     Ask,
@@ -70,11 +71,16 @@ PASSING = ("say", "set", "branch", "http", "subflow")
 
 
 def compile_flow(
-    doc: Document, find_flow: FindFlow | None = None, turn_budget: float = TURN_BUDGET
+    doc: Document,
+    find_flow: FindFlow | None = None,
+    turn_budget: float = TURN_BUDGET,
+    find_calendar: FindCalendar | None = None,
 ) -> tuple[Flow, list[Problem]]:
     """Compile `doc`; returns the Flow and its warnings, raises FlowError on any error.
-    `turn_budget` is the server's time to answer a webhook, which backend waits must fit."""
+    `turn_budget` is the server's time to answer a webhook, which backend waits must fit;
+    `find_calendar` finds the holiday calendars hours name."""
     c = _Compiler(doc, find_flow or (lambda _id: None), turn_budget)
+    c.find_calendar = find_calendar or (lambda _name: None)
     nodes = c.nodes(prefix="", returns_to=None, stack=(doc.data["flow"],))
     data = doc.data
     defaults = data.get("defaults", {})
@@ -159,6 +165,8 @@ class _Compiler:
         self.doc, self.find_flow, self.turn_budget = doc, find_flow, turn_budget
         self.problems: list[Problem] = []
         self.hours: dict[str, Hours] = {}
+        self.find_calendar: FindCalendar = lambda _name: None
+        self.calendars: dict[str, list[Day] | None] = {}  # by name, read once
         self.vars: dict[str, Any] = {}
         self.sensitive: set[str] = set()
         self.known: set[str] = set(BUILTINS)  # every variable some node sets
@@ -200,10 +208,7 @@ class _Compiler:
     def nodes(self, prefix: str, returns_to: str | None, stack: tuple[str, ...]) -> dict[str, Node]:
         doc, data = self.doc, self.doc.data
         for name, spec in data.get("hours", {}).items():
-            try:
-                self.hours.setdefault(name, parse_hours(spec))
-            except ValueError as e:
-                self.error(("hours", name), str(e))
+            self.opening_hours(name, spec)
         for name, value in data.get("vars", {}).items():
             self.vars.setdefault(name, value)
             self.known.add(name)
@@ -276,6 +281,45 @@ class _Compiler:
         return nodes, prefix + sub_doc.data["start"]
 
     # -- pieces ------------------------------------------------------------------------------
+
+    def opening_hours(self, name: str, spec: dict[str, Any]) -> None:
+        named = spec.get("calendar", [])
+        one = isinstance(named, str)
+        calendars = [
+            self.calendar(calendar, ("hours", name, "calendar", *(() if one else (i,))))
+            for i, calendar in enumerate([named] if one else named)
+        ]
+        if any(days is None for days in calendars):
+            return  # its errors are told
+        try:
+            self.hours.setdefault(name, parse_hours(spec, [d for d in calendars if d is not None]))
+        except HoursError as e:
+            self.error(("hours", name, *e.path), str(e))
+
+    def calendar(self, name: str, where: Path) -> list[Day] | None:
+        """The days of the calendar `name`; None (and an error) when it cannot be had.
+        Its problems are located in its own file, once however many hours name it."""
+        if name in self.calendars:
+            return self.calendars[name]
+        days = None
+        try:
+            doc = self.find_calendar(name)
+        except FlowError as e:  # not YAML: located in the calendar's file
+            self.problems += e.problems
+            doc = None
+        else:
+            if doc is None:
+                self.error(
+                    where,
+                    f"no calendar '{name}': expected calendars/{name}.yaml beside the flow file",
+                )
+        if doc is not None:
+            self.texts.append(doc.text)  # an edited calendar is a new version of the flow
+            found, problems = calendar_days(doc)
+            self.problems += problems
+            days = None if problems else found
+        self.calendars[name] = days
+        return days
 
     def error(self, path: Path, message: str, severity: str = "error") -> None:
         self.problems.append(self.doc.problem(path, message, severity))

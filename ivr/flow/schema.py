@@ -69,7 +69,7 @@ def _inline(schema: dict[str, Any]) -> dict[str, Any]:
 
 def check_schema(doc: Document) -> list[Problem]:
     """Every schema violation in `doc`, one problem each, in file order."""
-    problems = [_describe(doc, e) for e in _validator().iter_errors(doc.data)]
+    problems = violations(doc, _validator())
     nodes = doc.data.get("nodes") if isinstance(doc.data, dict) else None
     if isinstance(nodes, dict):
         for name, node in nodes.items():
@@ -77,6 +77,11 @@ def check_schema(doc: Document) -> list[Problem]:
             if kind is not None:
                 problems.append(kind)
     return sorted(problems, key=lambda p: (p.line, p.col))
+
+
+def violations(doc: Document, validator: Draft202012Validator) -> list[Problem]:
+    """Every violation of `validator`'s schema in `doc`, as located, readable problems."""
+    return [_describe(doc, e) for e in validator.iter_errors(doc.data)]
 
 
 def _kind_problem(doc: Document, path: Path, node: Any) -> Problem | None:

@@ -22,6 +22,8 @@ from psycopg import AsyncConnection
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from ivr.errors import ConfigError
+from ivr.flow.hours import Closure
+from ivr.store import closures
 from ivr.store.records import CallRecord, rollup
 from ivr.store.sqlite_records import (
     COLUMNS,
@@ -55,7 +57,6 @@ MIGRATION_LOCK = 0x6976_725F_7265_63  # "ivr_rec"
 # The schema version this ivr writes; SQLite's MIGRATIONS reach the same. PostgreSQL
 # databases start at 1 (no PostgreSQL store had version 0): MIGRATIONS[n - 1] takes one
 # from version n to n + 1.
-VERSION = 2
 
 
 async def _migrate_v1(conn: AsyncConnection[Any]) -> None:
@@ -63,7 +64,11 @@ async def _migrate_v1(conn: AsyncConnection[Any]) -> None:
         await conn.execute(sql)
 
 
-MIGRATIONS: list[Callable[[AsyncConnection[Any]], Awaitable[None]]] = [_migrate_v1]
+MIGRATIONS: list[Callable[[AsyncConnection[Any]], Awaitable[None]]] = [
+    _migrate_v1,
+    closures.add_table_postgres,
+]
+VERSION = len(MIGRATIONS) + 1  # never out of step with the list
 INSERT_NEW = insert_sql("%s") + " ON CONFLICT (call_sid) DO NOTHING RETURNING call_sid"
 RACES = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
 T = TypeVar("T")
@@ -108,6 +113,28 @@ class PostgresRecords:
     async def _erase(self, where: str, value: Any) -> int:
         async def delete(conn: AsyncConnection[Any]) -> int:
             return (await conn.execute(f"DELETE FROM calls WHERE {where}", (value,))).rowcount
+
+        return await self._run(delete)
+
+    async def closures(self) -> list[Closure]:
+        async def read(conn: AsyncConnection[Any]) -> list[Any]:
+            return await (await conn.execute(closures.select_sql())).fetchall()
+
+        return [closures.closure_from(row) for row in await self._run(read)]
+
+    async def close_hours(self, closure: Closure, now: float) -> None:
+        async def write(conn: AsyncConnection[Any]) -> None:
+            async with conn.transaction():
+                await conn.execute(closures.expired_sql("%s"), (now,))
+                await conn.execute(closures.upsert_sql("%s"), closures.row_of(closure))
+
+        await self._run(write)
+
+    async def open_hours(self, hours: str, flow: str | None = None) -> int:
+        args = (hours,) if flow is None else (hours, flow)
+
+        async def delete(conn: AsyncConnection[Any]) -> int:
+            return (await conn.execute(closures.delete_sql(flow, "%s"), args)).rowcount
 
         return await self._run(delete)
 
@@ -199,6 +226,7 @@ async def migrate(conn: AsyncConnection[Any]) -> int:
                 )
             for sql in schema_sql("DOUBLE PRECISION", "BIGINT"):
                 await conn.execute(sql)
+            await conn.execute(closures.schema_sql("DOUBLE PRECISION"))
         elif version > VERSION:
             raise ConfigError(
                 f"IVR_RECORDS: the records database is at schema version {version}, newer"

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import orjson
 
 from ivr.engine.session import MASK, Session
+from ivr.flow.hours import Closure
 from ivr.keys import Keys
 from ivr.store.base import SessionStore
 
@@ -221,6 +222,17 @@ class RecordStore(Protocol):
 
     async def forget(self, customer: str) -> int:
         """Delete every record of one customer (a keyed id: `Keys.customer_id`); how many."""
+
+    # the ops state kept beside the records (ivr/store/closures.py): hours ops closed
+
+    async def closures(self) -> list[Closure]:
+        """Every closure in the table, those that have ended too (they cover no time)."""
+
+    async def close_hours(self, closure: Closure, now: float) -> None:
+        """Close hours (again: a new end and message); closures ended by `now` are deleted."""
+
+    async def open_hours(self, hours: str, flow: str | None = None) -> int:
+        """Reopen the hours of that name, in one flow or (None) every flow; rows deleted."""
 
     async def close(self) -> None: ...
 

@@ -16,6 +16,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from ivr.flow.hours import Closure
+from ivr.store import closures
 from ivr.store.records import DIMENSIONS, ROLLUPS, CallRecord, rollup
 from ivr.store.sqlite import Statements, WalDatabase
 
@@ -172,6 +174,7 @@ def _migrate_v1(db: sqlite3.Connection) -> None:
 def _create(db: sqlite3.Connection) -> None:
     for sql in schema_sql():
         db.execute(sql)
+    db.execute(closures.schema_sql())
 
 
 def migrate(db: sqlite3.Connection) -> int:
@@ -194,7 +197,11 @@ def migrate(db: sqlite3.Connection) -> int:
     return len(MIGRATIONS)
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_v0, _migrate_v1]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
+    _migrate_v0,
+    _migrate_v1,
+    closures.add_table_sqlite,
+]
 
 
 class SqliteRecords:
@@ -234,6 +241,22 @@ class SqliteRecords:
             finally:
                 self._db.execute("PRAGMA secure_delete=OFF")
             await asyncio.to_thread(self._truncate_wal)
+        return int(count)
+
+    async def closures(self) -> list[Closure]:
+        return [closures.closure_from(row) for row in self._db.execute(closures.select_sql())]
+
+    async def close_hours(self, closure: Closure, now: float) -> None:
+        statements = [(closures.expired_sql(), [(now,)])]
+        statements.append((closures.upsert_sql(), [closures.row_of(closure)]))
+        await self._db.write_all(statements)
+
+    async def open_hours(self, hours: str, flow: str | None = None) -> int:
+        args = (hours,) if flow is None else (hours, flow)
+        sql = closures.delete_sql(flow).replace("DELETE", "SELECT count(*)", 1)
+        (count,) = self._db.execute(sql, args)[0]
+        if count:
+            await self._db.write(closures.delete_sql(flow), args)
         return int(count)
 
     def _truncate_wal(self) -> None:

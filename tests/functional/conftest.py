@@ -138,6 +138,7 @@ def flows_dir(tmp_path: Path) -> Path:
     target.mkdir()
     for path in sorted((REPO / "flows").glob("*.yaml")):
         shutil.copy2(path, target / path.name)
+    shutil.copytree(REPO / "flows" / "calendars", target / "calendars")  # holidays they name
     edit_file(target / "telebanking.yaml", EXPERIMENT, "")
     return target
 

@@ -279,3 +279,18 @@ def test_serve_with_a_model_that_is_not_there(tmp_path):
     done = ivr_run("serve", "--data", str(tmp_path), env={"IVR_VOSK_MODELS": "ko-KR=/no/such"})
     assert done.returncode == 2
     assert done.stderr.startswith("ivr: IVR_VOSK_MODELS: /no/such: no such model directory")
+
+
+@pytest.mark.parametrize("as_directory", [True, False], ids=["directory", "file"])
+def test_validate_checks_holiday_calendars(tmp_path: Path, as_directory: bool, capsys) -> None:
+    (tmp_path / "calendars").mkdir()
+    good, bad = tmp_path / "calendars" / "good.yaml", tmp_path / "calendars" / "bad.yaml"
+    good.write_text('days: [{date: "12-25", name: Christmas Day}]\n')
+    bad.write_text('days:\n  - {date: "13-01", name: x}\n')
+    paths = [str(tmp_path)] if as_directory else [str(bad), str(good)]
+    assert main(["validate", *paths]) == 1
+    assert capsys.readouterr().out.splitlines() == [
+        f"{bad}:2:12: days[0].date: 13-01 is not a date (month must be in 1..12)",
+        f"{good}: ok (calendar, 1 days)",
+        "2 file(s): 1 error(s), 0 warning(s)",
+    ]

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import io
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from ivr.backend import Backend
+from ivr.cli import main
 from ivr.console import call, parse_line
 from ivr.engine.events import Digits, HangUp, NoInput, Speech
 from ivr.flow import parse_and_compile
@@ -87,3 +89,74 @@ async def test_end_of_input_hangs_up(base: str) -> None:
 )
 def test_what_a_typed_line_means(line: str, event: object) -> None:
     assert parse_line(line, 5.0) == event
+
+
+HOURS_FLOW = """
+flow: shop
+start: check
+hours:
+  support: {tz: Asia/Almaty, mon-fri: "09:00-18:00", calendar: holidays}
+nodes:
+  check:
+    branch:
+      - {if: "open('support')", goto: open_now}
+      - {if: "closed_message('support')", goto: told}
+      - {else: closed}
+  open_now: {end: {say: "We are open."}}
+  told: {end: {say: "{{ closed_message('support') }}"}}
+  closed: {end: {say: "We are closed."}}
+"""
+
+
+@pytest.fixture
+def shop(tmp_path: Path) -> Path:
+    (tmp_path / "calendars").mkdir()
+    (tmp_path / "calendars" / "holidays.yaml").write_text(
+        'days: [{date: "12-25", name: Christmas Day}]\n'
+    )
+    path = tmp_path / "shop.yaml"
+    path.write_text(HOURS_FLOW)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("flags", "heard"),
+    [
+        (["--clock", "2026-12-24 10:00"], "We are open."),  # a Thursday, in Almaty
+        (["--clock", "2026-12-24 04:30"], "We are closed."),
+        (["--clock", "2026-12-24T04:30+00:00"], "We are open."),  # 09:30 in Almaty
+        (["--clock", "2030-12-25 10:00"], "We are closed."),  # the calendar's, every year
+        (
+            ["--clock", "2026-12-24 10:00", "--closed", "support=Closed for a drill."],
+            "Closed for a drill.",
+        ),
+        (["--clock", "2026-12-24 10:00", "--closed", "support"], "We are closed."),
+    ],
+)
+def test_call_at_a_given_time_with_hours_closed(
+    shop: Path,
+    flags: list[str],
+    heard: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    assert main(["call", str(shop), *flags]) == 0
+    assert f"ivr> {heard}\n" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--clock", "Christmas"], "ivr: --clock 'Christmas': write a date and time such as"),
+        (
+            ["--closed", "sales=x"],
+            "ivr: --closed sales: the flow has no hours of that name (support)",
+        ),
+    ],
+)
+def test_call_with_a_bad_clock_or_closure(
+    shop: Path, flags: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["call", str(shop), *flags]) == 2
+    assert capsys.readouterr().err.startswith(message)

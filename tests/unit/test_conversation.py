@@ -282,3 +282,41 @@ def test_main_prints_reports_and_fails_on_failures(
     assert main([path]) == 1
     out = capsys.readouterr().out
     assert "0 passed, 1 failed" in out and "FAIL open call" in out
+
+
+def test_a_closed_key_with_a_bad_shape_is_a_located_error(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """  - name: closed
+    closed: [support]
+    steps: [{hangup: true}]
+  - name: closed again
+    closed: {support: {say: x, untill: "2026-11-25T17:30:00+05:00"}}
+    steps: [{hangup: true}]
+""",
+    )
+    with pytest.raises(ConversationError) as info:
+        run_file(path)
+    assert [(p.line, p.message) for p in info.value.problems] == [
+        (
+            line_of(path, "closed: [support]"),
+            "closed: maps hours names to what ops said, e.g. {support: Closed today.}",
+        ),
+        (line_of(path, "untill"), "closed.support: unknown key 'untill' (say, until)"),
+    ]
+
+
+def test_closing_hours_the_flow_has_not_fails_the_test(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """  - name: closed
+    closed: {support: Closed.}
+    steps: [{hangup: true}]
+""",
+    )
+    (result,) = run_file(path)
+    assert not result.passed
+    assert result.failures == [
+        f"{path}:{line_of(path, 'closed: {support')}: closed: closed: the flow has no hours "
+        "named support (it has: none)"
+    ]

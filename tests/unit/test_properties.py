@@ -238,7 +238,7 @@ def test_random_callers_never_break_a_call(name, data):
     session = new_session(flow, "prop")
     session, actions = step(flow, session, CallStarted("+15550001", "+15550100", at=at))
     assert not session.ended or session.outcome in OUTCOMES
-    ended_by = [a for a in actions if isinstance(a, act.Hangup | act.Transfer)]
+    ended_by = [a for a in actions if isinstance(a, act.Hangup)]
     wait = actions[-1] if actions else None
     for _ in range(data.draw(st.integers(0, 40), label="events")):
         fits = isinstance(wait, WAITS) and not session.ended and data.draw(st.integers(0, 9)) < 8
@@ -252,10 +252,10 @@ def test_random_callers_never_break_a_call(name, data):
         session, actions = step(flow, passed, event)
         assert passed == before  # step works on a copy
         check_step(before, event, session, actions)
-        ended_by += [a for a in actions if isinstance(a, act.Hangup | act.Transfer)]
+        ended_by += [a for a in actions if isinstance(a, act.Hangup)]
         wait = actions[-1] if actions else wait
         assert Session.from_json(session.to_json()) == session
-    assert len(ended_by) <= 1
+    assert len(ended_by) <= 1  # hung up once at most (transfers the flow goes on after: many)
 
 
 @pytest.mark.parametrize("name", NAMES)

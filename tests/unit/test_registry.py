@@ -298,3 +298,31 @@ def test_a_flow_that_breaks_the_compiler_costs_only_itself(
     write_flow(tmp_path, "Welcome")
     assert flows.reload() == ["long"]  # the edit of the other flow loads
     assert "Welcome 0." in str(flows.current["long"].nodes["n0"].spec)
+
+
+def test_a_calendar_edit_reloads_the_flows_that_name_it(tmp_path: Path) -> None:
+    (tmp_path / "calendars").mkdir()
+    calendar = tmp_path / "calendars" / "holidays.yaml"
+    calendar.write_text('days: [{date: "12-25", name: Christmas Day}]\n')
+    (tmp_path / "shop.yaml").write_text(
+        "flow: shop\nstart: a\nhours:\n"
+        '  support: {tz: UTC, mon-sun: "09:00-18:00", calendar: holidays}\n'
+        "nodes:\n  a: {end: {}}\n"
+    )
+    flows = FlowRegistry(tmp_path)
+    assert flows.reload() == ["shop"]
+    new_year = 1798797600.0  # 2027-01-01 10:00 UTC
+    assert flows.current["shop"].hours["support"].is_open(new_year)
+    assert flows.reload() == []  # nothing changed
+
+    before = calendar.stat().st_mtime_ns
+    calendar.write_text('days: [{date: "12-25", name: Christmas Day}, {date: "01-01", name: NY}]\n')
+    os.utime(calendar, ns=(before, max(calendar.stat().st_mtime_ns, before + 1_000_000)))
+    assert flows.reload() == ["shop"]
+    assert not flows.current["shop"].hours["support"].is_open(new_year)
+
+    calendar.unlink()  # the flow names a calendar no more there: the last version serves
+    assert flows.reload() == []
+    assert not flows.current["shop"].hours["support"].is_open(new_year)
+    (state,) = flows.files.values()
+    assert not state.loaded and "no calendar 'holidays'" in state.problems[0].message

@@ -405,7 +405,7 @@ nodes:
     end:
 """
     assert errors(text) == [
-        "f.yaml:4:12: hours.support: unknown time zone 'Mars/Olympus' "
+        "f.yaml:4:17: hours.support.tz: unknown time zone 'Mars/Olympus' "
         "(use an IANA name like Europe/London)"
     ]
 
@@ -723,7 +723,8 @@ nodes:
   a: {end: {}}
 """
     assert errors(text) == [
-        "f.yaml:4:6: hours.h: closed_on: 2026-02-29 is not a date (day is out of range for month)"
+        "f.yaml:4:52: hours.h.closed_on[0]: 2026-02-29 is not a date "
+        "(day is out of range for month)"
     ]
 
 
