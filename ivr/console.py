@@ -167,7 +167,8 @@ async def call(
 def _show(actions: list[act.Action], results: Iterator[FetchResult], out: TextIO) -> None:
     for a in actions:
         if isinstance(a, act.Prompt):
-            print(f"ivr> {a.text}", file=out)
+            spoken = f"({a.language}{', ' + a.voice if a.voice else ''}) " if a.language else ""
+            print(f"ivr> {spoken}{a.text}", file=out)
         elif isinstance(a, act.Fetch):
             result = next(results, None)
             outcome = "on hold" if result is None else result.error or result.status

@@ -303,6 +303,8 @@ class StreamCall:
         """Render the prompt off the loop; it plays after those before it, then its mark."""
         flow = self.flow
         language, voice = (flow.language, flow.voice) if flow else ("en-US", None)
+        if prompt.language is not None:  # a subflow's own language and voice
+            language, voice = prompt.language, prompt.voice
         audio = self.streams.prompts.mulaw(prompt.parts, language, voice)
         mark = str(next(self.marks))
         self.rendering.append((asyncio.ensure_future(audio), mark))
