@@ -213,6 +213,7 @@ class Node:
                 spec.listening.barge_in,
                 keys=keys,
                 phrases=phrases,
+                language=spec.prompt.language,
             )
         assert isinstance(spec, Ask)
         modes = frozenset({"dtmf"}) if spec.keys_only else _ASK_MODES[spec.input]
