@@ -190,6 +190,7 @@ def _hint(listen: act.Listen) -> str:
             if listen.keys
             else f"enter {listen.min_digits}-{listen.max_digits} digits"
             + (f" then {listen.finish_on}" if listen.finish_on else "")
+            + (f" (or {' '.join(listen.global_keys)})" if listen.global_keys else "")
         )
     if "speech" in listen.modes and listen.phrases:
         how.append(
