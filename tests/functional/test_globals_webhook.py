@@ -69,3 +69,75 @@ async def test_operator_said_during_a_voice_account_entry(
         "agent",
     )
     assert record.inputs == {"main:speech:match": 1, "ask_account:speech:match": 1}
+
+
+# -- a subflow: the calling flow's globals and on_fail, its own language ---------------------
+
+PINBANK = "+15550177"
+MAIN = """flow: pinbank
+numbers: ["+15550177"]
+start: auth
+defaults: {retries: 1, on_fail: agent}
+global:
+  agent: {dtmf: "0", speech: [agent], goto: agent}
+nodes:
+  auth:
+    subflow: {flow: pin_ko, next: bye}
+  agent:
+    transfer: {to: "+15550199", say: "Connecting you to an agent."}
+  bye:
+    end: {say: "Goodbye."}
+"""
+PIN_KO = """flow: pin_ko
+language: ko-KR
+start: choose
+nodes:
+  choose:
+    menu:
+      prompt: "비밀번호를 입력하시려면 1번을 누르세요."
+      options:
+        go: {dtmf: "1", goto: ask_pin}
+  ask_pin:
+    ask: {prompt: "비밀번호 네 자리를 눌러 주세요.", digits: {min: 4, max: 4}, save_as: pin,
+          validate: "value == '1234'", sensitive: true}
+    next: done
+  done:
+    end: {say: "감사합니다."}
+"""
+
+
+async def test_a_subflow_speaks_its_language_and_takes_the_calling_flows_globals(
+    make_server, flows_dir, backend
+) -> None:
+    (flows_dir / "pinbank.yaml").write_text(MAIN)
+    (flows_dir / "pin_ko.yaml").write_text(PIN_KO)
+    server = await make_server()
+    async with server.twilio() as sim:
+        call = await sim.start(PINBANK, CALLER)
+        said = call.gather.find("Say")
+        assert said is not None and said.text == "비밀번호를 입력하시려면 1번을 누르세요."
+        assert (said.get("language"), said.get("voice")) == ("ko-KR", "Polly.Seoyeon")
+        assert await call.press("0") == ["Connecting you to an agent."]  # not a failed call
+        assert call.end == "dial"
+        record = await server.record(call.sid)
+        assert (record.outcome, record.reason, record.reason_detail) == (
+            "transferred",
+            "global",
+            "agent",
+        )
+
+        call = await sim.start(PINBANK, CALLER)
+        await call.press("1")
+        await call.press("9999")
+        # the calling flow's retries (1) and on_fail: an agent, not a failed call
+        assert await call.press("8888") == ["Connecting you to an agent."]
+        record = await server.record(call.sid)
+        assert (record.outcome, record.reason) == ("transferred", "on_fail")
+
+        call = await sim.start(PINBANK, CALLER)
+        await call.press("1")
+        heard = await call.press("1234")
+        assert heard == ["감사합니다.", "Goodbye."]
+        document = call.documents[-1][1]
+        assert '<Say language="ko-KR" voice="Polly.Seoyeon">감사합니다.</Say>' in document
+        assert '<Say language="en-US" voice="Polly.Joanna">Goodbye.</Say>' in document
