@@ -50,7 +50,6 @@ FLOW_NODES = 1_000
 OPEN = 1772600400.0  # Wed 2026-03-04 10:00 Asia/Almaty: agents are in
 CLOSED = 1772953200.0  # Sun 2026-03-08 12:00: voicemail
 ACCOUNT = "12345674"  # passes the Luhn check
-SPOKEN = "one two three four five six seven four"
 ACCT = {
     "balance": 1234.5,
     "card_last4": "4321",
@@ -77,7 +76,8 @@ def scenarios() -> list[Scenario]:
     return [
         ("balance by digits", at(OPEN, call, key("1"), key(ACCOUNT + "#"), OK, key("2")),
          "contained", ["balance_inquiry"]),
-        ("balance by speech", at(OPEN, call, say("balance", 0.9), say(SPOKEN, 0.8), OK,
+        # the account number is sensitive: keys only on Twilio's recogniser
+        ("balance by speech", at(OPEN, call, say("balance", 0.9), key(ACCOUNT + "#"), OK,
                                  say("no thanks", 0.9)), "contained", ["balance_inquiry"]),
         ("block card, confirmed", at(OPEN, call, say("block card", 0.3), say("yes", 0.9),
                                      key(ACCOUNT + "#"), OK, key("1"), FetchResult(204, at=0),

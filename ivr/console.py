@@ -217,7 +217,8 @@ async def call(
 def _show(actions: list[act.Action], results: Iterator[FetchResult], out: TextIO) -> None:
     for a in actions:
         if isinstance(a, act.Prompt):
-            print(f"ivr> {a.text}", file=out)
+            spoken = f"({a.language}{', ' + a.voice if a.voice else ''}) " if a.language else ""
+            print(f"ivr> {spoken}{a.text}", file=out)
         elif isinstance(a, act.Fetch):
             result = next(results, None)
             outcome = "on hold" if result is None else result.error or result.status
@@ -241,6 +242,7 @@ def _hint(listen: act.Listen) -> str:
             if listen.keys
             else f"enter {listen.min_digits}-{listen.max_digits} digits"
             + (f" then {listen.finish_on}" if listen.finish_on else "")
+            + (f" (or {' '.join(listen.global_keys)})" if listen.global_keys else "")
         )
     if "speech" in listen.modes and listen.phrases:
         how.append(

@@ -26,6 +26,10 @@ class Prompt:
     """Something the caller hears: text to speak and recordings to play, in order."""
 
     parts: tuple[Part, ...]
+    # a subflow's own language and voice (None: the flow's); the voice is None too for
+    # the language's default voice
+    language: str | None = None
+    voice: str | None = None
 
     @property
     def text(self) -> str:

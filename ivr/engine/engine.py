@@ -232,7 +232,7 @@ class _Turn:
         if prompt is not None:
             parts = prompt.render(self.ctx(**extra)) if prompt.static is None else prompt.static
             if parts:
-                self.out.append(act.Prompt(parts))
+                self.out.append(act.Prompt(parts, prompt.language, prompt.voice))
                 if role:
                     self.note(role)
 
@@ -305,7 +305,7 @@ class _Turn:
                 json=None if h.json is None else h.json(ctx),
                 sensitive=h.sensitive,
                 retries=h.retries,
-                hold=act.Prompt(hold) if hold else None,
+                hold=act.Prompt(hold, h.hold.language, h.hold.voice) if h.hold and hold else None,
                 hold_after=h.hold_after,
                 text=h.text,
             )
@@ -405,7 +405,8 @@ class _Turn:
                 if m.confirm and event.confidence * match.score < m.confirm_below:
                     self.s.waiting, self.s.pending = "confirm", option.name
                     question = m.confirm(self.ctx(option=option.name, phrase=match.phrase))
-                    self.out.append(act.Prompt((Text(str(question)),)))
+                    said = (Text(str(question)),)
+                    self.out.append(act.Prompt(said, m.prompt.language, m.prompt.voice))
                     self.note(mode, "unsure", event.text[:MAX_SAID], round(event.confidence, 2))
                     self.note("confirm")
                     self.out.append(node.confirm_listen)
@@ -413,7 +414,7 @@ class _Turn:
         if option is None:
             return self.miss(node, m.listening, "no_match", event, mode)
         self.heard(node, mode, "match", event)
-        return self.choose(node, m, option)
+        return self.choose(node, option)
 
     def confirmed(self, node: Node, m: Menu, event: Event, mode: str) -> str | None:
         if isinstance(event, Digits):
@@ -426,17 +427,20 @@ class _Turn:
         if answer != "yes" or option is None:
             return self.miss(node, m.listening, "no_match", event, mode)
         self.heard(node, mode, "match", event)
-        return self.choose(node, m, option)
+        return self.choose(node, option)
 
-    def choose(self, node: Node, m: Menu, option: Option) -> str | None:
-        if option.goto is None:  # repeat
-            self.say(m.prompt, "repeat")
+    def choose(self, node: Node, option: Option) -> str | None:
+        """A menu's option or a global one (at a menu or an ask) was chosen."""
+        if option.goto is None:  # repeat, or help: the prompt (or the help), then listen again
+            spec: Menu | Ask = node.spec
+            said = spec.help if option.help and spec.help is not None else spec.prompt
+            self.say(said, "help" if option.help else "repeat")
             self.listen(node)
             return None
         s = self.s
         s.vars["last_option"] = option.name
-        if m.survey and not option.is_global:
-            s.survey[m.survey] = option.name
+        if isinstance(node.spec, Menu) and node.spec.survey and not option.is_global:
+            s.survey[node.spec.survey] = option.name
         kind = "global" if option.is_global else "option"
         s.reason, s.reason_at = f"{kind}:{option.name}", node.name
         return option.goto
@@ -444,6 +448,12 @@ class _Turn:
     def ask_input(self, node: Node, a: Ask, event: Event) -> str | None:
         if isinstance(event, NoInput):
             return self.miss(node, a.listening, "no_input", event)
+        if isinstance(event, Speech) and "speech" not in node.listen.modes:
+            return self.miss(node, a.listening, "no_match", event, "speech")  # keys only here
+        chosen = _global(a, event)
+        if chosen is not None:
+            self.heard(node, "dtmf" if isinstance(event, Digits) else "speech", "match", event)
+            return self.choose(node, chosen)
         value: str | None
         if isinstance(event, Digits):
             mode, value = "dtmf", event.digits
@@ -667,6 +677,20 @@ def _phone(text: str) -> str:
     """A phone number's digits, with its leading + (E.164) when it has one."""
     digits = "".join(c for c in text if c.isdigit())
     return ("+" + digits if text.strip().startswith("+") else digits) if digits else ""
+
+
+def _global(a: Ask, event: Event) -> Option | None:
+    """The global option an ask's answer chooses: a global key anywhere in the keys (the
+    caller gave up the entry; what came before it is dropped), or the whole utterance
+    being a global phrase. Digits said are always an answer, never a global."""
+    if isinstance(event, Digits):
+        return next((a.by_key[k] for k in event.digits if k in a.by_key), None)
+    if not isinstance(event, Speech) or a.matcher is None:
+        return None
+    if a.input != "speech" and spoken_digits(event.text) is not None:
+        return None
+    match = a.matcher.exact(event.text)
+    return next((o for o in a.globals if match and o.name == match.option), None)
 
 
 _ENTER: dict[str, Callable[[_Turn, Node], str | None]] = {

@@ -63,6 +63,7 @@ DEFAULTS: dict[str, Any] = {
     "no_match": "Sorry, I didn't catch that.",
     "hold_after": 2.0,
 }
+TARGETS = ("on_fail", "on_no_input", "on_no_match")  # defaults naming where callers go
 IDEMPOTENT = ("GET", "PUT", "DELETE")
 TURN_BUDGET = 10.0  # seconds within which every webhook is answered (IVR_TURN_BUDGET)
 ANSWER_MARGIN = 0.5  # of the budget, kept for saving the turn and answering
@@ -81,8 +82,10 @@ def compile_flow(
     `find_calendar` finds the holiday calendars hours name."""
     c = _Compiler(doc, find_flow or (lambda _id: None), turn_budget)
     c.find_calendar = find_calendar or (lambda _name: None)
-    nodes = c.nodes(prefix="", returns_to=None, stack=(doc.data["flow"],))
     data = doc.data
+    if "main_menu" in data:
+        c.refs.append((doc, ("main_menu",), c.main_menu))
+    nodes = c.nodes(prefix="", returns_to=None, stack=(doc.data["flow"],))
     defaults = data.get("defaults", {})
     apology = (
         c.prompt(("defaults", "apology"), defaults["apology"]) if "apology" in defaults else None
@@ -175,8 +178,21 @@ class _Compiler:
         ] = []  # (doc, path, names, spoken)
         self.texts: list[str] = [doc.text]
         self.refs: list[tuple[Document, Path, str]] = []  # (doc, where written, target)
-        # subflows speak in the calling flow's language: it is the call's
+        # subflows speak values in the calling flow's language: it is the call's
         self.language, self.currency = self.spoken_in(doc)
+        self.speech = str(doc.data.get("speech", "twilio"))  # the call's recogniser
+        self.main_menu = str(doc.data.get("main_menu", doc.data["start"]))
+        # a (sub)flow's language and voice; prompts are stamped with them when they are
+        # not the flow's (`stamp`), so that its adapters say them so
+        self.speaks_as: tuple[str, str | None] = (
+            str(doc.data.get("language", "en-US")),
+            doc.data.get("voice"),
+        )
+        self.flow_voice = self.speaks_as
+        self.stamp: tuple[str | None, str | None] = (None, None)
+        self.prefix, self.defaults = "", dict(DEFAULTS)
+        self.targets: dict[str, str | None] = {}  # TARGETS of the defaults, resolved
+        self.globals: list[Option] = []
 
     def spoken_in(self, doc: Document) -> tuple[str, str | None]:
         """The language and currency templates speak values in; a language without locale
@@ -212,12 +228,20 @@ class _Compiler:
         for name, value in data.get("vars", {}).items():
             self.vars.setdefault(name, value)
             self.known.add(name)
-        self.defaults = {**DEFAULTS, **data.get("defaults", {})}
+        # a subflow inherits what it does not declare: the calling flow's defaults (its
+        # targets as a whole: declaring one of them drops the others) and global options
+        own = data.get("defaults", {})
+        inherit = bool(prefix)
         self.prefix, self.returns_to = prefix, returns_to
-        self.globals = [
-            self.option(("global", n), n, o, is_global=True)
-            for n, o in data.get("global", {}).items()
-        ]
+        base = self.defaults if inherit else DEFAULTS
+        self.defaults = {**base, **{k: v for k, v in own.items() if k not in TARGETS}}
+        if not inherit or any(k in own for k in TARGETS):
+            self.targets = {k: self.ref(own[k], ("defaults", k)) for k in TARGETS if k in own}
+        if not inherit or "global" in data:
+            self.globals = [
+                self.option(("global", n), n, o, is_global=True)
+                for n, o in data.get("global", {}).items()
+            ]
         out: dict[str, Node] = {}
         for name, raw in data["nodes"].items():
             kind = next(k for k in raw if k in _KINDS)
@@ -250,8 +274,7 @@ class _Compiler:
                     line=line,
                 )
                 if kind == "http" and node.on_error is None:
-                    on_fail = self.ref(self.defaults.get("on_fail"), ("defaults", "on_fail"))
-                    node = replace(node, on_error=on_fail)
+                    node = replace(node, on_error=self.targets.get("on_fail"))
             out[node.name] = node
         return out
 
@@ -271,14 +294,25 @@ class _Compiler:
                 f"no flow '{flow_id}' beside this file (a file with 'flow: {flow_id}')",
             )
             return {}, None
-        saved = (self.doc, self.defaults, self.prefix, self.returns_to, self.globals)
+        saved = (self.doc, self.defaults, self.targets, self.prefix, self.returns_to)
+        saved_voice = (self.globals, self.speaks_as, self.stamp)
         self.doc = sub_doc
         self.texts.append(sub_doc.text)
+        self.speaks_as = self.sub_voice(sub_doc.data)
+        self.stamp = (None, None) if self.speaks_as == self.flow_voice else self.speaks_as
         try:
             nodes = self.nodes(prefix, self.ref(spec["next"], (*path, "next")), (*stack, flow_id))
         finally:
-            self.doc, self.defaults, self.prefix, self.returns_to, self.globals = saved
+            self.doc, self.defaults, self.targets, self.prefix, self.returns_to = saved
+            self.globals, self.speaks_as, self.stamp = saved_voice
         return nodes, prefix + sub_doc.data["start"]
+
+    def sub_voice(self, data: Mapping[str, Any]) -> tuple[str, str | None]:
+        """A subflow's language and voice: its own, else the calling flow's (a language of
+        its own without a voice: that language's default voice)."""
+        language, voice = self.speaks_as
+        own = str(data.get("language", language))
+        return own, data.get("voice", voice if own == language else None)
 
     # -- pieces ------------------------------------------------------------------------------
 
@@ -375,7 +409,9 @@ class _Compiler:
             pieces.append(self.template(here, text))
             static.append(Text(text))
         source = tuple(static)
-        return PromptTemplate(None if dynamic else source, tuple(pieces), frozenset(speaks), source)
+        return PromptTemplate(
+            None if dynamic else source, tuple(pieces), frozenset(speaks), source, *self.stamp
+        )
 
     def listening(self, path: Path, spec: dict[str, Any]) -> Listening:
         d = {**self.defaults, **{k: v for k, v in spec.items() if k in DEFAULTS}}
@@ -385,11 +421,10 @@ class _Compiler:
 
         def target(*keys: str) -> str | None:
             # the node's own settings before the defaults', the specific before on_fail
-            for level in (spec, self.defaults):
-                for key in keys:
-                    if key in level:
-                        return self.ref(level[key], where(key))
-            return None
+            for key in keys:
+                if key in spec:
+                    return self.ref(spec[key], where(key))
+            return next((self.targets[key] for key in keys if key in self.targets), None)
 
         on_fail = target("on_fail")
         return Listening(
@@ -412,12 +447,17 @@ class _Compiler:
     def option(
         self, path: Path, name: str, spec: dict[str, Any], is_global: bool = False
     ) -> Option:
+        # the main menu is the flow's, also for an option written in a subflow
+        goto = (
+            self.main_menu if spec.get("main_menu") else self.ref(spec.get("goto"), (*path, "goto"))
+        )
         return Option(
             name,
             spec.get("dtmf"),
             tuple(spec.get("speech", ())),
-            self.ref(spec.get("goto"), (*path, "goto")),
+            goto,
             is_global,
+            help=bool(spec.get("help")),
         )
 
     # -- node kinds: one function each ---------------------------------------------------------
@@ -474,6 +514,7 @@ class _Compiler:
             confirm_below=float(below),
             confirm=self.template((*path, "confirm"), confirm) if below else None,
             survey=spec.get("survey"),
+            help=self.prompt((*path, "help"), spec["help"]) if "help" in spec else None,
         )
 
     def c_ask(self, path: Path, spec: dict[str, Any], raw: dict[str, Any]) -> Ask:
@@ -490,12 +531,17 @@ class _Compiler:
             self.error(
                 (*path, "survey"), "a sensitive answer is never kept: it cannot be a survey's"
             )
+        kind, finish_on = spec.get("input", "digits"), digits.get("finish_on", "#")
+        keys_only = self.keys_only(path, spec)
+        globals_ = self.globals if spec.get("global", True) else []
+        by_key = self.global_keys(path, globals_, kind, finish_on)
+        spoken = [o for o in globals_ if o.phrases]
         return Ask(
             prompt=self.prompt((*path, "prompt"), spec["prompt"]),
-            input=spec.get("input", "digits"),
+            input=kind,
             min_digits=lo,
             max_digits=hi,
-            finish_on=digits.get("finish_on", "#"),
+            finish_on=finish_on,
             validate=self.expression((*path, "validate"), validate, frozenset({"value"}))
             if validate
             else None,
@@ -503,7 +549,59 @@ class _Compiler:
             sensitive=bool(spec.get("sensitive")),
             listening=self.listening(path, spec),
             survey=spec.get("survey"),
+            help=self.prompt((*path, "help"), spec["help"]) if "help" in spec else None,
+            globals=tuple(o for o in globals_ if o.dtmf in by_key or (o.phrases and not keys_only)),
+            by_key=MappingProxyType(by_key),
+            matcher=Matcher((o.name, o.phrases) for o in spoken)
+            if spoken and not keys_only
+            else None,
+            keys_only=keys_only,
         )
+
+    def global_keys(
+        self, path: Path, options: list[Option], kind: str, finish_on: str
+    ) -> dict[str, Option]:
+        """The global options an ask takes by key: those on keys it does not collect (a
+        digits or any ask collects digits and its finish key; a speech ask no key)."""
+        by_key: dict[str, Option] = {}
+        for o in options:
+            if o.dtmf is None:
+                continue
+            if kind != "speech" and (o.dtmf.isdigit() or o.dtmf == finish_on):
+                what = "digit" if o.dtmf.isdigit() else "finish key"
+                self.error(
+                    path,
+                    f"the global option '{o.name}' (key {o.dtmf}) is off here: this ask takes "
+                    f"{o.dtmf} as a {what} (its phrases still work; move the global to * or #, "
+                    "or set `global: false` on the ask)",
+                    "warning",
+                )
+                continue
+            by_key[o.dtmf] = o
+        return by_key
+
+    def keys_only(self, path: Path, spec: dict[str, Any]) -> bool:
+        """Whether a sensitive ask is keys only: on Twilio's recogniser (the flow's speech:
+        twilio) a spoken answer would leave our servers, unless the ask opts in with
+        `cloud_speech: true` (a warning). Local recognition (speech: vosk) keeps speech."""
+        if not spec.get("sensitive") or self.speech != "twilio":
+            return False
+        if spec.get("cloud_speech"):
+            self.error(
+                (*path, "cloud_speech"),
+                f"a spoken {spec['save_as']} goes to Twilio's speech recogniser: sensitive "
+                "answers are better keyed in (or recognised locally, with speech: vosk)",
+                "warning",
+            )
+            return False
+        if spec.get("input") == "speech":
+            self.error(
+                (*path, "input"),
+                f"a sensitive ask is keys only on Twilio's recogniser, so {spec['save_as']} "
+                "could never be answered: use input: digits, speech: vosk, or opt in with "
+                "`cloud_speech: true`",
+            )
+        return True
 
     def c_http(self, path: Path, spec: dict[str, Any], raw: dict[str, Any]) -> Http:
         if spec.get("save_as"):

@@ -45,6 +45,9 @@ class Listen:
     finish_on: str = ""
     phrases: tuple[str, ...] = ()
     sensitive: bool = False  # the answer must not be logged
+    # an ask's global keys: one ends the entry at once where the transport can tell
+    global_keys: str = ""
+    language: str | None = None  # recognised in this language (None: the flow's)
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,9 @@ class PromptTemplate:
     pieces: tuple[Audio | Render, ...] = ()
     speaks: frozenset[str] = frozenset()  # variables it speaks
     source: tuple[Part, ...] = ()  # as written, templates unrendered (`ivr prompts` lists it)
+    # a subflow's own language and voice, when not the flow's (None: the flow's)
+    language: str | None = None
+    voice: str | None = None
 
     def render(self, ctx: Mapping[str, Any]) -> tuple[Part, ...]:
         if self.static is not None:
@@ -93,8 +99,9 @@ class Option:
     name: str
     dtmf: str | None
     phrases: tuple[str, ...]
-    goto: str | None  # None: repeat the prompt
+    goto: str | None  # None: repeat the prompt (or say the help, with `help`)
     is_global: bool = False
+    help: bool = False  # say the node's help prompt (its prompt when it has none)
 
 
 @dataclass(frozen=True)
@@ -108,6 +115,7 @@ class Menu:
     confirm_below: float
     confirm: Render | None
     survey: str | None = None  # the answer (the option's name) is kept as this survey's
+    help: PromptTemplate | None = None
 
 
 @dataclass(frozen=True)
@@ -122,6 +130,13 @@ class Ask:
     sensitive: bool
     listening: Listening
     survey: str | None = None  # the answer is kept in the call record as this survey's
+    help: PromptTemplate | None = None
+    # the flow's global options that work here: by a key the ask does not collect
+    # (`by_key`), or by a spoken phrase said whole (`matcher`)
+    globals: tuple[Option, ...] = ()
+    by_key: Mapping[str, Option] = field(default_factory=dict)
+    matcher: Matcher | None = None
+    keys_only: bool = False  # sensitive, on Twilio's recogniser, not opted in: no speech
 
 
 @dataclass(frozen=True)
@@ -265,17 +280,28 @@ class Node:
                 spec.listening.barge_in,
                 keys=keys,
                 phrases=phrases,
+                language=spec.prompt.language,
             )
         assert isinstance(spec, Ask)
+        modes = frozenset({"dtmf"}) if spec.keys_only else _ASK_MODES[spec.input]
+        keys = "".join(spec.by_key)
+        free_keys = spec.input == "speech" and bool(keys)  # it takes no keys but the globals'
+        if free_keys:
+            modes |= {"dtmf"}
+        heard = "speech" in modes and spec.matcher is not None
         return Listen(
             self.name,
-            _ASK_MODES[spec.input],
+            modes,
             spec.listening.timeout,
             spec.listening.barge_in,
+            keys=keys if free_keys else "",
             min_digits=spec.min_digits,
             max_digits=spec.max_digits,
             finish_on=spec.finish_on,
+            phrases=tuple(spec.matcher.phrases) if heard and spec.matcher else (),
             sensitive=spec.sensitive,
+            global_keys=keys,
+            language=spec.prompt.language,
         )
 
     @cached_property
@@ -308,6 +334,8 @@ class Node:
             out.append(("say", s))
         elif isinstance(s, Menu | Ask):
             out.append(("prompt", s.prompt))
+            if s.help is not None:
+                out.append(("help", s.help))
             for kind in ("no_input", "no_match"):
                 messages = getattr(s.listening, kind)
                 out += [(kind if k == 1 else f"{kind}.{k}", m) for k, m in enumerate(messages, 1)]
@@ -336,11 +364,11 @@ class Node:
         s = self.spec
         if self.next:
             out.append(("next", self.next))
-        if isinstance(s, Menu):
-            for o in s.options:
-                keys = [f"[{o.dtmf}]"] if o.dtmf else []
-                label = " / ".join([*keys, *o.phrases[:2]])
-                out.append((label or o.name, o.goto or self.name))
+        options = s.options if isinstance(s, Menu) else s.globals if isinstance(s, Ask) else ()
+        for o in options:
+            keys = [f"[{o.dtmf}]"] if o.dtmf and (isinstance(s, Menu) or o.dtmf in s.by_key) else []
+            label = " / ".join([*keys, *o.phrases[:2]])
+            out.append((label or o.name, o.goto or self.name))
         listens = s.callback if isinstance(s, Record) else s
         if isinstance(listens, Menu | Ask | Callback):
             out.append(("no_input / no_match", self.name))

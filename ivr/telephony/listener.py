@@ -8,7 +8,7 @@ as Twilio's `<Gather>` on the webhook path:
 - the listen times out after the node's `timeout` of silence once the prompt has played
   (the `mark` echo says when), and after the same time between two keys;
 - a menu takes one key; an ask collects up to `max_digits`, or up to the finish key
-  (kept at the end of the digits: the engine takes it off);
+  (kept at the end of the digits: the engine takes it off), or up to a global key;
 - while the prompt plays, input is taken only if the node allows barge-in, and taking it
   stops the prompt.
 
@@ -94,7 +94,8 @@ class Listener:
         if listen.finish_on and digit == listen.finish_on:
             return self._over(Decision(clear, event="digits", digits=self.digits + digit))
         self.digits += digit
-        if len(self.digits) >= listen.max_digits:
+        # a global key (one the ask does not collect) ends the entry: the engine takes it
+        if digit in listen.global_keys or len(self.digits) >= listen.max_digits:
             return self._over(Decision(clear, event="digits", digits=self.digits))
         self.last_key = at
         return Decision(clear)
@@ -169,12 +170,15 @@ def understanding(flow: Flow, session: Session, listen: Listen) -> tuple[list[st
         return phrases, option
     if isinstance(spec, Ask) and spec.input == "digits":
         low, high = spec.min_digits, spec.max_digits
+        globals_ = spec.matcher if "speech" in listen.modes else None
 
         def digits(heard: Heard) -> tuple[str, float] | None:
             found = pick_digits(heard.alternatives, _confidences(heard), low, high)
+            if found is None and globals_ is not None:  # a global's phrase, said whole
+                found = pick(heard.alternatives, _confidences(heard), globals_)
             return (found.text, found.confidence) if found else None
 
-        return list(digit_phrases(flow.language)), digits
+        return [*digit_phrases(flow.language), *listen.phrases], digits
 
     def free(heard: Heard) -> tuple[str, float] | None:
         return (heard.text, heard.confidence) if heard.text else None

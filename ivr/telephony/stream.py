@@ -301,8 +301,7 @@ class StreamCall:
 
     def say(self, prompt: act.Prompt) -> None:
         """Render the prompt off the loop; it plays after those before it, then its mark."""
-        flow = self.flow
-        language, voice = (flow.language, flow.voice) if flow else ("en-US", None)
+        language, voice = spoken_as(self.flow, prompt)
         audio = self.streams.prompts.mulaw(prompt.parts, language, voice)
         mark = str(next(self.marks))
         self.rendering.append((asyncio.ensure_future(audio), mark))
@@ -622,6 +621,14 @@ def _ending(session: Session, final: Sequence[act.Action]) -> dict[str, Any]:
         elif isinstance(action, act.Record):
             ending |= {"record": action.node}
     return ending
+
+
+def spoken_as(flow: Flow | None, prompt: act.Prompt) -> tuple[str, str | None]:
+    """The language and voice a prompt is synthesised in: a subflow's own when the prompt
+    carries it, else the flow's."""
+    if prompt.language is not None:
+        return prompt.language, prompt.voice
+    return (flow.language, flow.voice) if flow else ("en-US", None)
 
 
 def _listens_for_speech(flow: Flow) -> bool:

@@ -111,8 +111,11 @@ def connect(stream_url: str, action: str, parameters: Mapping[str, str]) -> str:
 
 
 def _speak(target: VoiceResponse | Gather, prompts: Sequence[act.Prompt], voice: Voice) -> None:
-    name, language = speaker(voice.language, voice.voice)
     for prompt in prompts:
+        if prompt.language is not None:  # a subflow's own language and voice
+            name, language = speaker(prompt.language, prompt.voice)
+        else:
+            name, language = speaker(voice.language, voice.voice)
         for part in prompt.parts:
             if isinstance(part, act.Audio):
                 target.play(f"{voice.audio}/{quote(part.file)}")
@@ -137,7 +140,7 @@ def _gather(
         speech_timeout=speech_timeout(voice) if speech else None,
         speech_model=voice.speech_model if speech else None,
         hints=hints(listen.phrases) if speech else None,
-        language=voice.language if speech else None,
+        language=(listen.language or voice.language) if speech else None,
     )
     if listen.barge_in:
         _speak(gather, prompts, voice)

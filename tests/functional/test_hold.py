@@ -26,7 +26,7 @@ from tests.functional.conftest import (
 from tests.functional.processes import Ivr, server_env, twilio
 from tests.functional.twilio_sim import Call, TwilioSim
 
-ACCOUNT = "Please enter or say your eight digit account number, then press the pound key."
+ACCOUNT = "Please enter your eight digit account number, then press the pound key."
 HOLD = "One moment while I look that up."
 DOWN = "Sorry, our systems are not answering right now."
 AGENT = "Connecting you to an agent."

@@ -19,7 +19,7 @@ from tests.functional.conftest import (
 from tests.functional.processes import Ivr, server_env, twilio
 from tests.functional.twilio_sim import TwilioSim, wait_until
 
-ACCOUNT = "Please enter or say your eight digit account number, then press the pound key."
+ACCOUNT = "Please enter your eight digit account number, then press the pound key."
 GOODBYE = "Thank you for calling Example Bank. Goodbye."
 
 

@@ -40,7 +40,7 @@ from tests.functional.conftest import (
 )
 from tests.functional.twilio_sim import wait_until
 
-ACCOUNT = "Please enter or say your eight digit account number, then press the pound key."
+ACCOUNT = "Please enter your eight digit account number, then press the pound key."
 APOLOGY = "Sorry, something went wrong on our side."
 AGENT = "Connecting you to an agent."
 SHOP_APOLOGY = "Sorry, something went wrong on our side. Please call again later. Goodbye."

@@ -165,6 +165,53 @@ CASES: dict[str, tuple[list[act.Action], Voice]] = {
     ),
 }
 
+# globals in asks, sensitive asks and subflows' own language (docs/flow-language.md)
+CASES |= {
+    "ask_keys_only_sensitive": (  # sensitive on Twilio's recogniser: no speech, * goes through
+        [
+            act.Prompt((act.Text("Enter your account number, then the pound key."),)),
+            replace(ASK_LISTEN, modes=frozenset({"dtmf"}), global_keys="*"),
+        ],
+        Voice(),
+    ),
+    "ask_digits_global_hints": (  # digits by keys or speech; the globals' phrases as hints
+        [
+            act.Prompt((act.Text("Say or enter your order number."),)),
+            replace(
+                ASK_LISTEN,
+                sensitive=False,
+                phrases=("agent", "operator", "repeat"),
+                global_keys="*",
+            ),
+        ],
+        Voice(),
+    ),
+    "ask_speech_global_keys": (  # a speech ask takes the globals' keys, one key at once
+        [
+            act.Prompt((act.Text("Tell me your city."),)),
+            act.Listen(
+                "ask_city",
+                frozenset({"dtmf", "speech"}),
+                4.0,
+                keys="0*",
+                max_digits=32,
+                finish_on="#",
+                phrases=("agent", "repeat"),
+                global_keys="0*",
+            ),
+        ],
+        Voice(),
+    ),
+    "subflow_own_language": (  # a Korean subflow in an English flow: its prompt and gather
+        [
+            WELCOME,
+            act.Prompt((act.Text("예금 잔액은 1번을 누르세요."),), "ko-KR"),
+            replace(MENU_LISTEN, phrases=("예금 잔액",), language="ko-KR"),
+        ],
+        Voice("en-US", "Polly.Joanna"),
+    ),
+}
+
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_golden(name: str) -> None:

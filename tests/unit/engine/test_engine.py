@@ -212,15 +212,17 @@ def test_ask_listens_for_digits(bank):
     call = Call(bank)
     call.press("1")
     assert call.heard == ["Enter your account number, then the pound key."]
+    # sensitive, on Twilio's recogniser: keys only; the global * works, 0 is a digit here
     assert call.last == act.Listen(
         "ask_account",
-        frozenset({"dtmf", "speech"}),
+        frozenset({"dtmf"}),
         5.0,
         True,
         min_digits=8,
         max_digits=8,
         finish_on="#",
         sensitive=True,
+        global_keys="*",
     )
 
 
@@ -229,8 +231,8 @@ def test_ask_saves_digits_without_the_finish_key(bank):
     assert call.session.vars["account"] == ACCOUNT
 
 
-def test_digits_said_as_words_fill_a_digits_ask(bank):
-    call = Call(bank)
+def test_digits_said_as_words_fill_a_digits_ask():
+    call = Call(compile_flow(BANK.replace("sensitive: true", "cloud_speech: true")))
     call.press("1")
     call.say("one two three four five six seven four")
     assert call.node == "lookup"

@@ -51,6 +51,7 @@ def test_report_json(known_url: str, capsys: pytest.CaptureFixture[str]) -> None
         "transfers",
         "zero_outs",
         "tasks",
+        "surveys",
         "funnel",
         "inputs",
         "prompts",
