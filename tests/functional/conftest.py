@@ -199,12 +199,12 @@ class Server:
         return await wait_until(find)
 
 
-def set_hours(flows: Path, hours: str) -> None:
+def set_hours(flows: Path, hours: str, name: str = "telebanking.yaml") -> None:
     """Telebanking's support hours in the flows directory `flows` (OPEN or CLOSED): tests
     of agents and of voicemail must not depend on the time they run at."""
-    path = flows / "telebanking.yaml"
+    path = flows / name
     text, found = re.subn(r"^  support: .*$", f"  {hours}", path.read_text(), flags=re.M)
-    assert found == 1, "telebanking.yaml has no support hours"
+    assert found == 1, f"{name} has no support hours"
     write_file(path, text)
 
 

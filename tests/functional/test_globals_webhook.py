@@ -3,17 +3,14 @@ real webhook: the app on loopback driven by signed requests from the Twilio sim.
 
 from __future__ import annotations
 
-from tests.functional.conftest import BANK, CALLER, OPEN, Server
+from ivr.server import FLOWS
+from tests.functional.conftest import BANK, CALLER, OPEN, Server, set_hours
 from tests.functional.twilio_sim import TwilioSim
 
 ACCOUNT = "Please enter your eight digit account number, then press the pound key."
 VOICE_ACCOUNT = (
     "Please say your eight digit account number, or enter it on your keypad followed by "
     "the pound key."
-)
-VOICE_HOURS = (
-    '  support: {tz: Asia/Almaty, mon-fri: "09:00-18:00", sat: "10:00-14:00", '
-    'closed_on: ["2026-12-16"]}'
 )
 
 
@@ -53,22 +50,30 @@ async def test_help_said_at_the_main_menu(sim: TwilioSim, server: Server, backen
 async def test_operator_said_during_a_voice_account_entry(
     sim: TwilioSim, server: Server, backend
 ) -> None:
-    server.edit_flow("telebanking_voice.yaml", VOICE_HOURS, f"  {OPEN}")
+    set_hours(server.config.flows, OPEN, "telebanking_voice.yaml")
+    assert server.app[FLOWS].reload() == ["telebanking_voice"]
     call = await sim.start(BANK, CALLER, voice_path="/twilio/voice?flow=telebanking_voice")
     assert await call.say("my balance", 0.9) == [VOICE_ACCOUNT]
     gather = call.gather
     # opted in to cloud speech: speech, with the global phrases as hints, and keys
     assert gather.get("input") == "dtmf speech" and gather.get("finishOnKey") == "#"
     assert "operator" in gather.get("hints", "") and "say that again" in gather.get("hints", "")
-    assert await call.say("operator", 0.8) == ["Connecting you to an agent."]
-    assert call.end == "dial"
+    heard = await call.say("operator", 0.8)
+    assert heard[0] == "Connecting you to an agent."
+    assert heard[1].startswith("Thank you for talking to us.")  # the survey, after the agent
+    await call.press("5")
+    assert call.end == "hangup"
     record = await server.record(call.sid)
     assert (record.outcome, record.reason, record.reason_detail) == (
         "transferred",
         "global",
         "agent",
     )
-    assert record.inputs == {"main:speech:match": 1, "ask_account:speech:match": 1}
+    assert record.inputs == {
+        "main:speech:match": 1,
+        "ask_account:speech:match": 1,
+        "survey:dtmf:match": 1,
+    }
 
 
 # -- a subflow: the calling flow's globals and on_fail, its own language ---------------------
