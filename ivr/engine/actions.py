@@ -23,9 +23,11 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class Prompt:
-    """Something the caller hears: text to speak and recordings to play, in order."""
+    """Something the caller hears: text to speak and recordings to play, in order;
+    `language` is set when it is not the flow's own (another of its `languages`)."""
 
     parts: tuple[Part, ...]
+    language: str | None = None
 
     @property
     def text(self) -> str:

@@ -7,6 +7,7 @@ works on a copy of the session, so a caller of `step` can retry or discard it.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from ivr.engine import actions as act
@@ -36,7 +37,7 @@ from ivr.flow.model import (
     Text,
 )
 from ivr.flow.model import Transfer as TransferSpec
-from ivr.speech.intent import YES_NO, spoken_digits
+from ivr.speech.intent import YES_NO, spoken_digits, yes_no_phrases
 
 APOLOGY = act.Prompt(
     (Text("Sorry, something went wrong on our side. Please call again later. Goodbye."),)
@@ -63,12 +64,21 @@ def _fail(s: Session, error: str, at: float, apology: act.Prompt) -> list[act.Ac
     return [apology, act.Hangup("failed")]
 
 
-def apology_of(flow: Flow | None) -> act.Prompt:
+def apology_of(flow: Flow | None, language: str | None = None) -> act.Prompt:
     """What a caller of `flow` hears when the call fails: the flow's own, else the built-in
-    one in the flow's language."""
+    one in the call's `language` (default: the flow's)."""
     if flow is None:
         return APOLOGY
-    return act.Prompt(flow.apology) if flow.apology else apologies.apology("failed", flow.language)
+    if flow.apology:
+        return act.Prompt(flow.apology)
+    return apologies.apology("failed", language or flow.language)
+
+
+def call_language(flow: Flow, session: Session) -> str:
+    """The language the call is in: its `language` variable when the flow declares it
+    (a menu, a backend or the called number chose it), else the flow's own."""
+    chosen = session.vars.get("language")
+    return chosen if isinstance(chosen, str) and chosen in flow.languages else flow.language
 
 
 def _finish(s: Session, outcome: str, at: float) -> None:
@@ -131,6 +141,7 @@ class _Turn:
                 "called": event.called,
                 "call_id": s.call_id,
                 "flow_id": self.flow.id,
+                "language": self.flow.language_by_number.get(event.called, self.flow.language),
             }
             s.sensitive = sorted(self.flow.sensitive)
             self.run(self.flow.start)
@@ -192,9 +203,11 @@ class _Turn:
     def say(self, prompt: PromptTemplate | None, role: str, **extra: Any) -> None:
         """Say `prompt` (if any); the transcript notes it as `role` at this node."""
         if prompt is not None:
+            language = self.language()
+            prompt = prompt.in_language(language)
             parts = prompt.render(self.ctx(**extra)) if prompt.static is None else prompt.static
             if parts:
-                self.out.append(act.Prompt(parts))
+                self.out.append(act.Prompt(parts, self.other(language)))
                 if role:
                     self.note(role)
 
@@ -210,7 +223,20 @@ class _Turn:
 
     def fail(self, error: str, apology: act.Prompt | None = None) -> None:
         """A technical error: apologise, hang up, outcome failed."""
-        self.out += _fail(self.s, error, self.at, apology or apology_of(self.flow))
+        apology = apology or apology_of(self.flow, self.language())
+        self.out += _fail(self.s, error, self.at, apology)
+
+    def language(self) -> str:
+        return call_language(self.flow, self.s)
+
+    def other(self, language: str) -> str | None:
+        """`language` for an action, None when it is the flow's own (the adapters' default)."""
+        return None if language == self.flow.language else language
+
+    def listening(self, listen: act.Listen) -> act.Listen:
+        """`listen` in the call's language: recognition's, and the built-in words it hears."""
+        language = self.other(self.language())
+        return listen if language is None else replace(listen, language=language)
 
     def heard(self, node: Node, mode: str, result: str, event: Event | None = None) -> None:
         """Count an input at `node` (`mode`: dtmf, speech or "" for none; `result`: match,
@@ -239,10 +265,17 @@ class _Turn:
 
     enter_ask = enter_menu
 
+    def confirm_listen(self, node: Node) -> act.Listen:
+        """Listening for yes or no, in the call's language when not the flow's own."""
+        language = self.other(self.language())
+        if language is None:
+            return node.confirm_listen
+        return replace(node.confirm_listen, language=language, phrases=yes_no_phrases(language))
+
     def listen(self, node: Node) -> None:
         # what led here is spent: a transfer after the caller's next answer has its own reason
         self.s.waiting, self.s.reason = "listen", None
-        self.out.append(node.listen)
+        self.out.append(self.listening(node.listen))
 
     def enter_http(self, node: Node) -> str | None:
         h: Http = node.spec
@@ -339,10 +372,11 @@ class _Turn:
                 if m.confirm and event.confidence * match.score < m.confirm_below:
                     self.s.waiting, self.s.pending = "confirm", option.name
                     question = m.confirm(self.ctx(option=option.name, phrase=match.phrase))
-                    self.out.append(act.Prompt((Text(str(question)),)))
+                    question_in = self.other(self.language())
+                    self.out.append(act.Prompt((Text(str(question)),), question_in))
                     self.note(mode, "unsure", event.text[:MAX_SAID], round(event.confidence, 2))
                     self.note("confirm")
-                    self.out.append(node.confirm_listen)
+                    self.out.append(self.confirm_listen(node))
                     return None
         if option is None:
             return self.miss(node, m.listening, "no_match", event, mode)
@@ -418,7 +452,8 @@ class _Turn:
             s.reason, s.reason_at = f"on_fail:{node.name}", node.name
             target = listening.gives_up(kind)
             if target is None:
-                self.fail(f"retries ran out at {node.name} and it has no on_fail", GIVE_UP)
+                give_up = apologies.apology("give_up", self.language())
+                self.fail(f"retries ran out at {node.name} and it has no on_fail", give_up)
             return target
         message = listening.message(kind, count)
         self.say(message, f"{kind}:{s.misses + 1}")  # the attempt the caller is now on

@@ -15,12 +15,12 @@ from dataclasses import replace
 from types import MappingProxyType
 from typing import Any
 
+from ivr.engine.apologies import said
 from ivr.errors import FlowError, Problem
 from ivr.flow.hours import Hours, parse_hours
 from ivr.flow.loader import Document, Path
 from ivr.flow.model import (
     Ask,
-    Audio,
     End,
     Experiment,
     Flow,
@@ -32,9 +32,9 @@ from ivr.flow.model import (
     PromptTemplate,
     Record,
     Render,
-    Text,
     Transfer,
 )
+from ivr.flow.prompts import compile_prompt
 from ivr.flow.spoken import DEFAULT_LANGUAGE, known_currency, locale_of
 from ivr.flow.templates import (
     BUILTINS,
@@ -59,6 +59,7 @@ DEFAULTS: dict[str, Any] = {
     "no_match": "Sorry, I didn't catch that.",
     "hold_after": 2.0,
 }
+REPROMPTS = ("no_input", "no_match")
 IDEMPOTENT = ("GET", "PUT", "DELETE")
 TURN_BUDGET = 10.0  # seconds within which every webhook is answered (IVR_TURN_BUDGET)
 ANSWER_MARGIN = 0.5  # of the budget, kept for saving the turn and answering
@@ -89,6 +90,7 @@ def compile_flow(
         c.error(("defaults", "speech_down"), "said when recognition broke: no templates")
     fallback = c.ref(defaults.get("fallback"), ("defaults", "fallback"))
     _check_fallback(c, fallback, nodes)
+    by_number = _by_number(c, data)
     problems = c.problems + _check_graph(doc, doc.data["start"], nodes, c, fallback)
     if any(p.severity == "error" for p in problems):
         raise FlowError(sorted(problems, key=_order))
@@ -99,7 +101,9 @@ def compile_flow(
         file=doc.file,
         start=data["start"],
         nodes=MappingProxyType(nodes),
-        language=data.get("language", "en-US"),
+        language=c.languages[0],
+        languages=c.languages,
+        language_by_number=MappingProxyType(by_number),
         voice=data.get("voice"),
         numbers=tuple(data.get("numbers", ())),
         hours=MappingProxyType(c.hours),
@@ -115,6 +119,26 @@ def compile_flow(
         fallback=fallback,
     )
     return flow, sorted(problems, key=_order)
+
+
+def languages_of(data: Mapping[str, Any], language: str) -> tuple[str, ...]:
+    """The flow's languages, its own (`language`, else the first listed) first."""
+    listed = [str(tag) for tag in data.get("languages", ())]
+    own = str(data.get("language") or (listed[0] if listed else language))
+    return (own, *(tag for tag in listed if tag != own))
+
+
+def _by_number(c: _Compiler, data: Mapping[str, Any]) -> dict[str, str]:
+    """`language_by_number`: the language a call to each number starts in (declared ones)."""
+    out = {}
+    for number, tag in data.get("language_by_number", {}).items():
+        if tag not in c.languages:
+            c.error(
+                ("language_by_number", number),
+                f"{tag!r} is not one of the flow's languages ({', '.join(c.languages)})",
+            )
+        out[str(number)] = str(tag)
+    return out
 
 
 def _check_fallback(c: _Compiler, name: str | None, nodes: Mapping[str, Node]) -> None:
@@ -166,12 +190,13 @@ class _Compiler:
         self.refs: list[tuple[Document, Path, str]] = []  # (doc, where written, target)
         # subflows speak in the calling flow's language: it is the call's
         self.language, self.currency = self.spoken_in(doc)
+        self.languages = languages_of(doc.data, self.language)
 
     def spoken_in(self, doc: Document) -> tuple[str, str | None]:
         """The language and currency templates speak values in; a language without locale
         data is a warning (values are then spoken as in en-US)."""
         language, currency = (
-            str(doc.data.get("language", DEFAULT_LANGUAGE)),
+            str(doc.data.get("language") or [*doc.data.get("languages", ()), DEFAULT_LANGUAGE][0]),
             doc.data.get("currency"),
         )
         try:
@@ -192,6 +217,12 @@ class _Compiler:
             currency = None
         return language, currency
 
+    def reprompts(self) -> dict[str, Any]:
+        """The built-in no_input and no_match, in each of a flow's several languages."""
+        if len(self.languages) < 2:
+            return {}
+        return {kind: {tag: said(kind, tag) for tag in self.languages} for kind in REPROMPTS}
+
     # -- one document ------------------------------------------------------------------------
 
     def nodes(self, prefix: str, returns_to: str | None, stack: tuple[str, ...]) -> dict[str, Node]:
@@ -204,7 +235,7 @@ class _Compiler:
         for name, value in data.get("vars", {}).items():
             self.vars.setdefault(name, value)
             self.known.add(name)
-        self.defaults = {**DEFAULTS, **data.get("defaults", {})}
+        self.defaults = {**DEFAULTS, **self.reprompts(), **data.get("defaults", {})}
         self.prefix, self.returns_to = prefix, returns_to
         self.globals = [
             self.option(("global", n), n, o, is_global=True)
@@ -311,24 +342,7 @@ class _Compiler:
         return compile_expression(source, self.language, self.currency)
 
     def prompt(self, path: Path, spec: Any) -> PromptTemplate:
-        items = spec if isinstance(spec, list) else [spec]
-        pieces: list[Audio | Render] = []
-        static: list[Text | Audio] = []
-        dynamic, speaks = False, set[str]()
-        for i, item in enumerate(items):
-            here = (*path, i) if isinstance(spec, list) else path
-            if isinstance(item, dict) and "audio" in item:
-                pieces.append(Audio(item["audio"]))
-                static.append(Audio(item["audio"]))
-                continue
-            text = item["say"] if isinstance(item, dict) else item
-            if is_template(text):
-                dynamic = True
-                speaks |= names_used(text) if not check_syntax(text) else set()
-            pieces.append(self.template(here, text))
-            static.append(Text(text))
-        source = tuple(static)
-        return PromptTemplate(None if dynamic else source, tuple(pieces), frozenset(speaks), source)
+        return compile_prompt(self, path, spec)
 
     def listening(self, path: Path, spec: dict[str, Any]) -> Listening:
         d = {**self.defaults, **{k: v for k, v in spec.items() if k in DEFAULTS}}

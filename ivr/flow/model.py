@@ -8,6 +8,7 @@ from functools import cached_property
 from typing import Any
 
 from ivr.flow.hours import Hours
+from ivr.flow.ssml import Markup
 from ivr.speech.intent import NO, YES, Matcher
 
 Render = Callable[[Mapping[str, Any]], Any]  # a compiled template or expression
@@ -15,9 +16,11 @@ Render = Callable[[Mapping[str, Any]], Any]  # a compiled template or expression
 
 @dataclass(frozen=True, slots=True)
 class Text:
-    """Spoken text (already rendered)."""
+    """Spoken text (already rendered); `ssml`, when the prompt has inline markup, is that
+    text as a tree of words and tags (`text` is then its words alone)."""
 
     text: str
+    ssml: tuple[Markup, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +48,7 @@ class Listen:
     finish_on: str = ""
     phrases: tuple[str, ...] = ()
     sensitive: bool = False  # the answer must not be logged
+    language: str | None = None  # the call's, when not the flow's own: recognition's
 
 
 @dataclass(frozen=True)
@@ -55,12 +59,27 @@ class PromptTemplate:
     pieces: tuple[Audio | Render, ...] = ()
     speaks: frozenset[str] = frozenset()  # variables it speaks
     source: tuple[Part, ...] = ()  # as written, templates unrendered (`ivr prompts` lists it)
+    # what a text channel shows instead (the parts' `text:`); None: the spoken words
+    shown: PromptTemplate | None = None
+    # the same prompt in the flow's other languages; this one is in the flow's own
+    languages: tuple[tuple[str, PromptTemplate], ...] = ()
 
     def render(self, ctx: Mapping[str, Any]) -> tuple[Part, ...]:
         if self.static is not None:
             return self.static
-        parts = (p if isinstance(p, Audio) else Text(str(p(ctx))) for p in self.pieces)
+        parts = (p if isinstance(p, Audio) else _text(p(ctx)) for p in self.pieces)
         return tuple(p for p in parts if not isinstance(p, Text) or p.text.strip())
+
+    def in_language(self, language: str | None) -> PromptTemplate:
+        """This prompt in `language` (a tag the flow declares), else in the flow's own."""
+        for tag, prompt in self.languages:
+            if tag == language:
+                return prompt
+        return self
+
+
+def _text(value: Any) -> Text:
+    return value if isinstance(value, Text) else Text(str(value))
 
 
 @dataclass(frozen=True)
@@ -291,7 +310,9 @@ class Flow:
     file: str
     start: str
     nodes: Mapping[str, Node]
-    language: str = "en-US"
+    language: str = "en-US"  # the flow's own: calls start in it, prompts fall back to it
+    languages: tuple[str, ...] = ()  # every one its prompts are in, `language` first
+    language_by_number: Mapping[str, str] = field(default_factory=dict)  # called -> language
     voice: str | None = None
     numbers: tuple[str, ...] = ()
     hours: Mapping[str, Hours] = field(default_factory=dict)

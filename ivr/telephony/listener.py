@@ -174,7 +174,7 @@ def understanding(flow: Flow, session: Session, listen: Listen) -> tuple[list[st
             found = pick_digits(heard.alternatives, _confidences(heard), low, high)
             return (found.text, found.confidence) if found else None
 
-        return list(digit_phrases(flow.language)), digits
+        return list(digit_phrases(listen.language or flow.language)), digits
 
     def free(heard: Heard) -> tuple[str, float] | None:
         return (heard.text, heard.confidence) if heard.text else None

@@ -186,6 +186,7 @@ class StreamCall:
         self.phrases: list[str] | None = None
         self.reading: Reading | None = None
         self.recognition: RecognitionSession | None = None
+        self.heard_in = ""  # the language `recognition` hears (the call's may change)
         self.speech_failed = False
         self.endpointer = Endpointer()
         self.pre_roll: deque[bytes] = deque(maxlen=PRE_ROLL)
@@ -303,6 +304,8 @@ class StreamCall:
         """Render the prompt off the loop; it plays after those before it, then its mark."""
         flow = self.flow
         language, voice = (flow.language, flow.voice) if flow else ("en-US", None)
+        if prompt.language:  # another of the flow's languages: that language's own voice
+            language, voice = prompt.language, None
         audio = self.streams.prompts.mulaw(prompt.parts, language, voice)
         mark = str(next(self.marks))
         self.rendering.append((asyncio.ensure_future(audio), mark))
@@ -369,6 +372,7 @@ class StreamCall:
         self.session = self.calls.start(route, start.call_sid, custom.get("direction", ""))
         self.note("call", callSid=start.call_sid, flow=flow.id, version=flow.version)
         self.recognition = self.streams.recognition.open(flow.language)
+        self.heard_in = flow.language
         if self.recognition is None and _listens_for_speech(flow):
             log.warning("no speech model for %s: the call goes on with keys only", flow.language)
             self.speech_lost()
@@ -484,6 +488,7 @@ class StreamCall:
         """The engine waits for the caller: set up the recogniser, then listen."""
         assert self.flow is not None and self.session is not None
         self.phrases, self.reading = understanding(self.flow, self.session, listen)
+        self.hear_in(listen.language or self.flow.language)
         recognition = self.recognition
         if "speech" in listen.modes and recognition is not None and not self.speech_failed:
             try:
@@ -495,6 +500,18 @@ class StreamCall:
         if self.listener.open:
             self.endpointer.reset()
             self.pre_roll.clear()
+
+    def hear_in(self, language: str) -> None:
+        """The call changed language (a menu, a backend chose it): that language's model."""
+        if language == self.heard_in or self.speech_failed:
+            return
+        self.heard_in = language
+        if self.recognition is not None:
+            self.recognition.close()
+        self.recognition = self.streams.recognition.open(language)
+        if self.recognition is None and self.flow and _listens_for_speech(self.flow):
+            log.warning("no speech model for %s: the call goes on with keys only", language)
+            self.speech_lost()
 
     async def recognise(self) -> None:
         """The caller stopped speaking: what did they say?"""

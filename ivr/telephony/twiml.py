@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import quote
 
+from twilio.twiml import TwiML
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
 from ivr.engine import actions as act
+from ivr.flow.ssml import Markup, plain
 from ivr.telephony.voices import speaker
 
 TURN = "__TURN__"  # placeholder for the turn number in action URLs
@@ -102,13 +104,44 @@ def connect(stream_url: str, action: str, parameters: Mapping[str, str]) -> str:
 
 
 def _speak(target: VoiceResponse | Gather, prompts: Sequence[act.Prompt], voice: Voice) -> None:
-    name, language = speaker(voice.language, voice.voice)
     for prompt in prompts:
+        # a prompt in another of the flow's languages than its own: that language's voice
+        name, language = (
+            speaker(voice.language, voice.voice)
+            if prompt.language in (None, voice.language)
+            else speaker(prompt.language, None)
+        )
         for part in prompt.parts:
             if isinstance(part, act.Audio):
                 target.play(f"{voice.audio}/{quote(part.file)}")
+            elif part.ssml:
+                _ssml(target.say(None, voice=name, language=language), part.ssml)
             else:
                 target.say(part.text, voice=name, language=language)
+
+
+def _ssml(element: TwiML, markup: Sequence[Markup]) -> None:
+    """The prompt's checked SSML tree under `element` with the twilio library's builders:
+    text goes in as text (escaped when written), so no value can become a tag."""
+    text = ""  # consecutive text goes in as one (the library keeps only the last)
+    for item in (*markup, None):
+        if isinstance(item, str):
+            text += item
+            continue
+        if text:
+            element.append(text)
+            text = ""
+        if item is None:
+            break
+        attrs = {key.replace("-", "_"): value for key, value in item.attrs}
+        if item.name == "break":
+            element.break_(**attrs)
+        elif item.name == "say-as":
+            element.say_as(plain(item.children), **attrs)
+        elif item.name == "prosody":
+            _ssml(element.prosody(**attrs), item.children)
+        elif item.name == "emphasis":
+            _ssml(element.emphasis(**attrs), item.children)
 
 
 def _gather(
@@ -128,7 +161,7 @@ def _gather(
         speech_timeout=speech_timeout(voice) if speech else None,
         speech_model=voice.speech_model if speech else None,
         hints=hints(listen.phrases) if speech else None,
-        language=voice.language if speech else None,
+        language=(listen.language or voice.language) if speech else None,
     )
     if listen.barge_in:
         _speak(gather, prompts, voice)
