@@ -71,7 +71,8 @@ def apology_of(flow: Flow | None, language: str | None = None) -> act.Prompt:
         return APOLOGY
     if flow.apology:
         return act.Prompt(flow.apology)
-    return apologies.apology("failed", language or flow.language)
+    said = apologies.apology("failed", language or flow.language)
+    return said if language in (None, flow.language) else act.Prompt(said.parts, language)
 
 
 def call_language(flow: Flow, session: Session) -> str:
@@ -452,7 +453,9 @@ class _Turn:
             s.reason, s.reason_at = f"on_fail:{node.name}", node.name
             target = listening.gives_up(kind)
             if target is None:
-                give_up = apologies.apology("give_up", self.language())
+                language = self.language()
+                said = apologies.apology("give_up", language)
+                give_up = act.Prompt(said.parts, self.other(language))
                 self.fail(f"retries ran out at {node.name} and it has no on_fail", give_up)
             return target
         message = listening.message(kind, count)

@@ -101,7 +101,7 @@ def test_failure_apology_in_the_call_language() -> None:
     assert session.outcome == "failed"
     assert prompts(actions)[-1] == (
         "Извините, на этот раз я не смог вам помочь. До свидания.",
-        None,
+        "ru-RU",  # not the flow's own: its voice is for en-US
     )
 
 
