@@ -282,7 +282,8 @@ class _Turn:
         h: Http = node.spec
         ctx = self.ctx()
         self.s.waiting = "fetch"
-        hold = h.hold.render(ctx) if h.hold is not None else ()
+        language = self.language()
+        hold = h.hold.in_language(language).render(ctx) if h.hold is not None else ()
         self.out.append(
             act.Fetch(
                 node.name,
@@ -293,7 +294,7 @@ class _Turn:
                 json=None if h.json is None else h.json(ctx),
                 sensitive=h.sensitive,
                 retries=h.retries,
-                hold=act.Prompt(hold) if hold else None,
+                hold=act.Prompt(hold, self.other(language)) if hold else None,
                 hold_after=h.hold_after,
                 text=h.text,
             )

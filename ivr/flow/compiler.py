@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import re
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -60,6 +61,7 @@ DEFAULTS: dict[str, Any] = {
     "hold_after": 2.0,
 }
 REPROMPTS = ("no_input", "no_match")
+_QUOTED = re.compile(r"""\s*(['"])([^'"]*)\1\s*""")  # a string constant in an expression
 IDEMPOTENT = ("GET", "PUT", "DELETE")
 TURN_BUDGET = 10.0  # seconds within which every webhook is answered (IVR_TURN_BUDGET)
 ANSWER_MARGIN = 0.5  # of the budget, kept for saving the turn and answering
@@ -521,7 +523,19 @@ class _Compiler:
         for name, expr in spec.items():
             out.append((name, self.expression((*path, name), expr)))
             self.known.add(name)
+        self.check_language(path, spec.get("language"))
         return tuple(out)
+
+    def check_language(self, path: Path, expr: Any) -> None:
+        """`set: {language: "'kk-KZ'"}`: a language written out must be one of the flow's
+        (a computed one that is not counts as the flow's own, on the call)."""
+        written = _QUOTED.fullmatch(expr) if isinstance(expr, str) else None
+        if written and written[2] not in self.languages:
+            self.error(
+                (*path, "language"),
+                f"{written[2]!r} is not one of the flow's languages "
+                f"({', '.join(self.languages)}): add it to `languages`",
+            )
 
     def c_branch(
         self, path: Path, spec: list[dict[str, Any]], raw: dict[str, Any]

@@ -107,13 +107,27 @@ def test_failure_apology_in_the_call_language() -> None:
 
 @pytest.mark.parametrize(
     ("chosen", "heard"),
-    [("'ru-RU'", "Привет"), ("'fr-FR'", "Hi"), ("acct.lang", "Привет"), ("none_such", "Hi")],
+    [("'ru-RU'", "Привет"), ("other", "Hi"), ("acct.lang", "Привет"), ("none_such", "Hi")],
 )
 def test_language_set_like_any_variable(chosen: str, heard: str) -> None:
     flow = parse_and_compile(
-        "flow: f\nlanguages: [en-US, ru-RU]\nstart: s\nvars: {acct: {lang: ru-RU}}\nnodes:\n"
+        "flow: f\nlanguages: [en-US, ru-RU]\nstart: s\n"
+        "vars: {acct: {lang: ru-RU}, other: fr-FR}\nnodes:\n"
         f'  s:\n    set: {{language: "{chosen}"}}\n    next: e\n'
         "  e:\n    end: {say: {en-US: Hi, ru-RU: Привет}}\n"
     )
     _, actions = run(flow, CallStarted("", "", at=1))
     assert prompts(actions)[0][0] == heard  # an undeclared language: the flow's own
+
+
+def test_a_hold_prompt_in_the_call_language() -> None:
+    flow = parse_and_compile(
+        "flow: f\nlanguages: [en-US, kk-KZ]\nlanguage_by_number: {'+77170000002': kk-KZ}\n"
+        "start: h\nnodes:\n"
+        "  h:\n    http: {url: 'http://bank/x', hold: {en-US: One moment., kk-KZ: Күте тұрыңыз.}}\n"
+        "    next: e\n    on_error: e\n  e:\n    end: {}\n"
+    )
+    _, actions = run(flow, CallStarted("", KAZAKH_LINE, at=1))
+    (fetch,) = actions
+    assert isinstance(fetch, act.Fetch)
+    assert fetch.hold == act.Prompt((act.Text("Күте тұрыңыз."),), "kk-KZ")

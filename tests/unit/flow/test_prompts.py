@@ -155,3 +155,17 @@ def test_several_languages_get_builtin_reprompts_in_each() -> None:
     no_input = flow.nodes["m"].spec.listening.no_input[0]
     assert no_input.static == (Text("Извините, я ничего не услышал."),)
     assert no_input.in_language("kk-KZ").static == (Text("Кешіріңіз, мен ештеңе естімедім."),)
+
+
+def test_a_language_set_by_name_must_be_declared() -> None:
+    text = LANGS.replace("start: a", "start: s") + (
+        "nodes:\n  s:\n    set: {language: \"'en-US'\"}\n    next: e\n  e:\n    end: {}\n"
+    )
+    with pytest.raises(FlowError) as e:
+        compile_flow(parse_flow(text, "f.yaml", {}))
+    assert [str(p) for p in e.value.problems] == [
+        "f.yaml:6:21: nodes.s.set.language: 'en-US' is not one of the flow's languages "
+        "(ru-RU, kk-KZ): add it to `languages`"
+    ]
+    ok = text.replace("'en-US'", "'kk-KZ'")
+    assert compile_flow(parse_flow(ok, "f.yaml", {}))[0].nodes["s"].kind == "set"
