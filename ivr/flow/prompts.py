@@ -86,20 +86,20 @@ def _one(c: Compiling, path: Path, spec: Any) -> PromptTemplate:
     items = spec if isinstance(spec, list) else [spec]
     pieces: list[Audio | Render] = []
     static: list[Text | Audio] = []
-    shown: list[str] = []  # what a text channel shows, part by part
+    # what a text channel shows, part by part: a part's `text:`, else its spoken words
+    shown: list[tuple[Render, Text, bool]] = []  # (piece, as written, templated)
     has_shown, dynamic, speaks = False, False, set[str]()
     for i, item in enumerate(items):
         here = (*path, i) if isinstance(spec, list) else path
         if isinstance(item, dict) and "text" in item:
-            has_shown = True
-            shown.append(item["text"])
+            has_shown, written = True, item["text"]
+            text_piece = c.template((*here, "text"), written)  # no SSML: shown as it is
+            shown.append((text_piece, Text(written), is_template(written)))
         if isinstance(item, dict) and "audio" in item:
             pieces.append(Audio(item["audio"]))
             static.append(Audio(item["audio"]))
             continue
         text = item["say"] if isinstance(item, dict) else item
-        if not (isinstance(item, dict) and "text" in item):
-            shown.append(text)
         if is_template(text):
             dynamic = True
             speaks |= names_used(text) if not check_syntax(text) else set()
@@ -109,10 +109,24 @@ def _one(c: Compiling, path: Path, spec: Any) -> PromptTemplate:
             piece, part = c.template(here, text), Text(text)
         pieces.append(piece)
         static.append(part)
+        if not (isinstance(item, dict) and "text" in item):
+            shown.append((piece, part, is_template(text)))
     source = tuple(static)
-    text_version = _one(c, (*path, "text"), " ".join(shown)) if has_shown and shown else None
     return PromptTemplate(
-        None if dynamic else source, tuple(pieces), frozenset(speaks), source, text_version
+        None if dynamic else source,
+        tuple(pieces),
+        frozenset(speaks),
+        source,
+        _shown(shown) if has_shown else None,
+    )
+
+
+def _shown(shown: list[tuple[Render, Text, bool]]) -> PromptTemplate:
+    """The text-channel version: static when no part of it is templated."""
+    written = tuple(part for _, part, _ in shown)
+    dynamic = any(templated for _, _, templated in shown)
+    return PromptTemplate(
+        None if dynamic else written, tuple(p for p, _, _ in shown), source=written
     )
 
 

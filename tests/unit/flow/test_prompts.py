@@ -64,7 +64,18 @@ def test_text_variant_is_kept_for_text_channels() -> None:
 
 def test_audio_with_text_shows_the_text() -> None:
     prompt = said("[{audio: logo.wav, text: 'Example Bank'}, Welcome.]")
-    assert prompt.shown is not None and prompt.shown.static == (Text("Example Bank Welcome."),)
+    assert prompt.shown is not None
+    assert prompt.shown.static == (Text("Example Bank"), Text("Welcome."))
+
+
+def test_templated_text_variant_renders_and_spoken_ssml_shows_its_words() -> None:
+    prompt = said(
+        "[{say: 'Your code is <say-as interpret-as=\"digits\">{{ c }}</say-as>.'},"
+        " {audio: beep.wav}, {say: 'Press 1.', text: 'Reply {{ n }}.'}]"
+    )
+    assert prompt.shown is not None and prompt.shown.static is None
+    shown = prompt.shown.render({"c": "42", "n": 1})
+    assert [p.text for p in shown if isinstance(p, Text)] == ["Your code is 42.", "Reply 1."]
 
 
 def test_template_values_are_text_never_markup() -> None:
