@@ -79,6 +79,13 @@ SAID: dict[str, dict[str, str]] = {
         "kk": "Кешіріңіз, мен түсінбедім.",
         "ko": "죄송합니다. 잘 알아듣지 못했습니다.",
     },
+    # a menu's question when a spoken choice was heard with low confidence (a template)
+    "confirm": {
+        "en": "Did you mean {{ phrase }}?",
+        "ru": "Вы имели в виду: {{ phrase }}?",
+        "kk": "Сіз {{ phrase }} дедіңіз бе?",
+        "ko": "{{ phrase }}, 맞습니까?",
+    },
     # no flow answers the called number (no flow, so no language either: English)
     "not_in_service": {
         "en": "Sorry, this number is not in service. Goodbye.",

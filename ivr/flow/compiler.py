@@ -123,6 +123,14 @@ def compile_flow(
     return flow, sorted(problems, key=_order)
 
 
+def _has_locale(tag: str) -> bool:
+    try:
+        locale_of(tag)
+    except ValueError:
+        return False
+    return True
+
+
 def languages_of(data: Mapping[str, Any], language: str) -> tuple[str, ...]:
     """The flow's languages, its own (`language`, else the first listed) first."""
     listed = [str(tag) for tag in data.get("languages", ())]
@@ -223,7 +231,28 @@ class _Compiler:
         """The built-in no_input and no_match, in each of a flow's several languages."""
         if len(self.languages) < 2:
             return {}
-        return {kind: {tag: said(kind, tag) for tag in self.languages} for kind in REPROMPTS}
+        return {kind: self.builtin(kind) for kind in REPROMPTS}
+
+    def builtin(self, kind: str) -> Any:
+        """A built-in message: in the flow's language (DEFAULTS' English for most flows), or
+        by language in a flow with several."""
+        if len(self.languages) < 2:
+            return DEFAULTS.get(kind) or said(kind, "en")
+        return {tag: said(kind, tag) for tag in self.languages}
+
+    def question(self, path: Path, spec: Any) -> Render:
+        """A menu's `confirm`: a template, or one by language chosen by the call's."""
+        if not isinstance(spec, dict):
+            return self.template(path, spec)
+        own, saved, by_tag = self.languages[0], self.language, {}
+        for tag, text in spec.items():
+            if tag not in self.languages:
+                self.error((*path, tag), f"{tag!r} is not one of the flow's languages")
+            self.language = tag if _has_locale(tag) else saved
+            by_tag[tag] = self.template((*path, tag), text)
+            self.language = saved
+        default = by_tag.get(own) or next(iter(by_tag.values()))
+        return lambda ctx: by_tag.get(ctx.get("language"), default)(ctx)
 
     # -- one document ------------------------------------------------------------------------
 
@@ -431,7 +460,7 @@ class _Compiler:
         modes = {"dtmf": {"dtmf"}, "speech": {"speech"}}.get(spec.get("input", ""))
         if modes is None:
             modes = {m for o in own for m, has in (("dtmf", o.dtmf), ("speech", o.phrases)) if has}
-        confirm = spec.get("confirm", "Did you mean {{ phrase }}?")
+        confirm = spec.get("confirm", self.builtin("confirm"))
         below = spec.get("confirm_below", self.defaults["confirm_below"])
         return Menu(
             prompt=self.prompt((*path, "prompt"), spec["prompt"]),
@@ -441,7 +470,7 @@ class _Compiler:
             listening=self.listening(path, spec),
             modes=frozenset(modes),
             confirm_below=float(below),
-            confirm=self.template((*path, "confirm"), confirm) if below else None,
+            confirm=self.question((*path, "confirm"), confirm) if below else None,
         )
 
     def c_ask(self, path: Path, spec: dict[str, Any], raw: dict[str, Any]) -> Ask:

@@ -131,3 +131,42 @@ def test_a_hold_prompt_in_the_call_language() -> None:
     (fetch,) = actions
     assert isinstance(fetch, act.Fetch)
     assert fetch.hold == act.Prompt((act.Text("Күте тұрыңыз."),), "kk-KZ")
+
+
+CONFIRMING = """\
+flow: f
+languages: [en-US, ru-RU]
+start: s
+nodes:
+  s:
+    set: {language: "'ru-RU'"}
+    next: m
+  m:
+    menu:
+      prompt: {en-US: Say balance., ru-RU: Скажите баланс.}
+      confirm_below: 0.9
+      CONFIRM
+      options: {balance: {speech: [balance, баланс], goto: e}}
+  e:
+    end: {say: {en-US: Bye., ru-RU: До свидания.}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("confirm", "question"),
+    [
+        ("", "Вы имели в виду: баланс?"),  # built in, in the call's language
+        ("confirm: {en-US: 'Did you say {{ phrase }}?', ru-RU: 'Вы сказали {{ phrase }}?'}",
+         "Вы сказали баланс?"),
+    ],
+)  # fmt: skip
+def test_a_confirmation_in_the_call_language(confirm: str, question: str) -> None:
+    flow = parse_and_compile(CONFIRMING.replace("CONFIRM", confirm))
+    start = CallStarted("", "", at=1)
+    session, actions = run(flow, start, Speech("баланс", 0.5, at=2))
+    assert session.waiting == "confirm"
+    assert prompts(actions) == [(question, "ru-RU")]
+    confirming = listen(actions)
+    assert confirming.language == "ru-RU" and confirming.phrases[:2] == ("да", "ага")
+    session, actions = run(flow, start, Speech("баланс", 0.5, at=2), Speech("да", at=3))
+    assert session.outcome == "contained" and prompts(actions) == [("До свидания.", "ru-RU")]
