@@ -79,6 +79,14 @@ SAID: dict[str, dict[str, str]] = {
         "kk": "Кешіріңіз, мен түсінбедім.",
         "ko": "죄송합니다. 잘 알아듣지 못했습니다.",
     },
+    # a Media Streams call's recogniser failed: the call goes on with keys
+    "speech_down": {
+        "en": "Sorry, speech recognition is not available right now. Please use your keypad.",
+        "ru": "Извините, распознавание речи сейчас недоступно. Пожалуйста, используйте "
+        "клавиатуру телефона.",
+        "kk": "Кешіріңіз, қазір сөйлеуді тану қолжетімсіз. Телефон пернелерін пайдаланыңыз.",
+        "ko": "죄송합니다. 지금은 음성 인식을 사용할 수 없습니다. 전화기의 버튼을 눌러 주세요.",
+    },
     # a menu's question when a spoken choice was heard with low confidence (a template)
     "confirm": {
         "en": "Did you mean {{ phrase }}?",

@@ -70,7 +70,8 @@ def apology_of(flow: Flow | None, language: str | None = None) -> act.Prompt:
     if flow is None:
         return APOLOGY
     if flow.apology:
-        return act.Prompt(flow.apology)
+        own = flow.own("apology", language) or flow.apology
+        return act.Prompt(own, None if language in (None, flow.language) else language)
     said = apologies.apology("failed", language or flow.language)
     return said if language in (None, flow.language) else act.Prompt(said.parts, language)
 

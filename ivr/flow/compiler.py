@@ -30,12 +30,13 @@ from ivr.flow.model import (
     Menu,
     Node,
     Option,
+    Part,
     PromptTemplate,
     Record,
     Render,
     Transfer,
 )
-from ivr.flow.prompts import compile_prompt
+from ivr.flow.prompts import compile_prompt, has_locale
 from ivr.flow.spoken import DEFAULT_LANGUAGE, known_currency, locale_of
 from ivr.flow.templates import (
     BUILTINS,
@@ -81,14 +82,14 @@ def compile_flow(
     apology = (
         c.prompt(("defaults", "apology"), defaults["apology"]) if "apology" in defaults else None
     )
-    if apology is not None and apology.static is None:
+    if apology is not None and _templated(apology):
         c.error(("defaults", "apology"), "the apology is said when something broke: no templates")
     speech_down = (
         c.prompt(("defaults", "speech_down"), defaults["speech_down"])
         if "speech_down" in defaults
         else None
     )
-    if speech_down is not None and speech_down.static is None:
+    if speech_down is not None and _templated(speech_down):
         c.error(("defaults", "speech_down"), "said when recognition broke: no templates")
     fallback = c.ref(defaults.get("fallback"), ("defaults", "fallback"))
     _check_fallback(c, fallback, nodes)
@@ -116,6 +117,7 @@ def compile_flow(
         experiment=_experiment(data.get("experiment")),
         speech=data.get("speech", "twilio"),
         speech_down=speech_down.static if speech_down else None,
+        said_in=MappingProxyType(_said_in(apology=apology, speech_down=speech_down)),
         speech_model=data.get("speech_model"),
         speech_timeout=data.get("speech_timeout"),
         fallback=fallback,
@@ -123,12 +125,17 @@ def compile_flow(
     return flow, sorted(problems, key=_order)
 
 
-def _has_locale(tag: str) -> bool:
-    try:
-        locale_of(tag)
-    except ValueError:
-        return False
-    return True
+def _templated(prompt: PromptTemplate) -> bool:
+    return any(p.static is None for p in (prompt, *(p for _, p in prompt.languages)))
+
+
+def _said_in(**prompts: PromptTemplate | None) -> dict[str, dict[str, tuple[Part, ...]]]:
+    """The static versions of prompts said outside any node, by role and language."""
+    return {
+        role: {tag: p.static for tag, p in prompt.languages if p.static is not None}
+        for role, prompt in prompts.items()
+        if prompt is not None and prompt.languages
+    }
 
 
 def languages_of(data: Mapping[str, Any], language: str) -> tuple[str, ...]:
@@ -205,10 +212,8 @@ class _Compiler:
     def spoken_in(self, doc: Document) -> tuple[str, str | None]:
         """The language and currency templates speak values in; a language without locale
         data is a warning (values are then spoken as in en-US)."""
-        language, currency = (
-            str(doc.data.get("language") or [*doc.data.get("languages", ()), DEFAULT_LANGUAGE][0]),
-            doc.data.get("currency"),
-        )
+        listed = doc.data.get("languages") or [DEFAULT_LANGUAGE]
+        language, currency = str(doc.data.get("language") or listed[0]), doc.data.get("currency")
         try:
             locale_of(language)
         except ValueError:
@@ -248,7 +253,7 @@ class _Compiler:
         for tag, text in spec.items():
             if tag not in self.languages:
                 self.error((*path, tag), f"{tag!r} is not one of the flow's languages")
-            self.language = tag if _has_locale(tag) else saved
+            self.language = tag if has_locale(tag) else saved
             by_tag[tag] = self.template((*path, tag), text)
             self.language = saved
         default = by_tag.get(own) or next(iter(by_tag.values()))

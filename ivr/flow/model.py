@@ -313,6 +313,8 @@ class Flow:
     language: str = "en-US"  # the flow's own: calls start in it, prompts fall back to it
     languages: tuple[str, ...] = ()  # every one its prompts are in, `language` first
     language_by_number: Mapping[str, str] = field(default_factory=dict)  # called -> language
+    # its own `apology` and `speech_down` in its other languages: role -> language -> parts
+    said_in: Mapping[str, Mapping[str, tuple[Part, ...]]] = field(default_factory=dict)
     voice: str | None = None
     numbers: tuple[str, ...] = ()
     hours: Mapping[str, Hours] = field(default_factory=dict)
@@ -325,6 +327,15 @@ class Flow:
     speech_down: tuple[Part, ...] | None = None  # said when a stream's recogniser fails
     speech_model: str | None = None  # Twilio's <Gather speechModel> (None: Twilio chooses)
     speech_timeout: int | None = None  # seconds of silence ending speech (None: Twilio's auto)
+
+    def own(self, role: str, language: str | None) -> tuple[Part, ...] | None:
+        """The flow's own `apology` or `speech_down` (`role`) in `language`, else in its
+        own language; None when it has none (ivr's built-in one is said)."""
+        default = self.apology if role == "apology" else self.speech_down
+        if default is None or language is None:
+            return default
+        return self.said_in.get(role, {}).get(language, default)
+
     # the transfer node callers go to when their session store is unreachable (None: they
     # hear the apology and the call ends failed); its `to` is static (checked at compile)
     fallback: str | None = None

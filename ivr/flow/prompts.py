@@ -63,7 +63,7 @@ def _by_language(c: Compiling, path: Path, spec: Mapping[str, Any]) -> PromptTem
         if is_language_map(item):
             c.error((*path, tag), "a language's prompt cannot be another map by language")
             continue
-        c.language = tag if _has_locale(tag) else saved  # its values spoken the language's way
+        c.language = tag if has_locale(tag) else saved  # its values spoken the language's way
         try:
             variants.append((tag, _one(c, (*path, tag), item)))
         finally:
@@ -74,7 +74,8 @@ def _by_language(c: Compiling, path: Path, spec: Mapping[str, Any]) -> PromptTem
     return replace(main, languages=others)
 
 
-def _has_locale(tag: str) -> bool:
+def has_locale(tag: str) -> bool:
+    """Whether Babel knows `tag` (its values can be spoken its way)."""
     try:
         locale_of(tag)
     except ValueError:

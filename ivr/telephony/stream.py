@@ -36,6 +36,8 @@ from urllib.parse import urlsplit
 from aiohttp import WSMsgType, web
 
 from ivr.engine import actions as act
+from ivr.engine import apologies
+from ivr.engine.engine import call_language
 from ivr.engine.events import CallStarted, Digits, Event, NoInput, Speech
 from ivr.engine.session import Session
 from ivr.errors import RecognitionFailed
@@ -559,14 +561,23 @@ class StreamCall:
         self.note_heard(text, 1.0, said, listener.listen.sensitive, typed=True)
         self.start(self.turn(Speech(said, confidence, at=time.time())))
 
+    def speech_down(self) -> act.Prompt:
+        """The notice that speech is down: the flow's, or ivr's, in the call's language."""
+        flow, session = self.flow, self.session
+        if flow is None or session is None:
+            return SPEECH_DOWN
+        language = call_language(flow, session)
+        other = None if language == flow.language else language
+        own = flow.own("speech_down", language)
+        return act.Prompt(own or apologies.apology("speech_down", language).parts, other)
+
     def speech_lost(self) -> None:
         """Recognition stopped working (or there is none): the call goes on with keys,
         after the flow's notice (`defaults.speech_down`)."""
         if self.speech_failed:
             return
         self.speech_failed = True
-        flow = self.flow
-        self.say(act.Prompt(flow.speech_down) if flow and flow.speech_down else SPEECH_DOWN)
+        self.say(self.speech_down())
         if self.listener is not None:
             self.listener.speech_lost(self.clock)
             self.listener.prompt_again()

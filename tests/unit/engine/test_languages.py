@@ -170,3 +170,37 @@ def test_a_confirmation_in_the_call_language(confirm: str, question: str) -> Non
     assert confirming.language == "ru-RU" and confirming.phrases[:2] == ("да", "ага")
     session, actions = run(flow, start, Speech("баланс", 0.5, at=2), Speech("да", at=3))
     assert session.outcome == "contained" and prompts(actions) == [("До свидания.", "ru-RU")]
+
+
+OWN_APOLOGY = """\
+flow: f
+languages: [en-US, kk-KZ]
+language_by_number: {"+77170000002": kk-KZ}
+defaults:
+  apology: {en-US: "Sorry, we broke.", kk-KZ: "Кешіріңіз, қате."}
+  speech_down: {en-US: "Use your keys.", kk-KZ: "Пернелерді басыңыз."}
+start: m
+nodes:
+  m:
+    menu:
+      prompt: {en-US: Hi, kk-KZ: Сәлем}
+      retries: 0
+      options: {a: {dtmf: '1', goto: m}}
+"""
+
+
+def test_the_flow_s_own_apology_in_the_call_language() -> None:
+    from ivr.engine.engine import apology_of
+
+    flow = parse_and_compile(OWN_APOLOGY)
+    assert apology_of(flow, "kk-KZ") == act.Prompt((act.Text("Кешіріңіз, қате."),), "kk-KZ")
+    assert apology_of(flow, "en-US") == act.Prompt((act.Text("Sorry, we broke."),))
+    assert flow.own("speech_down", "kk-KZ") == (act.Text("Пернелерді басыңыз."),)
+    assert flow.own("speech_down", None) == (act.Text("Use your keys."),)
+
+
+def test_an_own_apology_by_language_may_not_be_templated() -> None:
+    from ivr.errors import FlowError
+
+    with pytest.raises(FlowError, match="no templates"):
+        parse_and_compile(OWN_APOLOGY.replace("Кешіріңіз, қате.", "{{ caller }}"))
