@@ -88,8 +88,12 @@ def _parts(flow: Flow) -> list[tuple[str, str, int | None, Part, str]]:
                     for i, p in enumerate(said.source)
                 ]
     for role, parts in (("apology", flow.apology), ("speech_down", flow.speech_down)):
-        many = parts is not None and len(parts) > 1
-        out += [("defaults", role, i if many else None, p, own) for i, p in enumerate(parts or ())]
+        for language, words in ((own, parts), *flow.said_in.get(role, {}).items()):
+            many = words is not None and len(words) > 1
+            out += [
+                ("defaults", role, i if many else None, p, language)
+                for i, p in enumerate(words or ())
+            ]
     if flow.hold_music:
         out.append(("defaults", "hold_music", None, Audio(flow.hold_music), own))
     return out

@@ -98,6 +98,7 @@ def test_prompts_synthesises_placeholders_named_where_they_are_said(
 LANGUAGES = """
 flow: hello
 languages: [ru-RU, kk-KZ]
+defaults: {apology: {ru-RU: "Извините.", kk-KZ: "Кешіріңіз."}}
 start: hi
 nodes:
   hi:
@@ -123,5 +124,16 @@ def test_prompts_in_several_languages_list_and_synthesise_each(
         "bye say ru-RU no До свидания.",
         "bye say kk-KZ no Сау болыңыз.",
     ]
+    assert lines[5:7] == [
+        "defaults apology ru-RU no Извините.",
+        "defaults apology kk-KZ no Кешіріңіз.",
+    ]
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["bye.say.kk-KZ.wav", "bye.say.wav", "hi.say.kk-KZ.wav", "hi.say.wav"]
+    assert names == [
+        "bye.say.kk-KZ.wav",
+        "bye.say.wav",
+        "defaults.apology.kk-KZ.wav",
+        "defaults.apology.wav",
+        "hi.say.kk-KZ.wav",
+        "hi.say.wav",
+    ]
