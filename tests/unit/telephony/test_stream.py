@@ -83,3 +83,36 @@ def test_a_call_that_changes_language_hears_with_that_language_s_model():
     call.hear_in("ru-RU")
     assert (service.opened, service.closed) == (["ko-KR", "ru-RU"], ["ko-KR"])
     assert call.recognition.language == "ru-RU" and not call.speech_failed  # type: ignore[union-attr]
+
+
+class Prompts:
+    """The prompt audio a stream asks for: what, in which language and voice."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[str, str, str | None]] = []
+
+    async def mulaw(self, parts, language, voice):
+        self.asked.append((" ".join(p.text for p in parts), language, voice))
+        return b""
+
+
+async def test_a_stream_speaks_each_prompt_in_its_language():
+    from types import SimpleNamespace
+
+    from ivr.flow import parse_and_compile
+    from ivr.telephony.stream import StreamCall
+
+    flow = parse_and_compile(
+        "flow: f\nlanguages: [ru-RU, kk-KZ]\nvoice: ru+f3\nspeech: vosk\nstart: e\nnodes:\n"
+        "  e: {end: {say: {ru-RU: Пока., kk-KZ: Сау болыңыз.}}}\n"
+    )
+    prompts = Prompts()
+    streams = SimpleNamespace(calls=None, rehearsals=None, prompts=prompts)
+    call = StreamCall(streams, ws=None)  # type: ignore[arg-type]
+    call.flow = flow
+    call.say(act.Prompt((act.Text("Пока."),)))
+    call.say(act.Prompt((act.Text("Сау болыңыз."),), "kk-KZ"))
+    for task, _ in call.rendering:
+        await task
+    # the flow's espeak-ng voice is for its own language; Kazakh gets kk's own
+    assert prompts.asked == [("Пока.", "ru-RU", "ru+f3"), ("Сау болыңыз.", "kk-KZ", None)]
