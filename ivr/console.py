@@ -46,6 +46,7 @@ from ivr.runner import Runner
 if TYPE_CHECKING:
     from ivr.speech.offline import Models
     from ivr.speech.recognizer import Recognizer
+    from ivr.speech.vosk_speech import VoskSpeech
 
 _DTMF = re.compile(r"^[0-9*#]+$")
 
@@ -75,17 +76,32 @@ class Voice:
     audio: deque[tuple[str, bytes]] = field(default_factory=deque)
     language: str = ""
     voice: str | None = None
+    # the call's language may change (a menu chose it): that language's model, from these
+    speech: VoskSpeech | None = None
 
     async def hear(
         self, flow: Flow, session: Session, listen: act.Listen, pcm: bytes, at: float, out: TextIO
     ) -> Event:
         """The event the audio gives at `listen`, after showing what was recognised."""
-        from ivr.speech.offline import hear
+        from ivr.speech import offline
 
-        heard = await asyncio.to_thread(hear, self.recognizer, flow, session, listen, pcm, at)
+        self.follow(flow, listen)
+        heard = await asyncio.to_thread(
+            offline.hear, self.recognizer, flow, session, listen, pcm, at
+        )
         for line in heard.lines(listen.sensitive):
             print(f"  [{line}]", file=out)
         return heard.event
+
+    def follow(self, flow: Flow, listen: act.Listen) -> None:
+        """Hear (and speak typed words) in the call's language at `listen`."""
+        from ivr.speech import offline
+
+        language = listen.language or flow.language
+        if language != self.language and self.speech is not None:
+            self.recognizer = offline.recognizer(self.speech, language)
+            self.language = language
+            self.voice = flow.voice if language == flow.language else None
 
     async def say(self, text: str) -> bytes:
         from ivr.speech.offline import spoken_audio
@@ -145,7 +161,7 @@ def voice_for(flow: Flow, models: Models | None, audio: Sequence[tuple[str, str]
             model.load()
     except IvrError as e:
         raise ConfigError(str(e)) from None
-    made = Voice(recognizer, language=flow.language, voice=flow.voice)
+    made = Voice(recognizer, language=flow.language, voice=flow.voice, speech=speech)
     for kind, value in audio:
         if kind == "wav":
             made.audio.append((f"audio {value}", offline.file_audio(Path(value))))
@@ -210,6 +226,7 @@ async def call(
                 event = NoInput(at=clock())
             typed = isinstance(event, Speech) and not line.strip().startswith("/say ")
             if voice is not None and listening is not None and spoken and typed:
+                voice.follow(flow, listening)
                 pcm = await voice.say(line.strip())
                 event = await voice.hear(flow, session, listening, pcm, clock(), out)
 
@@ -217,7 +234,8 @@ async def call(
 def _show(actions: list[act.Action], results: Iterator[FetchResult], out: TextIO) -> None:
     for a in actions:
         if isinstance(a, act.Prompt):
-            spoken = f"({a.language}{', ' + a.voice if a.voice else ''}) " if a.language else ""
+            # in another language than the flow's (a subflow's, the call's): it says which
+            spoken = f"[{a.language}{', ' + a.voice if a.voice else ''}] " if a.language else ""
             print(f"ivr> {spoken}{a.text}", file=out)
         elif isinstance(a, act.Fetch):
             result = next(results, None)

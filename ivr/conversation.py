@@ -271,6 +271,7 @@ class _Call:
         self.transfer: act.Transfer | None = None
         self.listen: act.Listen | None = None  # what the call waits for, when it listens
         self.recognizer: Recognizer | None = None  # made at the first `say_audio`
+        self.heard_in = ""  # the language `recognizer` hears: the call's, which may change
         self.hearing: Hearing | None = None  # what the last `say_audio` was heard as
         self.hearing_sensitive = False  # ...at a sensitive listen: never shown
 
@@ -342,8 +343,10 @@ class _Call:
         if "speech" not in listen.modes:
             return f"the call takes keys only here{self.state()}"
         try:
-            if self.recognizer is None:
-                self.recognizer = offline.recognizer(self.speech, self.flow.language)
+            language = listen.language or self.flow.language
+            if self.recognizer is None or self.heard_in != language:
+                self.recognizer = offline.recognizer(self.speech, language)
+                self.heard_in = language
             pcm = await asyncio.to_thread(offline.file_audio, Path(self.doc.file).parent / name)
         except ConfigError as e:
             return f"say_audio needs a speech model: {e}" if self.recognizer is None else str(e)

@@ -21,7 +21,7 @@ from typing import Any
 from ivr.backend import Backend
 from ivr.engine import actions as act
 from ivr.engine import step
-from ivr.engine.engine import apology_of, fail
+from ivr.engine.engine import apology_of, call_language, fail
 from ivr.engine.events import Event, FetchResult
 from ivr.engine.session import Session
 from ivr.flow.compiler import ANSWER_MARGIN
@@ -146,7 +146,8 @@ class Runner:
         """End the call as `failed` (ivr's fault): the caller hears the flow's apology, or
         `apology`; sensitive values are dropped."""
         log.warning("call failed: %s", error)
-        failed, actions = fail(session, error, self.clock(), apology or apology_of(flow))
+        language = call_language(flow, session) if flow else None
+        failed, actions = fail(session, error, self.clock(), apology or apology_of(flow, language))
         return Turn(failed, actions)
 
     async def _await(

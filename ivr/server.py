@@ -40,6 +40,7 @@ from ivr.telephony.calls import Calls
 from ivr.telephony.play import ROUTE as PLAY_ROUTE
 from ivr.telephony.play import recordings
 from ivr.telephony.signature import SignatureCheck
+from ivr.telephony.spoken_here import localised, spoken_here
 from ivr.telephony.stream import PATH as STREAM_PATH
 from ivr.telephony.stream import MediaStreams, StreamRoute
 from ivr.telephony.twiml import Voice
@@ -87,9 +88,12 @@ def build_app(config: Config, tts: TTS | None = None) -> web.Application:
 
     def loaded(flow: Flow) -> None:
         metrics.flow_loaded(flow)
-        # a stream's prompts are audio made here: static ones ahead of the first call
+        # a stream's prompts are audio made here, and those in a language Twilio has no
+        # voice for: static ones ahead of the first call
         if config.speech == "vosk" or flow.speech == "vosk":
             prompts.warm_soon(flow)
+        elif here := [tag for tag in flow.languages if spoken_here(flow, tag)]:
+            prompts.warm_soon(flow, here)
 
     flows = FlowRegistry(
         config.flows,
@@ -163,7 +167,15 @@ def build_app(config: Config, tts: TTS | None = None) -> web.Application:
         calls = Calls(flows, sessions, runner, writer, metrics, spool, stores)
         route = StreamRoute(signature, everything=config.speech == "vosk")
         admission = Admission(config.caller_limit)
-        hooks = TwilioWebhooks(calls, signature, voice, config.turn_budget, route, admission)
+        hooks = TwilioWebhooks(
+            calls,
+            signature,
+            voice,
+            config.turn_budget,
+            route,
+            admission,
+            lambda actions, flow: localised(actions, flow, prompts),  # Kazakh: <Play>
+        )
         app[HOOKS] = hooks
         # /phone's calls are rehearsals: in memory, in metrics nobody scrapes, unrecorded
         rehearsals = Calls(flows, open_sessions("memory://"), runner, None, Metrics())

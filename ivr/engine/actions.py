@@ -23,7 +23,8 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class Prompt:
-    """Something the caller hears: text to speak and recordings to play, in order."""
+    """Something the caller hears: text to speak and recordings to play, in order;
+    `language` is set when it is not the flow's own (another of its `languages`)."""
 
     parts: tuple[Part, ...]
     # a subflow's own language and voice (None: the flow's); the voice is None too for

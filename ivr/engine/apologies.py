@@ -59,6 +59,41 @@ SAID: dict[str, dict[str, str]] = {
         "ko": "죄송합니다. 지금은 이 번호의 전화를 더 받을 수 없습니다. "
         "몇 분 후에 다시 전화해 주십시오. 안녕히 계십시오.",
     },
+    # retries ran out at a menu or ask that has nowhere to send the caller
+    "give_up": {
+        "en": "Sorry, I couldn't help you this time. Goodbye.",
+        "ru": "Извините, на этот раз я не смог вам помочь. До свидания.",
+        "kk": "Кешіріңіз, бұл жолы көмектесе алмадым. Сау болыңыз.",
+        "ko": "죄송합니다. 이번에는 도와드리지 못했습니다. 안녕히 계십시오.",
+    },
+    # before a re-prompt, in flows with several `languages` that do not word their own
+    "no_input": {
+        "en": "Sorry, I didn't hear anything.",
+        "ru": "Извините, я ничего не услышал.",
+        "kk": "Кешіріңіз, мен ештеңе естімедім.",
+        "ko": "죄송합니다. 아무 말씀도 듣지 못했습니다.",
+    },
+    "no_match": {
+        "en": "Sorry, I didn't catch that.",
+        "ru": "Извините, я не понял.",
+        "kk": "Кешіріңіз, мен түсінбедім.",
+        "ko": "죄송합니다. 잘 알아듣지 못했습니다.",
+    },
+    # a Media Streams call's recogniser failed: the call goes on with keys
+    "speech_down": {
+        "en": "Sorry, speech recognition is not available right now. Please use your keypad.",
+        "ru": "Извините, распознавание речи сейчас недоступно. Пожалуйста, используйте "
+        "клавиатуру телефона.",
+        "kk": "Кешіріңіз, қазір сөйлеуді тану қолжетімсіз. Телефон пернелерін пайдаланыңыз.",
+        "ko": "죄송합니다. 지금은 음성 인식을 사용할 수 없습니다. 전화기의 버튼을 눌러 주세요.",
+    },
+    # a menu's question when a spoken choice was heard with low confidence (a template)
+    "confirm": {
+        "en": "Did you mean {{ phrase }}?",
+        "ru": "Вы имели в виду: {{ phrase }}?",
+        "kk": "Сіз {{ phrase }} дедіңіз бе?",
+        "ko": "{{ phrase }}, 맞습니까?",
+    },
     # no flow answers the called number (no flow, so no language either: English)
     "not_in_service": {
         "en": "Sorry, this number is not in service. Goodbye.",
@@ -69,13 +104,15 @@ SAID: dict[str, dict[str, str]] = {
 }
 
 
-def _primary(language: str) -> str:
-    return language.replace("_", "-").split("-", 1)[0].lower()
+def said(kind: str, language: str) -> str:
+    """The built-in `kind` message in `language` (its primary subtag), else in English."""
+    messages = SAID[kind]
+    primary = language.replace("_", "-").split("-", 1)[0].lower()
+    return messages.get(primary, messages[FALLBACK_LANGUAGE])
 
 
 @lru_cache(maxsize=256)
 def apology(kind: str, language: str = FALLBACK_LANGUAGE) -> act.Prompt:
     """The built-in `kind` apology in `language` (a BCP-47 tag: its primary subtag
     chooses), in English when the language has none."""
-    said = SAID[kind]
-    return act.Prompt((Text(said.get(_primary(language), said[FALLBACK_LANGUAGE])),))
+    return act.Prompt((Text(said(kind, language)),))

@@ -7,6 +7,7 @@ works on a copy of the session, so a caller of `step` can retry or discard it.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from ivr.engine import actions as act
@@ -41,7 +42,7 @@ from ivr.flow.model import (
     Text,
 )
 from ivr.flow.model import Transfer as TransferSpec
-from ivr.speech.intent import YES_NO, spoken_digits
+from ivr.speech.intent import YES_NO, spoken_digits, yes_no_phrases
 
 APOLOGY = act.Prompt(
     (Text("Sorry, something went wrong on our side. Please call again later. Goodbye."),)
@@ -69,12 +70,23 @@ def _fail(s: Session, error: str, at: float, apology: act.Prompt) -> list[act.Ac
     return [apology, act.Hangup(str(s.outcome))]
 
 
-def apology_of(flow: Flow | None) -> act.Prompt:
+def apology_of(flow: Flow | None, language: str | None = None) -> act.Prompt:
     """What a caller of `flow` hears when the call fails: the flow's own, else the built-in
-    one in the flow's language."""
+    one in the call's `language` (default: the flow's)."""
     if flow is None:
         return APOLOGY
-    return act.Prompt(flow.apology) if flow.apology else apologies.apology("failed", flow.language)
+    if flow.apology:
+        own = flow.own("apology", language) or flow.apology
+        return act.Prompt(own, None if language in (None, flow.language) else language)
+    said = apologies.apology("failed", language or flow.language)
+    return said if language in (None, flow.language) else act.Prompt(said.parts, language)
+
+
+def call_language(flow: Flow, session: Session) -> str:
+    """The language the call is in: its `language` variable when the flow declares it
+    (a menu, a backend or the called number chose it), else the flow's own."""
+    chosen = session.vars.get("language")
+    return chosen if isinstance(chosen, str) and chosen in flow.languages else flow.language
 
 
 def _finish(s: Session, outcome: str, at: float) -> None:
@@ -151,6 +163,7 @@ class _Turn:
                 "called": event.called,
                 "call_id": s.call_id,
                 "flow_id": self.flow.id,
+                "language": self.flow.language_by_number.get(event.called, self.flow.language),
             }
             s.sensitive = sorted(self.flow.sensitive)
             self.run(self.flow.start)
@@ -230,9 +243,13 @@ class _Turn:
     def say(self, prompt: PromptTemplate | None, role: str, **extra: Any) -> None:
         """Say `prompt` (if any); the transcript notes it as `role` at this node."""
         if prompt is not None:
+            language = self.language()
+            prompt = prompt.in_language(language)
             parts = prompt.render(self.ctx(**extra)) if prompt.static is None else prompt.static
             if parts:
-                self.out.append(act.Prompt(parts, prompt.language, prompt.voice))
+                # a subflow's own language and voice, else the call's language
+                spoken = prompt.language or self.other(language)
+                self.out.append(act.Prompt(parts, spoken, prompt.voice))
                 if role:
                     self.note(role)
 
@@ -253,7 +270,20 @@ class _Turn:
 
     def fail(self, error: str, apology: act.Prompt | None = None) -> None:
         """A technical error: apologise, hang up, outcome failed."""
-        self.out += _fail(self.s, error, self.at, apology or apology_of(self.flow))
+        apology = apology or apology_of(self.flow, self.language())
+        self.out += _fail(self.s, error, self.at, apology)
+
+    def language(self) -> str:
+        return call_language(self.flow, self.s)
+
+    def other(self, language: str) -> str | None:
+        """`language` for an action, None when it is the flow's own (the adapters' default)."""
+        return None if language == self.flow.language else language
+
+    def listening(self, listen: act.Listen) -> act.Listen:
+        """`listen` in the call's language: recognition's, and the built-in words it hears."""
+        language = self.other(self.language())
+        return listen if language is None else replace(listen, language=language)
 
     def heard(self, node: Node, mode: str, result: str, event: Event | None = None) -> None:
         """Count an input at `node` (`mode`: dtmf, speech or "" for none; `result`: match,
@@ -285,16 +315,24 @@ class _Turn:
 
     enter_ask = enter_menu
 
+    def confirm_listen(self, node: Node) -> act.Listen:
+        """Listening for yes or no, in the call's language when not the flow's own."""
+        language = self.other(self.language())
+        if language is None:
+            return node.confirm_listen
+        return replace(node.confirm_listen, language=language, phrases=yes_no_phrases(language))
+
     def listen(self, node: Node) -> None:
         # what led here is spent: a transfer after the caller's next answer has its own reason
         self.s.waiting, self.s.reason = "listen", None
-        self.out.append(node.listen)
+        self.out.append(self.listening(node.listen))
 
     def enter_http(self, node: Node) -> str | None:
         h: Http = node.spec
         ctx = self.ctx()
         self.s.waiting = "fetch"
-        hold = h.hold.render(ctx) if h.hold is not None else ()
+        language = self.language()
+        hold = h.hold.in_language(language).render(ctx) if h.hold is not None else ()
         self.out.append(
             act.Fetch(
                 node.name,
@@ -305,7 +343,9 @@ class _Turn:
                 json=None if h.json is None else h.json(ctx),
                 sensitive=h.sensitive,
                 retries=h.retries,
-                hold=act.Prompt(hold, h.hold.language, h.hold.voice) if h.hold and hold else None,
+                hold=act.Prompt(hold, h.hold.language or self.other(language), h.hold.voice)
+                if h.hold and hold
+                else None,
                 hold_after=h.hold_after,
                 text=h.text,
             )
@@ -405,11 +445,12 @@ class _Turn:
                 if m.confirm and event.confidence * match.score < m.confirm_below:
                     self.s.waiting, self.s.pending = "confirm", option.name
                     question = m.confirm(self.ctx(option=option.name, phrase=match.phrase))
+                    question_in = m.prompt.language or self.other(self.language())
                     said = (Text(str(question)),)
-                    self.out.append(act.Prompt(said, m.prompt.language, m.prompt.voice))
+                    self.out.append(act.Prompt(said, question_in, m.prompt.voice))
                     self.note(mode, "unsure", event.text[:MAX_SAID], round(event.confidence, 2))
                     self.note("confirm")
-                    self.out.append(node.confirm_listen)
+                    self.out.append(self.confirm_listen(node))
                     return None
         if option is None:
             return self.miss(node, m.listening, "no_match", event, mode)
@@ -504,7 +545,10 @@ class _Turn:
             s.reason, s.reason_at = f"on_fail:{node.name}", node.name
             target = listening.gives_up(kind)
             if target is None:
-                self.fail(f"retries ran out at {node.name} and it has no on_fail", GIVE_UP)
+                language = self.language()
+                said = apologies.apology("give_up", language)
+                give_up = act.Prompt(said.parts, self.other(language))
+                self.fail(f"retries ran out at {node.name} and it has no on_fail", give_up)
             return target
         message = listening.message(kind, count)
         self.say(message, f"{kind}:{s.misses + 1}")  # the attempt the caller is now on

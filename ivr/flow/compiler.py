@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import re
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from types import MappingProxyType
 from typing import Any
 
+from ivr.engine.apologies import said
 from ivr.errors import FlowError, Problem
 from ivr.flow import phrases
 from ivr.flow.calendars import FindCalendar, calendar_days
@@ -22,7 +24,6 @@ from ivr.flow.hours import Day, Hours, HoursError, parse_hours
 from ivr.flow.loader import Document, Path
 from ivr.flow.model import (
     Ask,
-    Audio,
     Callback,
     End,
     Experiment,
@@ -32,13 +33,14 @@ from ivr.flow.model import (
     Menu,
     Node,
     Option,
+    Part,
     PromptTemplate,
     Record,
     Render,
-    Text,
     Transfer,
     Wait,
 )
+from ivr.flow.prompts import compile_prompt, has_locale
 from ivr.flow.spoken import DEFAULT_LANGUAGE, known_currency, locale_of
 from ivr.flow.templates import (
     BUILTINS,
@@ -64,6 +66,8 @@ DEFAULTS: dict[str, Any] = {
     "hold_after": 2.0,
 }
 TARGETS = ("on_fail", "on_no_input", "on_no_match")  # defaults naming where callers go
+REPROMPTS = ("no_input", "no_match")
+_QUOTED = re.compile(r"""\s*(['"])([^'"]*)\1\s*""")  # a string constant in an expression
 IDEMPOTENT = ("GET", "PUT", "DELETE")
 TURN_BUDGET = 10.0  # seconds within which every webhook is answered (IVR_TURN_BUDGET)
 ANSWER_MARGIN = 0.5  # of the budget, kept for saving the turn and answering
@@ -90,17 +94,18 @@ def compile_flow(
     apology = (
         c.prompt(("defaults", "apology"), defaults["apology"]) if "apology" in defaults else None
     )
-    if apology is not None and apology.static is None:
+    if apology is not None and _templated(apology):
         c.error(("defaults", "apology"), "the apology is said when something broke: no templates")
     speech_down = (
         c.prompt(("defaults", "speech_down"), defaults["speech_down"])
         if "speech_down" in defaults
         else None
     )
-    if speech_down is not None and speech_down.static is None:
+    if speech_down is not None and _templated(speech_down):
         c.error(("defaults", "speech_down"), "said when recognition broke: no templates")
     fallback = c.ref(defaults.get("fallback"), ("defaults", "fallback"))
     _check_fallback(c, fallback, nodes)
+    by_number = _by_number(c, data)
     problems = c.problems + _check_graph(doc, doc.data["start"], nodes, c, fallback)
     if any(p.severity == "error" for p in problems):
         raise FlowError(sorted(problems, key=_order))
@@ -111,7 +116,9 @@ def compile_flow(
         file=doc.file,
         start=data["start"],
         nodes=MappingProxyType(nodes),
-        language=data.get("language", "en-US"),
+        language=c.languages[0],
+        languages=c.languages,
+        language_by_number=MappingProxyType(by_number),
         voice=data.get("voice"),
         numbers=tuple(data.get("numbers", ())),
         hours=MappingProxyType(c.hours),
@@ -122,11 +129,45 @@ def compile_flow(
         experiment=_experiment(data.get("experiment")),
         speech=data.get("speech", "twilio"),
         speech_down=speech_down.static if speech_down else None,
+        said_in=MappingProxyType(_said_in(apology=apology, speech_down=speech_down)),
         speech_model=data.get("speech_model"),
         speech_timeout=data.get("speech_timeout"),
         fallback=fallback,
     )
     return flow, sorted(problems, key=_order)
+
+
+def _templated(prompt: PromptTemplate) -> bool:
+    return any(p.static is None for p in (prompt, *(p for _, p in prompt.languages)))
+
+
+def _said_in(**prompts: PromptTemplate | None) -> dict[str, dict[str, tuple[Part, ...]]]:
+    """The static versions of prompts said outside any node, by role and language."""
+    return {
+        role: {tag: p.static for tag, p in prompt.languages if p.static is not None}
+        for role, prompt in prompts.items()
+        if prompt is not None and prompt.languages
+    }
+
+
+def languages_of(data: Mapping[str, Any], language: str) -> tuple[str, ...]:
+    """The flow's languages, its own (`language`, else the first listed) first."""
+    listed = [str(tag) for tag in data.get("languages", ())]
+    own = str(data.get("language") or (listed[0] if listed else language))
+    return (own, *(tag for tag in listed if tag != own))
+
+
+def _by_number(c: _Compiler, data: Mapping[str, Any]) -> dict[str, str]:
+    """`language_by_number`: the language a call to each number starts in (declared ones)."""
+    out = {}
+    for number, tag in data.get("language_by_number", {}).items():
+        if tag not in c.languages:
+            c.error(
+                ("language_by_number", number),
+                f"{tag!r} is not one of the flow's languages ({', '.join(c.languages)})",
+            )
+        out[str(number)] = str(tag)
+    return out
 
 
 def _check_fallback(c: _Compiler, name: str | None, nodes: Mapping[str, Node]) -> None:
@@ -193,14 +234,13 @@ class _Compiler:
         self.prefix, self.defaults = "", dict(DEFAULTS)
         self.targets: dict[str, str | None] = {}  # TARGETS of the defaults, resolved
         self.globals: list[Option] = []
+        self.languages = languages_of(doc.data, self.language)
 
     def spoken_in(self, doc: Document) -> tuple[str, str | None]:
         """The language and currency templates speak values in; a language without locale
         data is a warning (values are then spoken as in en-US)."""
-        language, currency = (
-            str(doc.data.get("language", DEFAULT_LANGUAGE)),
-            doc.data.get("currency"),
-        )
+        listed = doc.data.get("languages") or [DEFAULT_LANGUAGE]
+        language, currency = str(doc.data.get("language") or listed[0]), doc.data.get("currency")
         try:
             locale_of(language)
         except ValueError:
@@ -219,6 +259,33 @@ class _Compiler:
             currency = None
         return language, currency
 
+    def reprompts(self) -> dict[str, Any]:
+        """The built-in no_input and no_match, in each of a flow's several languages."""
+        if len(self.languages) < 2:
+            return {}
+        return {kind: self.builtin(kind) for kind in REPROMPTS}
+
+    def builtin(self, kind: str) -> Any:
+        """A built-in message: in the flow's language (DEFAULTS' English for most flows), or
+        by language in a flow with several."""
+        if len(self.languages) < 2:
+            return DEFAULTS.get(kind) or said(kind, "en")
+        return {tag: said(kind, tag) for tag in self.languages}
+
+    def question(self, path: Path, spec: Any) -> Render:
+        """A menu's `confirm`: a template, or one by language chosen by the call's."""
+        if not isinstance(spec, dict):
+            return self.template(path, spec)
+        own, saved, by_tag = self.languages[0], self.language, {}
+        for tag, text in spec.items():
+            if tag not in self.languages:
+                self.error((*path, tag), f"{tag!r} is not one of the flow's languages")
+            self.language = tag if has_locale(tag) else saved
+            by_tag[tag] = self.template((*path, tag), text)
+            self.language = saved
+        default = by_tag.get(own) or next(iter(by_tag.values()))
+        return lambda ctx: by_tag.get(ctx.get("language"), default)(ctx)
+
     # -- one document ------------------------------------------------------------------------
 
     def nodes(self, prefix: str, returns_to: str | None, stack: tuple[str, ...]) -> dict[str, Node]:
@@ -233,7 +300,7 @@ class _Compiler:
         own = data.get("defaults", {})
         inherit = bool(prefix)
         self.prefix, self.returns_to = prefix, returns_to
-        base = self.defaults if inherit else DEFAULTS
+        base = self.defaults if inherit else {**DEFAULTS, **self.reprompts()}
         self.defaults = {**base, **{k: v for k, v in own.items() if k not in TARGETS}}
         if not inherit or any(k in own for k in TARGETS):
             self.targets = {k: self.ref(own[k], ("defaults", k)) for k in TARGETS if k in own}
@@ -392,26 +459,11 @@ class _Compiler:
         return compile_expression(source, self.language, self.currency)
 
     def prompt(self, path: Path, spec: Any) -> PromptTemplate:
-        items = spec if isinstance(spec, list) else [spec]
-        pieces: list[Audio | Render] = []
-        static: list[Text | Audio] = []
-        dynamic, speaks = False, set[str]()
-        for i, item in enumerate(items):
-            here = (*path, i) if isinstance(spec, list) else path
-            if isinstance(item, dict) and "audio" in item:
-                pieces.append(Audio(item["audio"]))
-                static.append(Audio(item["audio"]))
-                continue
-            text = item["say"] if isinstance(item, dict) else item
-            if is_template(text):
-                dynamic = True
-                speaks |= names_used(text) if not check_syntax(text) else set()
-            pieces.append(self.template(here, text))
-            static.append(Text(text))
-        source = tuple(static)
-        return PromptTemplate(
-            None if dynamic else source, tuple(pieces), frozenset(speaks), source, *self.stamp
-        )
+        prompt = compile_prompt(self, path, spec)
+        if self.stamp == (None, None):
+            return prompt
+        language, voice = self.stamp  # a subflow's own, when not the flow's
+        return replace(prompt, language=language, voice=voice)
 
     def listening(self, path: Path, spec: dict[str, Any]) -> Listening:
         d = {**self.defaults, **{k: v for k, v in spec.items() if k in DEFAULTS}}
@@ -502,7 +554,7 @@ class _Compiler:
         modes = {"dtmf": {"dtmf"}, "speech": {"speech"}}.get(spec.get("input", ""))
         if modes is None:
             modes = {m for o in own for m, has in (("dtmf", o.dtmf), ("speech", o.phrases)) if has}
-        confirm = spec.get("confirm", "Did you mean {{ phrase }}?")
+        confirm = spec.get("confirm", self.builtin("confirm"))
         below = spec.get("confirm_below", self.defaults["confirm_below"])
         return Menu(
             prompt=self.prompt((*path, "prompt"), spec["prompt"]),
@@ -512,7 +564,7 @@ class _Compiler:
             listening=self.listening(path, spec),
             modes=frozenset(modes),
             confirm_below=float(below),
-            confirm=self.template((*path, "confirm"), confirm) if below else None,
+            confirm=self.question((*path, "confirm"), confirm) if below else None,
             survey=spec.get("survey"),
             help=self.prompt((*path, "help"), spec["help"]) if "help" in spec else None,
         )
@@ -658,7 +710,19 @@ class _Compiler:
         for name, expr in spec.items():
             out.append((name, self.expression((*path, name), expr)))
             self.known.add(name)
+        self.check_language(path, spec.get("language"))
         return tuple(out)
+
+    def check_language(self, path: Path, expr: Any) -> None:
+        """`set: {language: "'kk-KZ'"}`: a language written out must be one of the flow's
+        (a computed one that is not counts as the flow's own, on the call)."""
+        written = _QUOTED.fullmatch(expr) if isinstance(expr, str) else None
+        if written and written[2] not in self.languages:
+            self.error(
+                (*path, "language"),
+                f"{written[2]!r} is not one of the flow's languages "
+                f"({', '.join(self.languages)}): add it to `languages`",
+            )
 
     def c_branch(
         self, path: Path, spec: list[dict[str, Any]], raw: dict[str, Any]

@@ -8,6 +8,7 @@ from functools import cached_property
 from typing import Any
 
 from ivr.flow.hours import Hours
+from ivr.flow.ssml import Markup
 from ivr.speech.intent import NO, YES, Matcher
 
 Render = Callable[[Mapping[str, Any]], Any]  # a compiled template or expression
@@ -15,9 +16,11 @@ Render = Callable[[Mapping[str, Any]], Any]  # a compiled template or expression
 
 @dataclass(frozen=True, slots=True)
 class Text:
-    """Spoken text (already rendered)."""
+    """Spoken text (already rendered); `ssml`, when the prompt has inline markup, is that
+    text as a tree of words and tags (`text` is then its words alone)."""
 
     text: str
+    ssml: tuple[Markup, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,12 +64,27 @@ class PromptTemplate:
     # a subflow's own language and voice, when not the flow's (None: the flow's)
     language: str | None = None
     voice: str | None = None
+    # what a text channel shows instead (the parts' `text:`); None: the spoken words
+    shown: PromptTemplate | None = None
+    # the same prompt in the flow's other languages; this one is in the flow's own
+    languages: tuple[tuple[str, PromptTemplate], ...] = ()
 
     def render(self, ctx: Mapping[str, Any]) -> tuple[Part, ...]:
         if self.static is not None:
             return self.static
-        parts = (p if isinstance(p, Audio) else Text(str(p(ctx))) for p in self.pieces)
+        parts = (p if isinstance(p, Audio) else _text(p(ctx)) for p in self.pieces)
         return tuple(p for p in parts if not isinstance(p, Text) or p.text.strip())
+
+    def in_language(self, language: str | None) -> PromptTemplate:
+        """This prompt in `language` (a tag the flow declares), else in the flow's own."""
+        for tag, prompt in self.languages:
+            if tag == language:
+                return prompt
+        return self
+
+
+def _text(value: Any) -> Text:
+    return value if isinstance(value, Text) else Text(str(value))
 
 
 @dataclass(frozen=True)
@@ -416,7 +434,11 @@ class Flow:
     file: str
     start: str
     nodes: Mapping[str, Node]
-    language: str = "en-US"
+    language: str = "en-US"  # the flow's own: calls start in it, prompts fall back to it
+    languages: tuple[str, ...] = ()  # every one its prompts are in, `language` first
+    language_by_number: Mapping[str, str] = field(default_factory=dict)  # called -> language
+    # its own `apology` and `speech_down` in its other languages: role -> language -> parts
+    said_in: Mapping[str, Mapping[str, tuple[Part, ...]]] = field(default_factory=dict)
     voice: str | None = None
     numbers: tuple[str, ...] = ()
     hours: Mapping[str, Hours] = field(default_factory=dict)
@@ -429,6 +451,15 @@ class Flow:
     speech_down: tuple[Part, ...] | None = None  # said when a stream's recogniser fails
     speech_model: str | None = None  # Twilio's <Gather speechModel> (None: Twilio chooses)
     speech_timeout: int | None = None  # seconds of silence ending speech (None: Twilio's auto)
+
+    def own(self, role: str, language: str | None) -> tuple[Part, ...] | None:
+        """The flow's own `apology` or `speech_down` (`role`) in `language`, else in its
+        own language; None when it has none (ivr's built-in one is said)."""
+        default = self.apology if role == "apology" else self.speech_down
+        if default is None or language is None:
+            return default
+        return self.said_in.get(role, {}).get(language, default)
+
     # the transfer node callers go to when their session store is unreachable (None: they
     # hear the apology and the call ends failed); its `to` is static (checked at compile)
     fallback: str | None = None

@@ -150,7 +150,7 @@ def _describe(doc: Document, error: ValidationError) -> Problem:
         # no branch fits (say: 5): tell what would, not "not valid under any of the given schemas"
         here = [e for e in error.context if len(e.absolute_path) == len(path)]
         if here and all(e.validator == "type" or e.validator == "const" for e in here):
-            types = [e.validator_value for e in here if e.validator == "type"]
+            types = list(dict.fromkeys(e.validator_value for e in here if e.validator == "type"))
             return doc.problem(path, _type_message(inst, types))
     if v == "enum":
         return doc.problem(

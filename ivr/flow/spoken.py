@@ -34,9 +34,13 @@ from babel.numbers import (
 DEFAULT_LANGUAGE = "en-US"
 DEFAULT_CURRENCY = "USD"
 # words for minus: TTS engines drop a leading "-" (espeak-ng -v ko) or read it oddly
-MINUS = {"en": "minus ", "ko": "마이너스 "}
+MINUS = {"en": "minus ", "ko": "마이너스 ", "ru": "минус ", "kk": "минус "}
 # units said after the number where the currency's symbol reads badly before it
-UNITS = {"ko": {"KRW": "원", "USD": "달러", "EUR": "유로", "JPY": "엔", "CNY": "위안"}}
+UNITS = {
+    "ko": {"KRW": "원", "USD": "달러", "EUR": "유로", "JPY": "엔", "CNY": "위안"},
+    "ru": {"KZT": " тенге", "RUB": " рублей", "USD": " долларов", "EUR": " евро"},
+    "kk": {"KZT": " теңге", "RUB": " рубль", "USD": " доллар", "EUR": " еуро"},
+}
 # the zero of phone and account numbers read digit by digit (Korean says 공, not 영)
 ZERO = {"ko": "공"}
 _CODE = re.compile(r"^[A-Z]{3}$")

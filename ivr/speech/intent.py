@@ -47,47 +47,49 @@ _KOREAN_DIGITS = {
     "팔": "8",
     "구": "9",
 }
+# digits as words in the other languages flows serve; for spoken_digits (an ask), which
+# takes every language's at once: a caller who answers in Russian in an English call is
+# understood, and no word means one digit in one language and another in another
+_WORD_DIGITS = {
+    "ru": {"ноль": "0", "нуль": "0", "один": "1", "одна": "1", "два": "2", "две": "2",
+           "три": "3", "четыре": "4", "пять": "5", "шесть": "6", "семь": "7", "восемь": "8",
+           "девять": "9"},
+    "kk": {"нөл": "0", "бір": "1", "екі": "2", "үш": "3", "төрт": "4", "бес": "5",
+           "алты": "6", "жеті": "7", "сегіз": "8", "тоғыз": "9"},
+    # native Korean numerals (하나 둘 셋), as some callers count; not 한/두/세/네, which are
+    # also other words ("네" is yes)
+    "ko": {"하나": "1", "둘": "2", "셋": "3", "넷": "4", "다섯": "5", "여섯": "6",
+           "일곱": "7", "여덟": "8", "아홉": "9"},
+}  # fmt: skip
 _SPOKEN_DIGITS = {**_NUMBERS, **_KOREAN_DIGITS}
+for _words in _WORD_DIGITS.values():
+    _SPOKEN_DIGITS.update(_words)
 # what a recogniser listens for when digits are asked for, by language (primary subtag)
 DIGIT_PHRASES = {
     "en": ("zero", "oh", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"),
-    "ko": tuple(_KOREAN_DIGITS),
+    "ko": (*_KOREAN_DIGITS, *_WORD_DIGITS["ko"]),
+    "ru": tuple(_WORD_DIGITS["ru"]),
+    "kk": tuple(_WORD_DIGITS["kk"]),
 }
 _PUNCT = re.compile(r"[^\w\s']|_", re.UNICODE)
 
-YES = (
-    "yes",
-    "yeah",
-    "yep",
-    "correct",
-    "right",
-    "that's right",
-    "sure",
-    "yes please",
-    "affirmative",
-    # Korean: a confirmation in a Korean flow ("예" and "네" both mean yes)
-    "네",
-    "예",
-    "네 맞아요",
-    "맞아요",
-    "맞습니다",
-    "그래요",
-)
-NO = (
-    "no",
-    "nope",
-    "wrong",
-    "not really",
-    "no thanks",
-    "incorrect",
-    "negative",
-    "아니요",
-    "아니오",
-    "아니",
-    "아니에요",
-    "아닙니다",
-    "틀려요",
-)
+# yes and no, by language (primary subtag): a confirmation hears every language's, a
+# recogniser is told the call's
+YES_BY_LANGUAGE = {
+    "en": ("yes", "yeah", "yep", "correct", "right", "that's right", "sure", "yes please",
+           "affirmative"),
+    "ko": ("네", "예", "네 맞아요", "맞아요", "맞습니다", "그래요"),  # 예 and 네 both mean yes
+    "ru": ("да", "ага", "верно", "правильно", "да верно", "конечно", "да пожалуйста"),
+    "kk": ("иә", "ия", "йә", "дұрыс", "әрине", "иә дұрыс"),
+}  # fmt: skip
+NO_BY_LANGUAGE = {
+    "en": ("no", "nope", "wrong", "not really", "no thanks", "incorrect", "negative"),
+    "ko": ("아니요", "아니오", "아니", "아니에요", "아닙니다", "틀려요"),
+    "ru": ("нет", "неверно", "неправильно", "не правильно", "нет спасибо"),
+    "kk": ("жоқ", "дұрыс емес", "қате", "жоқ рахмет"),
+}  # fmt: skip
+YES = tuple(word for words in YES_BY_LANGUAGE.values() for word in words)
+NO = tuple(word for words in NO_BY_LANGUAGE.values() for word in words)
 
 
 def normalize(text: str) -> str:
@@ -118,6 +120,14 @@ def digit_phrases(language: str) -> tuple[str, ...]:
     """The words a recogniser should listen for when a flow in `language` asks for digits
     (English's when the language has none here)."""
     return DIGIT_PHRASES.get(language.split("-")[0].lower(), DIGIT_PHRASES["en"])
+
+
+def yes_no_phrases(language: str) -> tuple[str, ...]:
+    """Yes and no in `language`, for a recogniser (English's when it has none here)."""
+    primary = language.split("-")[0].lower()
+    if primary not in YES_BY_LANGUAGE:
+        primary = "en"
+    return (*YES_BY_LANGUAGE[primary], *NO_BY_LANGUAGE[primary])
 
 
 @dataclass(frozen=True, slots=True)

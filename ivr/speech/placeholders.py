@@ -30,6 +30,7 @@ class Row:
     what: str  # the file or the text
     nodes: list[str] = field(default_factory=list)
     name: str = ""  # the placeholder's file name
+    language: str = ""  # the language it is said in (a flow's `languages`)
 
 
 def add_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -55,33 +56,46 @@ def rows(flow: Flow, audio_dir: Path) -> list[Row]:
     from ivr.flow.model import Audio
     from ivr.flow.templates import is_template
 
-    found: dict[tuple[str, str, str], Row] = {}
-    for node, role, index, part in _parts(flow):
+    found: dict[tuple[str, str, str, str], Row] = {}
+    for node, role, index, part, language in _parts(flow):
         if isinstance(part, Audio):
             kind = "recording" if (audio_dir / part.file).is_file() else "missing"
             what = part.file
-        else:
+        else:  # inline SSML: its words (part.text), the tags are for Twilio's voice
             kind, what = ("template" if is_template(part.text) else "text"), part.text
-        row = found.setdefault((kind, role, what), Row(kind, role, what))
+        row = found.setdefault(
+            (kind, role, what, language), Row(kind, role, what, [], "", language)
+        )
         if not row.nodes:
-            row.name = f"{node}.{role}{'' if index is None else f'.{index + 1}'}.wav"
+            tag = "" if language == flow.language else f".{language}"
+            row.name = f"{node}.{role}{'' if index is None else f'.{index + 1}'}{tag}.wav"
         row.nodes.append(node)
     return list(found.values())
 
 
-def _parts(flow: Flow) -> list[tuple[str, str, int | None, Part]]:
+def _parts(flow: Flow) -> list[tuple[str, str, int | None, Part, str]]:
+    """(node, role, index among the prompt's parts, part, language) in flow order."""
     from ivr.flow.model import Audio
 
-    out: list[tuple[str, str, int | None, Part]] = []
+    own = flow.language
+    out: list[tuple[str, str, int | None, Part, str]] = []
     for node in flow.nodes.values():
         for role, prompt in node.prompts():
-            many = len(prompt.source) > 1
-            out += [(node.name, role, i if many else None, p) for i, p in enumerate(prompt.source)]
+            for language, said in ((own, prompt), *prompt.languages):
+                many = len(said.source) > 1
+                out += [
+                    (node.name, role, i if many else None, p, language)
+                    for i, p in enumerate(said.source)
+                ]
     for role, parts in (("apology", flow.apology), ("speech_down", flow.speech_down)):
-        many = parts is not None and len(parts) > 1
-        out += [("defaults", role, i if many else None, p) for i, p in enumerate(parts or ())]
+        for language, words in ((own, parts), *flow.said_in.get(role, {}).items()):
+            many = words is not None and len(words) > 1
+            out += [
+                ("defaults", role, i if many else None, p, language)
+                for i, p in enumerate(words or ())
+            ]
     if flow.hold_music:
-        out.append(("defaults", "hold_music", None, Audio(flow.hold_music)))
+        out.append(("defaults", "hold_music", None, Audio(flow.hold_music), own))
     return out
 
 
@@ -100,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     config = Config.from_env()
     flow = load_flow(args.flow)
     table = rows(flow, args.audio or config.audio)
-    _print(table)
+    _print(table, several=len(flow.languages) > 1)
     status = 1 if any(r.kind == "missing" for r in table) else 0
     if args.synthesise is None:
         return status
@@ -112,7 +126,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"kept {path} (there already; --force replaces it)")
             continue
         try:
-            data = synthesise(row, flow.language, flow.voice, tts)
+            own = row.language == flow.language  # the flow's voice is for its own language
+            data = synthesise(row, row.language, flow.voice if own else None, tts)
         except TTSError as e:
             print(f"ivr prompts: {e}", file=sys.stderr)
             return 2
@@ -123,15 +138,19 @@ def run(args: argparse.Namespace) -> int:
     return status
 
 
-def _print(table: list[Row]) -> None:
+def _print(table: list[Row], several: bool = False) -> None:
+    """One line a row; a LANG column when the flow speaks several languages."""
     labels = {"recording": "yes", "missing": "MISSING", "text": "no", "template": "no"}
-    lines = [("NODES", "ROLE", "RECORDING", "PROMPT")]
+    lines = [("NODES", "ROLE", *(["LANG"] if several else []), "RECORDING", "PROMPT")]
     for r in table:
         what = f"{r.what} (template: spoken on the turn)" if r.kind == "template" else r.what
-        lines.append((", ".join(r.nodes), r.role, labels[r.kind], " ".join(what.split())))
-    widths = [max(len(line[i]) for line in lines) for i in range(3)]
+        lang = [r.language] if several else []
+        lines.append((", ".join(r.nodes), r.role, *lang, labels[r.kind], " ".join(what.split())))
+    columns = len(lines[0]) - 1
+    widths = [max(len(line[i]) for line in lines) for i in range(columns)]
     for line in lines:
-        print("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=False)), line[3])
+        cells = "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=False))
+        print(cells, line[columns])
     counts = {k: sum(r.kind == k for r in table) for k in labels}
     print(
         f"{len(table)} prompt part(s): {counts['recording']} recorded, {counts['text']} text "

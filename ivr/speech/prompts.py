@@ -17,6 +17,7 @@ import hashlib
 import io
 import logging
 import os
+import re
 import wave
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
@@ -37,6 +38,8 @@ log = logging.getLogger("ivr.prompts")
 EXTENSIONS = frozenset({".wav", ".mp3", ".ogg", ".oga", ".opus", ".flac", ".m4a", ".aac", ".webm"})
 MEMORY = 64 * 1024 * 1024  # bytes of mu-law kept in memory: ~2 hours of prompts
 FORMAT = "v1"  # in every disk key: a change in how audio is made invalidates old files
+SPOKEN = "tts/"  # the names of text spoken here for `<Play>`, under the audio route
+_SPOKEN_NAME = re.compile(r"[0-9a-f]{32}\.wav")
 Key = tuple[str, ...]
 
 
@@ -214,17 +217,44 @@ class PromptAudio:
         return path
 
     async def wav_file(self, name: str) -> Path:
-        """The converted copy of a recording for Twilio's `<Play>`."""
+        """The converted copy of a recording for Twilio's `<Play>`, or text spoken here
+        (`spoken_name`'s `tts/...` names)."""
+        if name.startswith(SPOKEN):
+            return self.spoken_file(name)
         return await asyncio.to_thread(self.converted, name)
+
+    # -- text spoken here, played by Twilio ----------------------------------------------------
+
+    async def spoken_name(self, text: str, language: str, voice: str | None) -> str | None:
+        """Text said by this server's TTS (for a language Twilio has no voice for), made
+        now or found made: its name for `<Play>` under the audio route, `tts/HASH.wav`;
+        None for nothing to say. TTSError when it cannot be spoken."""
+        part = Text(text)
+        key = self.key(part, language, voice)
+        if key is None:
+            return None
+        path = self.cache_dir / f"{_digest(*key)}.wav"
+        if self.memory.get(key) is None or not path.is_file():
+            await self._made(key, part)
+        return f"{SPOKEN}{path.name}"
+
+    def spoken_file(self, name: str) -> Path:
+        """The WAV of a `tts/HASH.wav` name; PromptError when there is none."""
+        digest = name.removeprefix(SPOKEN)
+        path = self.cache_dir / digest
+        if not _SPOKEN_NAME.fullmatch(digest) or not path.is_file():
+            raise PromptError(f"{name!r} was not spoken here")
+        return path
 
     # -- ahead of calls ----------------------------------------------------------------------
 
-    async def warm(self, flow: Flow) -> int:
+    async def warm(self, flow: Flow, languages: Sequence[str] | None = None) -> int:
         """Make every static prompt of `flow` (and every recording it names) now, not on a
-        turn; returns how many distinct parts are ready. What fails is logged, not raised:
-        the flow still serves, and a turn that needs the part tries again."""
+        turn, in `languages` (default: all the flow's); returns how many distinct parts are
+        ready. What fails is logged, not raised: the flow still serves, and a turn that
+        needs the part tries again."""
         ready = 0
-        for key, part in self._unique(static_parts(flow), flow.language, flow.voice):
+        for key, part in self._every_language(flow, languages):
             if self.memory.get(key) is None:
                 try:
                     await self._made(key, part)
@@ -235,11 +265,11 @@ class PromptAudio:
         log.info("flow %s: %d prompt parts ready", flow.id, ready)
         return ready
 
-    def warm_soon(self, flow: Flow) -> None:
+    def warm_soon(self, flow: Flow, languages: Sequence[str] | None = None) -> None:
         """`warm` in the background (a flow loaded or reloaded while serving); nothing
         without a running event loop (a tool that loads flows)."""
         try:
-            task = asyncio.get_running_loop().create_task(self.warm(flow))
+            task = asyncio.get_running_loop().create_task(self.warm(flow, languages))
         except RuntimeError:
             return
         self.warming.add(task)
@@ -250,6 +280,17 @@ class PromptAudio:
         for task in list(self.warming):
             task.cancel()
         await asyncio.gather(*self.warming, return_exceptions=True)
+
+    def _every_language(
+        self, flow: Flow, languages: Sequence[str] | None
+    ) -> Iterator[tuple[Key, Part]]:
+        """The flow's static parts in its own language, then in each of its others."""
+        wanted = (flow.language, *flow.languages) if languages is None else languages
+        if flow.language in wanted:
+            yield from self._unique(static_parts(flow), flow.language, flow.voice)
+        for language in flow.languages[1:]:
+            if language in wanted:
+                yield from self._unique(static_parts(flow, language), language, None)
 
     def _unique(
         self, parts: Iterable[Part], language: str, voice: str | None
@@ -276,11 +317,19 @@ class PromptAudio:
             return pcm_to_ulaw(wav.readframes(wav.getnframes()))
 
 
-def static_parts(flow: Flow) -> Iterator[Part]:
+def static_parts(flow: Flow, language: str | None = None) -> Iterator[Part]:
     """What `flow` may say that is known before a call: static prompts (menus, asks, their
     no_input and no_match, say, hold, transfer and end), recordings in templated prompts,
     hold music, the notice that speech is down, the apology and the engine's own last
-    words."""
+    words. In `language`, one of the flow's others: its prompts in that language only."""
+    if language is not None and language != flow.language:
+        for node in flow.nodes.values():
+            for _, prompt in node.prompts():
+                said = prompt.in_language(language)
+                if said is not prompt and said.static is not None:
+                    yield from said.static
+        yield from apology_of(flow, language).parts
+        return
     for node in flow.nodes.values():
         for _, prompt in node.prompts():
             if prompt.static is not None:

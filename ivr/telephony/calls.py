@@ -19,6 +19,7 @@ from typing import Any
 
 from ivr.engine import actions as act
 from ivr.engine import apologies, new_session, step
+from ivr.engine.engine import call_language
 from ivr.engine.events import HangUp
 from ivr.engine.session import Session
 from ivr.flow.model import Flow, PromptTemplate, Transfer
@@ -122,8 +123,11 @@ class Calls:
         node = flow.nodes.get(flow.fallback) if flow is not None and flow.fallback else None
         if flow is None or node is None or not isinstance(node.spec, Transfer):
             return self.runner.fail(flow, session, error)
-        own = act.Prompt(flow.apology) if flow.apology else None
-        apology = own or apologies.apology("fallback", flow.language)
+        language = call_language(flow, session)
+        other = None if language == flow.language else language
+        own = flow.own("apology", language)
+        said = apologies.apology("fallback", language)
+        apology = act.Prompt(own or said.parts, other)
         failed = self.runner.fail(flow, session, error, apology)
         s, spec = failed.session, node.spec
         where = s.node or node.name
@@ -132,9 +136,9 @@ class Calls:
         s.path.append(node.name)
         ctx = {**flow.vars, **s.vars, "reason": STORE_DOWN}
         actions: list[act.Action] = [apology]
-        said = _rendered(spec.say, ctx)
-        if said:
-            actions.append(act.Prompt(said))
+        words = _rendered(spec.say.in_language(language) if spec.say else None, ctx)
+        if words:
+            actions.append(act.Prompt(words, other))
         attributes = {k: str(v) for k, v in ((k, _value(r, ctx)) for k, r in spec.attributes) if v}
         to = str(spec.to(ctx))  # static: the compiler checked
         actions.append(

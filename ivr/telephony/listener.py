@@ -178,7 +178,7 @@ def understanding(flow: Flow, session: Session, listen: Listen) -> tuple[list[st
                 found = pick(heard.alternatives, _confidences(heard), globals_)
             return (found.text, found.confidence) if found else None
 
-        return [*digit_phrases(flow.language), *listen.phrases], digits
+        return [*digit_phrases(listen.language or flow.language), *listen.phrases], digits
 
     def free(heard: Heard) -> tuple[str, float] | None:
         return (heard.text, heard.confidence) if heard.text else None

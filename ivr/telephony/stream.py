@@ -36,6 +36,8 @@ from urllib.parse import urlsplit
 from aiohttp import WSMsgType, web
 
 from ivr.engine import actions as act
+from ivr.engine import apologies
+from ivr.engine.engine import call_language
 from ivr.engine.events import CallStarted, Digits, Event, NoInput, Speech
 from ivr.engine.session import Session
 from ivr.errors import RecognitionFailed
@@ -186,6 +188,7 @@ class StreamCall:
         self.phrases: list[str] | None = None
         self.reading: Reading | None = None
         self.recognition: RecognitionSession | None = None
+        self.heard_in = ""  # the language `recognition` hears (the call's may change)
         self.speech_failed = False
         self.endpointer = Endpointer()
         self.pre_roll: deque[bytes] = deque(maxlen=PRE_ROLL)
@@ -368,6 +371,7 @@ class StreamCall:
         self.session = self.calls.start(route, start.call_sid, custom.get("direction", ""))
         self.note("call", callSid=start.call_sid, flow=flow.id, version=flow.version)
         self.recognition = self.streams.recognition.open(flow.language)
+        self.heard_in = flow.language
         if self.recognition is None and _listens_for_speech(flow):
             log.warning("no speech model for %s: the call goes on with keys only", flow.language)
             self.speech_lost()
@@ -483,6 +487,7 @@ class StreamCall:
         """The engine waits for the caller: set up the recogniser, then listen."""
         assert self.flow is not None and self.session is not None
         self.phrases, self.reading = understanding(self.flow, self.session, listen)
+        self.hear_in(listen.language or self.flow.language)
         recognition = self.recognition
         if "speech" in listen.modes and recognition is not None and not self.speech_failed:
             try:
@@ -494,6 +499,18 @@ class StreamCall:
         if self.listener.open:
             self.endpointer.reset()
             self.pre_roll.clear()
+
+    def hear_in(self, language: str) -> None:
+        """The call changed language (a menu, a backend chose it): that language's model."""
+        if language == self.heard_in or self.speech_failed:
+            return
+        self.heard_in = language
+        if self.recognition is not None:
+            self.recognition.close()
+        self.recognition = self.streams.recognition.open(language)
+        if self.recognition is None and self.flow and _listens_for_speech(self.flow):
+            log.warning("no speech model for %s: the call goes on with keys only", language)
+            self.speech_lost()
 
     async def recognise(self) -> None:
         """The caller stopped speaking: what did they say?"""
@@ -541,14 +558,23 @@ class StreamCall:
         self.note_heard(text, 1.0, said, listener.listen.sensitive, typed=True)
         self.start(self.turn(Speech(said, confidence, at=time.time())))
 
+    def speech_down(self) -> act.Prompt:
+        """The notice that speech is down: the flow's, or ivr's, in the call's language."""
+        flow, session = self.flow, self.session
+        if flow is None or session is None:
+            return SPEECH_DOWN
+        language = call_language(flow, session)
+        other = None if language == flow.language else language
+        own = flow.own("speech_down", language)
+        return act.Prompt(own or apologies.apology("speech_down", language).parts, other)
+
     def speech_lost(self) -> None:
         """Recognition stopped working (or there is none): the call goes on with keys,
         after the flow's notice (`defaults.speech_down`)."""
         if self.speech_failed:
             return
         self.speech_failed = True
-        flow = self.flow
-        self.say(act.Prompt(flow.speech_down) if flow and flow.speech_down else SPEECH_DOWN)
+        self.say(self.speech_down())
         if self.listener is not None:
             self.listener.speech_lost(self.clock)
             self.listener.prompt_again()

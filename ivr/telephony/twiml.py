@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import quote, urlencode
 
+from twilio.twiml import TwiML
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
 from ivr.engine import actions as act
 from ivr.flow import phrases as builtin
 from ivr.flow.model import Wait
+from ivr.flow.ssml import Markup, plain
 from ivr.telephony.voices import speaker
 
 TURN = "__TURN__"  # placeholder for the turn number in action URLs
@@ -112,15 +114,43 @@ def connect(stream_url: str, action: str, parameters: Mapping[str, str]) -> str:
 
 def _speak(target: VoiceResponse | Gather, prompts: Sequence[act.Prompt], voice: Voice) -> None:
     for prompt in prompts:
-        if prompt.language is not None:  # a subflow's own language and voice
-            name, language = speaker(prompt.language, prompt.voice)
+        # a subflow's own language and voice, or another of the flow's languages than its
+        # own (that language's voice): else the flow's
+        if prompt.voice or prompt.language not in (None, voice.language):
+            name, language = speaker(prompt.language or voice.language, prompt.voice)
         else:
             name, language = speaker(voice.language, voice.voice)
         for part in prompt.parts:
             if isinstance(part, act.Audio):
                 target.play(f"{voice.audio}/{quote(part.file)}")
+            elif part.ssml:
+                _ssml(target.say(None, voice=name, language=language), part.ssml)
             else:
                 target.say(part.text, voice=name, language=language)
+
+
+def _ssml(element: TwiML, markup: Sequence[Markup]) -> None:
+    """The prompt's checked SSML tree under `element` with the twilio library's builders:
+    text goes in as text (escaped when written), so no value can become a tag."""
+    text = ""  # consecutive text goes in as one (the library keeps only the last)
+    for item in (*markup, None):
+        if isinstance(item, str):
+            text += item
+            continue
+        if text:
+            element.append(text)
+            text = ""
+        if item is None:
+            break
+        attrs = {key.replace("-", "_"): value for key, value in item.attrs}
+        if item.name == "break":
+            element.break_(**attrs)
+        elif item.name == "say-as":
+            element.say_as(plain(item.children), **attrs)
+        elif item.name == "prosody":
+            _ssml(element.prosody(**attrs), item.children)
+        elif item.name == "emphasis":
+            _ssml(element.emphasis(**attrs), item.children)
 
 
 def _gather(

@@ -78,5 +78,14 @@ def speaker(language: str, voice: str | None) -> tuple[str | None, str]:
     return DEFAULT_VOICES[tag], tag
 
 
+def twilio_speaks(language: str, voice: str | None = None) -> bool:
+    """Whether Twilio says `language` in a voice of that language (the flow's own Twilio
+    voice, or the language's default), not in a stand-in of another (Kazakh in Russian)."""
+    name, tag = speaker(language, voice)
+    if name is None:
+        return False
+    return is_twilio_voice(voice or "") or _primary(tag) == _primary(language)
+
+
 def _primary(language: str) -> str:
     return language.replace("_", "-").split("-", 1)[0].lower()

@@ -16,7 +16,7 @@ import re
 import secrets
 import socket
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -77,6 +77,7 @@ BROKEN = twiml.render([APOLOGY, act.Hangup("failed")], twiml.Voice(), 0)
 EMPTY = str(VoiceResponse().to_xml())
 
 Handler = Callable[[web.Request, Mapping[str, str], float], Awaitable[str]]
+Speak = Callable[[Sequence[act.Action], Flow | None], Awaitable[list[act.Action]]]
 
 
 def xml(body: str) -> web.Response:
@@ -97,9 +98,12 @@ class TwilioWebhooks:
         budget: float = 10.0,
         stream: StreamRoute | None = None,
         admission: Admission | None = None,
+        speak: Speak | None = None,
     ) -> None:
         """`stream`, when given, sends the calls it wants to Media Streams; `admission`
-        says which new calls are taken (default: 20 a minute from one number)."""
+        says which new calls are taken (default: 20 a minute from one number); `speak`
+        turns prompts Twilio has no voice for into audio made here (`spoken_here`)."""
+        self.speak = speak
         self.calls, self.flows, self.sessions = calls, calls.flows, calls.sessions
         self.admission = admission or Admission()
         self.runner, self.metrics = calls.runner, calls.metrics
@@ -440,7 +444,8 @@ class TwilioWebhooks:
         return await self._answer(flow, turn)
 
     async def _answer(self, flow: Flow | None, turn: Turn) -> str:
-        reply = twiml.render(turn.actions, self.voices(flow), turn.session.turn)
+        actions = await self.speak(turn.actions, flow) if self.speak else turn.actions
+        reply = twiml.render(actions, self.voices(flow), turn.session.turn)
         try:
             await self.calls.save(turn.session, reply)
         except StoreUnavailable as e:

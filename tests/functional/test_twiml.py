@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from ivr.engine import actions as act
+from ivr.flow.ssml import parse, plain
 from ivr.telephony.twiml import MAX_HINT, Voice, connect, hints, render, speech_timeout
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -66,7 +67,35 @@ def golden(name: str, document: str) -> None:
     assert text == path.read_text(), f"{path} differs (UPDATE_GOLDEN=1 rewrites it)"
 
 
+def ssml(text: str) -> act.Text:
+    """A text part with inline SSML, as the compiler makes it."""
+    tree = parse(text)
+    return act.Text(plain(tree), tree)
+
+
+SSML_PROMPT = act.Prompt(
+    (
+        ssml(
+            'Your code is <say-as interpret-as="digits">4821</say-as>.<break time="500ms"/>'
+            '<prosody rate="slow">Press <emphasis level="strong">1</emphasis> to hear it'
+            " again.</prosody>"
+        ),
+    )
+)
+# a caller's words (or a backend's) in a template: text, escaped, whatever they hold
+INJECTED = act.Prompt((act.Text("You said AT&T <break/>", ("You said ", "AT&T <break/>")),), None)
+
+
 CASES: dict[str, tuple[list[act.Action], Voice]] = {
+    "ssml_prompt": ([SSML_PROMPT, act.Hangup("contained")], Voice()),
+    "ssml_value_is_text": ([INJECTED, act.Hangup("contained")], Voice()),
+    "language_of_the_call": (  # an en-US flow's caller chose Russian: its voice, recognition
+        [
+            act.Prompt((act.Text("Добро пожаловать."),), "ru-RU"),
+            replace(MENU_LISTEN, phrases=("баланс",), language="ru-RU"),
+        ],
+        Voice("en-US", "Polly.Joanna"),
+    ),
     "menu_barge_in": ([WELCOME, MENU, MENU_LISTEN], Voice()),
     "menu_no_barge_in": (
         [WELCOME, MENU, act.Listen("main", frozenset({"dtmf"}), 3.4, barge_in=False, keys="12")],

@@ -160,3 +160,21 @@ def test_call_with_a_bad_clock_or_closure(
 ) -> None:
     assert main(["call", str(shop), *flags]) == 2
     assert capsys.readouterr().err.startswith(message)
+
+
+async def test_prompts_in_another_language_of_the_flow_say_which() -> None:
+    from pathlib import Path
+
+    from ivr.flow import load_flow
+
+    flow = load_flow(Path(__file__).parents[2] / "flows" / "bank_ru_kk.yaml")
+    backend = Backend([])
+    out = io.StringIO()
+    try:
+        await call(flow, Runner(backend), io.StringIO("2\nбір\n"), out)
+    finally:
+        await backend.close()
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "ivr> Для русского языка нажмите 1. Қазақ тілі үшін 2 басыңыз."
+    assert "ivr> [kk-KZ] Мысал Банкке қош келдіңіз." in lines
+    assert "ivr> [kk-KZ] Кешіріңіз, мен түсінбедім." in lines  # бір is no menu phrase

@@ -60,5 +60,5 @@ async def test_a_subflows_own_language_is_shown(tmp_path: Path) -> None:
         "flow: ko\nlanguage: ko-KR\nstart: hi\nnodes:\n  hi: {end: {say: 안녕하세요.}}\n"
     )
     outcome, shown = await run(load_flow(tmp_path / "main.yaml", {}), "")
-    assert "ivr> (ko-KR) 안녕하세요.\nivr> Bye.\n" in shown
+    assert "ivr> [ko-KR] 안녕하세요.\nivr> Bye.\n" in shown
     assert outcome == "contained"

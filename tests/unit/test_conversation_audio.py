@@ -97,3 +97,47 @@ def test_recognised_without_a_recording_before_it(files, korean_speech):
     text = TESTS.replace("{heard: 무엇을 도와드릴까요, listening: true}", "{recognised: 네}")
     (result,) = run_suite(write_tests(files, text), korean_speech).results
     assert "expected '네' recognised, but no say_audio step came before" in result.failures[0]
+
+
+TWO_LANGUAGES = """\
+flow: two
+languages: [en-US, ko-KR]
+start: choose
+nodes:
+  choose:
+    menu:
+      prompt: "For Korean press 2."
+      options: {korean: {dtmf: "2", speech: [korean], goto: in_korean}}
+  in_korean:
+    set: {language: "'ko-KR'"}
+    next: main
+  main:
+    menu:
+      prompt: {en-US: "Say hours.", ko-KR: "무엇을 도와드릴까요?"}
+      options: {hours: {dtmf: "1", speech: [영업 시간, hours], goto: bye}}
+  bye:
+    end: {say: {en-US: "Goodbye.", ko-KR: "안녕히 계세요."}}
+"""
+
+
+def test_the_model_is_the_call_language_s(files, korean_speech):
+    """Only the Korean model is configured: an English listen has none, and once the caller
+    chose Korean the Korean model hears them."""
+    (files / "two.yaml").write_text(TWO_LANGUAGES, encoding="utf-8")
+    tests = """\
+flow: two.yaml
+tests:
+  - name: English has no model here
+    steps:
+      - say_audio: audio/hours.wav
+  - name: Korean chosen, then heard by the Korean model
+    steps:
+      - press: "2"
+      - expect: {heard: 무엇을 도와드릴까요, var: {language: ko-KR}}
+      - say_audio: audio/hours.wav
+      - expect: {recognised: 영업 시간, heard: 안녕히 계세요, outcome: contained}
+"""
+    english, korean = run_suite(write_tests(files, tests), korean_speech).results
+    assert korean.passed, korean.failures
+    (failure,) = english.failures
+    assert "say_audio needs a speech model: no Vosk model for en-US" in failure

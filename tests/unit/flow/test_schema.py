@@ -131,13 +131,15 @@ def test_number_where_text_is_wanted_suggests_quotes():
 
 def test_number_as_a_prompt_suggests_quotes():
     assert messages(HEAD + "nodes:\n  a:\n    say: 5\n    next: a\n") == [
-        'f.yaml:5:10: nodes.a.say: expected text or a list, got 5 (write it in quotes: "5")'
+        "f.yaml:5:10: nodes.a.say: expected text or a list or a mapping, got 5 "
+        '(write it in quotes: "5")'
     ]
 
 
 def test_boolean_where_text_is_wanted():
     assert messages(HEAD + "nodes:\n  a:\n    say: true\n    next: a\n") == [
-        "f.yaml:5:10: nodes.a.say: expected text or a list, got true (write it in quotes)"
+        "f.yaml:5:10: nodes.a.say: expected text or a list or a mapping, got true "
+        "(write it in quotes)"
     ]
 
 

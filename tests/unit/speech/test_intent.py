@@ -16,6 +16,7 @@ from ivr.speech.intent import (
     pick,
     pick_digits,
     spoken_digits,
+    yes_no_phrases,
 )
 
 
@@ -239,3 +240,36 @@ def test_pick_needs_a_confidence_for_each_alternative():
 def test_pick_digits(alternatives, expected):
     confidences = [1.0 / len(alternatives)] * len(alternatives)
     assert pick_digits(alternatives, confidences, 3, 3) == expected
+
+
+@pytest.mark.parametrize(
+    ("said", "digits"),
+    [
+        ("один два три", "123"),
+        ("ноль девять, восемь", "098"),
+        ("Бір екі үш", "123"),
+        ("нөл тоғыз сегіз", "098"),
+        ("일 이 삼", "123"),
+        ("하나 둘 셋", "123"),
+        ("one два үш 4", "1234"),  # words of several languages in one answer
+        ("один банан", None),
+    ],
+)
+def test_spoken_digits_in_every_language(said: str, digits: str | None) -> None:
+    assert spoken_digits(said) == digits
+
+
+@pytest.mark.parametrize(
+    ("said", "answer"),
+    [("да", "yes"), ("нет", "no"), ("иә", "yes"), ("жоқ", "no"), ("네", "yes"), ("아니요", "no")],
+)
+def test_yes_and_no_in_every_language(said: str, answer: str) -> None:
+    match = YES_NO.match(said)
+    assert match is not None and match.option == answer
+
+
+def test_a_recogniser_hears_the_call_language_words() -> None:
+    assert digit_phrases("kk-KZ")[:3] == ("нөл", "бір", "екі")
+    assert "один" in digit_phrases("ru-RU")
+    assert yes_no_phrases("ru-RU")[0] == "да" and "жоқ" in yes_no_phrases("kk-KZ")
+    assert yes_no_phrases("xx-XX") == yes_no_phrases("en-US")

@@ -93,3 +93,47 @@ def test_prompts_synthesises_placeholders_named_where_they_are_said(
     assert "kept " + str(out / "bye.say.wav") in capsys.readouterr().out
     main(["prompts", str(flow), *audio, "--synthesise", str(out), "--force"])
     assert (out / "bye.say.wav").read_bytes()[:4] == b"RIFF"
+
+
+LANGUAGES = """
+flow: hello
+languages: [ru-RU, kk-KZ]
+defaults: {apology: {ru-RU: "Извините.", kk-KZ: "Кешіріңіз."}}
+start: hi
+nodes:
+  hi:
+    say: {ru-RU: 'Здравствуйте. <break time="300ms"/> Это банк.', kk-KZ: "Сәлеметсіз бе."}
+    next: bye
+  bye: {end: {say: {ru-RU: "До свидания.", kk-KZ: "Сау болыңыз."}}}
+"""
+
+
+def test_prompts_in_several_languages_list_and_synthesise_each(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tts.espeak()
+    flow = tmp_path / "hello.yaml"
+    flow.write_text(LANGUAGES)
+    out = tmp_path / "placeholders"
+    assert main(["prompts", str(flow), "--audio", str(tmp_path), "--synthesise", str(out)]) == 0
+    lines = [" ".join(line.split()) for line in capsys.readouterr().out.splitlines()]
+    assert lines[:5] == [
+        "NODES ROLE LANG RECORDING PROMPT",
+        "hi say ru-RU no Здравствуйте. Это банк.",  # the words: SSML is for Twilio's voice
+        "hi say kk-KZ no Сәлеметсіз бе.",
+        "bye say ru-RU no До свидания.",
+        "bye say kk-KZ no Сау болыңыз.",
+    ]
+    assert lines[5:7] == [
+        "defaults apology ru-RU no Извините.",
+        "defaults apology kk-KZ no Кешіріңіз.",
+    ]
+    names = sorted(p.name for p in out.iterdir())
+    assert names == [
+        "bye.say.kk-KZ.wav",
+        "bye.say.wav",
+        "defaults.apology.kk-KZ.wav",
+        "defaults.apology.wav",
+        "hi.say.kk-KZ.wav",
+        "hi.say.wav",
+    ]
