@@ -34,7 +34,7 @@ from ivr.store import open_records, open_sessions
 from ivr.store.health import PING_EVERY, StoreHealth
 from ivr.store.records import RecordStore, RecordWriter
 from ivr.store.spool import Spool
-from ivr.telephony.admission import Admission
+from ivr.telephony.admission import Admission, InProgress
 from ivr.telephony.calls import Calls
 from ivr.telephony.play import ROUTE as PLAY_ROUTE
 from ivr.telephony.play import recordings
@@ -153,14 +153,17 @@ def build_app(config: Config, tts: TTS | None = None) -> web.Application:
         backend = Backend(config.http_allow)
         runner = Runner(backend, observe=metrics.backend_call)
         spool = Spool(config.data / "spool", keys)  # calls ended while sessions were away
-        calls = Calls(flows, sessions, runner, writer, metrics, spool, stores)
+        in_progress = InProgress(config.reap_after)  # for IVR_MAX_CALLS
+        calls = Calls(flows, sessions, runner, writer, metrics, spool, stores, in_progress)
         route = StreamRoute(signature, everything=config.speech == "vosk")
-        admission = Admission(config.caller_limit)
+        admission = Admission(config.caller_limit, config.max_calls)
         hooks = TwilioWebhooks(calls, signature, voice, config.turn_budget, route, admission)
         app[HOOKS] = hooks
         # /phone's calls are rehearsals: in memory, in metrics nobody scrapes, unrecorded
         rehearsals = Calls(flows, open_sessions("memory://"), runner, None, Metrics())
-        app[STREAMS] = MediaStreams(calls, signature, prompts, app[RECOGNITION], voice, rehearsals)
+        app[STREAMS] = MediaStreams(
+            calls, signature, prompts, app[RECOGNITION], voice, rehearsals, config.ws_rate
+        )
         reloader = asyncio.create_task(_watch(flows, config)) if config.watch else None
         reaper = asyncio.create_task(_reap(hooks, config.reap_after))
         pinger = asyncio.create_task(_check_stores(calls))
@@ -226,10 +229,12 @@ def _route(name: str) -> Handler:
 
 
 async def _reap(hooks: TwilioWebhooks, after: float) -> None:
-    """Close the calls whose status callback never came, now and then."""
+    """Close the calls whose status callback never came, now and then, and stop counting
+    in progress the calls another process ended."""
     while True:
         try:
             await hooks.reap(time.time() - after)
+            await hooks.calls.recount()
         except Exception:  # the store may be down: the next round tries again
             log.exception("closing calls left without a status callback failed")
         await asyncio.sleep(min(REAP_EVERY, after))
