@@ -142,6 +142,22 @@ LOGGED = {
 }
 
 
+async def test_a_call_on_a_media_stream_counts_until_its_stream_ends(make_server: MakeServer):
+    server = await make_server(speech="vosk", max_calls=1)
+    async with server.twilio() as sim:
+        call, ws = await twilio_stream(server, sim)
+        refused = await sim.start(BANK, number(2))
+        assert (refused.end, refused.heard) == ("hangup", [BUSY["en"]])
+        await ws.close()  # the caller hung up: the call is abandoned, its place free
+
+        async def free() -> bool:
+            return server.app[HOOKS].calls.in_progress.count(time.monotonic()) == 0
+
+        await wait_until(free)
+        assert (await sim.start(BANK, number(3))).waiting == "connect"
+        assert (await server.record(call.sid)).outcome == "abandoned"
+
+
 @pytest.mark.parametrize("limit", ["size", "rate"])
 async def test_a_media_stream_breaking_a_limit_is_closed_and_the_caller_told(
     make_server: MakeServer, limit: str, caplog: pytest.LogCaptureFixture
