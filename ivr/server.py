@@ -67,9 +67,8 @@ def build_app(config: Config, tts: TTS | None = None) -> web.Application:
     """The whole service; stores open and close with the app's lifetime. `tts` speaks
     text prompts on the Media Streams path (default: the engine IVR_TTS names)."""
     guard = ConnectionGuard()  # slow clients: watched once the app's server is made (`run`)
-    app = web.Application(client_max_size=MAX_BODY, middlewares=[guard.middleware])
+    app = web.Application(client_max_size=MAX_BODY)
     app[GUARD] = guard
-    app.on_response_prepare.append(guard.prepared)
     keys = app[KEYS] = Keys.load(config.data)  # callers' ids: experiment splits, records
     shared = urlsplit(config.sessions_url).scheme in ("redis", "rediss", "unix")
     if shared and not (os.environ.get("IVR_CUSTOMER_KEY") and os.environ.get("IVR_DATA_KEY")):
