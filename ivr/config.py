@@ -193,6 +193,8 @@ class Config:
     reap_after: float = 7200.0  # a call silent this long is over, status callback or not
     retention: float | None = None  # seconds call records are kept (IVR_RETENTION); None: ever
     caller_limit: int = 20  # new calls one number may make a minute (IVR_CALLER_LIMIT; 0: any)
+    max_calls: int = 500  # calls in progress in this process at once (IVR_MAX_CALLS; 0: any)
+    ws_rate: int = 200  # messages a second a WebSocket may send (IVR_WS_RATE; 0: any)
     demo: bool = False  # serve the example flows' demo backends too (ivr/demo.py)
     admin: tuple[str, int] = ("127.0.0.1", 8081)  # the admin listener: /metrics, /healthz
     # IVR_ADMIN_TOKEN: the admin listener's bearer token, needed beyond loopback; a secret
@@ -236,6 +238,8 @@ class Config:
             admin_hosts=admin_hosts(env.get("IVR_ADMIN_HOSTS", "")),
             retention=retention(env.get("IVR_RETENTION", "")),
             caller_limit=_count(env, "IVR_CALLER_LIMIT", cls.caller_limit),
+            max_calls=_count(env, "IVR_MAX_CALLS", cls.max_calls),
+            ws_rate=_count(env, "IVR_WS_RATE", cls.ws_rate),
             reap_after=(
                 seconds(env["IVR_REAP_AFTER"], "IVR_REAP_AFTER")
                 if env.get("IVR_REAP_AFTER")

@@ -37,7 +37,16 @@ INPUTS = (
 )
 STORE_OPERATIONS = (("sessions", "load"), ("sessions", "save"), ("records", "write"))
 # refused webhooks, and connections the guard closed (ivr.connections): too slow, or too many
-REJECTIONS = ("signature", "bad_request", "slow_client", "connections", "caller_rate")
+REJECTIONS = (
+    "signature",
+    "bad_request",
+    "slow_client",
+    "connections",
+    "caller_rate",
+    "max_calls",
+    "ws_message_size",
+    "ws_rate",
+)
 NO_FLOW = "unknown"  # the flow of a call no flow took (its number routes nowhere)
 LEFT = ("abandoned", "transferred")  # the drop-off: exits that start at 0 at every node
 START = ("voice", "inbound")  # channel and direction whose series start at 0 with a flow
@@ -287,8 +296,9 @@ class Metrics:
 
     def rejected(self, reason: str) -> None:
         """A webhook refused (`signature`, `bad_request`), a new call refused
-        (`caller_rate`) or a connection closed by the guard (`slow_client`,
-        `connections`)."""
+        (`caller_rate`, `max_calls`), a connection closed by the guard (`slow_client`,
+        `connections`) or a WebSocket closed for a message too big (`ws_message_size`) or
+        messages too fast (`ws_rate`)."""
         self._rejected.inc(reason)
 
     def store_error(self, store: str, operation: str) -> None:

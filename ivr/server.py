@@ -35,7 +35,7 @@ from ivr.store import open_records, open_sessions
 from ivr.store.health import PING_EVERY, StoreHealth
 from ivr.store.records import RecordStore, RecordWriter
 from ivr.store.spool import Spool
-from ivr.telephony.admission import Admission
+from ivr.telephony.admission import Admission, InProgress
 from ivr.telephony.calls import Calls
 from ivr.telephony.play import ROUTE as PLAY_ROUTE
 from ivr.telephony.play import recordings
@@ -71,9 +71,8 @@ def build_app(config: Config, tts: TTS | None = None) -> web.Application:
     """The whole service; stores open and close with the app's lifetime. `tts` speaks
     text prompts on the Media Streams path (default: the engine IVR_TTS names)."""
     guard = ConnectionGuard()  # slow clients: watched once the app's server is made (`run`)
-    app = web.Application(client_max_size=MAX_BODY, middlewares=[guard.middleware])
+    app = web.Application(client_max_size=MAX_BODY)
     app[GUARD] = guard
-    app.on_response_prepare.append(guard.prepared)
     keys = app[KEYS] = Keys.load(config.data)  # callers' ids: experiment splits, records
     shared = urlsplit(config.sessions_url).scheme in ("redis", "rediss", "unix")
     if shared and not (os.environ.get("IVR_CUSTOMER_KEY") and os.environ.get("IVR_DATA_KEY")):
@@ -164,9 +163,10 @@ def build_app(config: Config, tts: TTS | None = None) -> web.Application:
             await closures.refresh()
         runner = Runner(backend, observe=metrics.backend_call, closures=closures)
         spool = Spool(config.data / "spool", keys)  # calls ended while sessions were away
-        calls = Calls(flows, sessions, runner, writer, metrics, spool, stores)
+        in_progress = InProgress(config.reap_after)  # for IVR_MAX_CALLS
+        calls = Calls(flows, sessions, runner, writer, metrics, spool, stores, in_progress)
         route = StreamRoute(signature, everything=config.speech == "vosk")
-        admission = Admission(config.caller_limit)
+        admission = Admission(config.caller_limit, config.max_calls)
         hooks = TwilioWebhooks(
             calls,
             signature,
@@ -179,7 +179,9 @@ def build_app(config: Config, tts: TTS | None = None) -> web.Application:
         app[HOOKS] = hooks
         # /phone's calls are rehearsals: in memory, in metrics nobody scrapes, unrecorded
         rehearsals = Calls(flows, open_sessions("memory://"), runner, None, Metrics())
-        app[STREAMS] = MediaStreams(calls, signature, prompts, app[RECOGNITION], voice, rehearsals)
+        app[STREAMS] = MediaStreams(
+            calls, signature, prompts, app[RECOGNITION], voice, rehearsals, config.ws_rate
+        )
         reloader = asyncio.create_task(_watch(flows, config)) if config.watch else None
         reaper = asyncio.create_task(_reap(hooks, config.reap_after))
         pinger = asyncio.create_task(_check_stores(calls))
@@ -247,10 +249,12 @@ def _route(name: str) -> Handler:
 
 
 async def _reap(hooks: TwilioWebhooks, after: float) -> None:
-    """Close the calls whose status callback never came, now and then."""
+    """Close the calls whose status callback never came, now and then, and stop counting
+    in progress the calls another process ended."""
     while True:
         try:
             await hooks.reap(time.time() - after)
+            await hooks.calls.recount()
         except Exception:  # the store may be down: the next round tries again
             log.exception("closing calls left without a status callback failed")
         await asyncio.sleep(min(REAP_EVERY, after))

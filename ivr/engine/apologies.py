@@ -94,6 +94,15 @@ SAID: dict[str, dict[str, str]] = {
         "kk": "Сіз {{ phrase }} дедіңіз бе?",
         "ko": "{{ phrase }}, 맞습니까?",
     },
+    # the process has as many calls in progress as it may take (IVR_MAX_CALLS)
+    "lines_busy": {
+        "en": "Sorry, all our lines are busy right now. Please call again later. Goodbye.",
+        "ru": "Извините, сейчас все линии заняты. Пожалуйста, позвоните позже. До свидания.",
+        "kk": "Кешіріңіз, қазір барлық желілер бос емес. Кейінірек қайта қоңырау шалыңыз. "
+        "Сау болыңыз.",
+        "ko": "죄송합니다. 지금은 모든 회선이 통화 중입니다. 나중에 다시 전화해 주십시오. "
+        "안녕히 계십시오.",
+    },
     # no flow answers the called number (no flow, so no language either: English)
     "not_in_service": {
         "en": "Sorry, this number is not in service. Goodbye.",

@@ -14,7 +14,7 @@ from cryptography.exceptions import InvalidTag
 from ivr.engine.events import FetchResult
 from ivr.engine.session import Session
 from ivr.errors import IvrError
-from ivr.keys import Keys
+from ivr.keys import PAIRED, Keys
 
 log = logging.getLogger("ivr.store")
 
@@ -74,6 +74,29 @@ class Sealing:
 
     def seal(self, call_id: str, text: str) -> str:
         return self.keys.seal_session(call_id, text) if self.keys else text
+
+    def seal_turn(self, call_id: str, session: str, reply: str) -> tuple[str, str]:
+        """What a store keeps as a session and its reply: both sealed together in the
+        first (one AES-GCM operation a turn) and nothing in the second; without keys, as
+        they are."""
+        if self.keys is None:
+            return session, reply
+        return self.keys.seal_pair(call_id, session, reply), ""
+
+    def open_turn(
+        self, call_id: str, session: str | bytes, reply: str | bytes
+    ) -> tuple[str, str] | None:
+        """What `seal_turn` kept (or, saved before it, a session and a reply each sealed or
+        plain); None (logged) when it does not open."""
+        session = session.decode() if isinstance(session, bytes) else session
+        if self.keys is None or not session.startswith(PAIRED):
+            text, said = self.open(call_id, session), self.open(call_id, reply)
+            return None if text is None else (text, said or "")
+        try:
+            return self.keys.open_pair(call_id, session)
+        except (InvalidTag, ValueError):
+            log.error("call %s: its stored session does not open with IVR_DATA_KEY", call_id)
+            return None
 
     def open(self, call_id: str, text: str | bytes) -> str | None:
         """The text sealed for `call_id`; None (logged) when it does not open: sealed under

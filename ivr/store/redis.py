@@ -105,12 +105,12 @@ class RedisSessions:
             session, reply = await self._client.hmget(_key(call_id), ["session", "reply"])
         if session is None or reply is None:
             return None
-        text, reply = self._sealing.open(call_id, session), self._sealing.open(call_id, reply)
-        return None if text is None else Stored(Session.from_json(text), reply or "")
+        opened = self._sealing.open_turn(call_id, session, reply)
+        return None if opened is None else Stored(Session.from_json(opened[0]), opened[1])
 
     async def save(self, session: Session, reply: str) -> None:
-        call_id, seal = session.call_id, self._sealing.seal
-        text, reply, key = seal(call_id, session.to_json()), seal(call_id, reply), _key(call_id)
+        call_id, key = session.call_id, _key(session.call_id)
+        text, reply = self._sealing.seal_turn(call_id, session.to_json(), reply)
         # MULTI: the session, its expiry and its place in the outbox change together
         async with self._client.pipeline(transaction=True) as pipe:
             pipe.hset(key, mapping={"session": text, "reply": reply})
@@ -195,8 +195,9 @@ class RedisSessions:
             if not ids:
                 return []
             stored = await self._client.mget([_outbox_key(c) for c in ids])
-        texts = (self._sealing.open(c, t) for c, t in zip(ids, stored, strict=True) if t)
-        return [Session.from_json(text) for text in texts if text is not None]
+        # the outbox keeps the session as saved: with its reply when sealed together
+        opened = (self._sealing.open_turn(c, t, "") for c, t in zip(ids, stored, strict=True) if t)
+        return [Session.from_json(kept[0]) for kept in opened if kept is not None]
 
     async def mark_recorded(self, call_id: str) -> None:
         async with self._client.pipeline(transaction=True) as pipe:

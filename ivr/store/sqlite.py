@@ -217,8 +217,8 @@ class SqliteSessions(LocalFetches):
         )
         if not rows:
             return None
-        session, reply = (self._sealing.open(call_id, text) for text in rows[0])
-        return None if session is None else Stored(Session.from_json(session), reply or "")
+        opened = self._sealing.open_turn(call_id, *rows[0])
+        return None if opened is None else Stored(Session.from_json(opened[0]), opened[1])
 
     async def save(self, session: Session, reply: str) -> None:
         expires, ended = time.time() + ttl(session), int(session.ended)
@@ -231,8 +231,8 @@ class SqliteSessions(LocalFetches):
         else:
             self._live[session.call_id] = kept
         self._known.add(session.call_id)
-        call_id, seal = session.call_id, self._sealing.seal
-        text, reply = seal(call_id, session.to_json()), seal(call_id, reply)
+        call_id = session.call_id
+        text, reply = self._sealing.seal_turn(call_id, session.to_json(), reply)
         try:
             await self._db.write(_UPSERT, (call_id, text, reply, expires, ended, 1 - ended))
         except Exception:  # memory must not claim what the disk may not have
@@ -261,10 +261,10 @@ class SqliteSessions(LocalFetches):
 
     async def unrecorded(self) -> list[Session]:
         rows = self._db.execute(
-            "SELECT call_id, session FROM sessions WHERE unrecorded = 1 ORDER BY call_id"
+            "SELECT call_id, session, reply FROM sessions WHERE unrecorded = 1 ORDER BY call_id"
         )
-        texts = (self._sealing.open(call_id, text) for call_id, text in rows)
-        return [Session.from_json(text) for text in texts if text is not None]
+        opened = (self._sealing.open_turn(call_id, text, reply) for call_id, text, reply in rows)
+        return [Session.from_json(kept[0]) for kept in opened if kept is not None]
 
     async def mark_recorded(self, call_id: str) -> None:
         await self._db.write(

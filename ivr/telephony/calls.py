@@ -15,6 +15,7 @@ answers again (`Calls.settle`).
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from ivr.engine import actions as act
@@ -30,6 +31,7 @@ from ivr.store.base import SessionStore, Stored, StoreUnavailable
 from ivr.store.health import Pingable, StoreHealth
 from ivr.store.records import RecordWriter
 from ivr.store.spool import Spool
+from ivr.telephony.admission import InProgress
 
 log = logging.getLogger("ivr.calls")
 
@@ -53,13 +55,16 @@ class Calls:
         metrics: Metrics,
         spool: Spool | None = None,
         health: StoreHealth | None = None,
+        in_progress: InProgress | None = None,
     ) -> None:
         """`writer` None: no records (the softphone's rehearsals); `spool` keeps the calls
         ended while the session store is unreachable (without one, their records are
-        lost, loudly); `health` learns what answers."""
+        lost, loudly); `health` learns what answers; `in_progress` counts the calls
+        started here and not ended (for IVR_MAX_CALLS)."""
         self.flows, self.sessions, self.runner = flows, sessions, runner
         self.writer, self.metrics, self.spool = writer, metrics, spool
         self.health = health or StoreHealth()
+        self.in_progress = in_progress or InProgress()
 
     def start(self, route: Route, sid: str, direction: str) -> Session:
         """A new call's session on the route's flow (not yet stepped), counted as started.
@@ -69,6 +74,7 @@ class Calls:
         session.experiment, session.variant = route.experiment, route.variant
         session.direction = "outbound" if direction.startswith("out") else "inbound"
         self.metrics.started(session)
+        self.in_progress.started(sid, time.monotonic())
         log.info(
             "call started on %s version %s%s",
             flow.id,
@@ -85,14 +91,17 @@ class Calls:
         except Exception:
             self.metrics.store_error("sessions", "save")
             raise
-        if session.ended:
-            log.info(
-                "call ended: %s",
-                session.outcome,
-                extra={"outcome": session.outcome, "node": session.node, "reason": session.reason},
-            )
-            self.metrics.ended(session)
-            self.record(session)
+        if not session.ended:
+            self.in_progress.turned(session.call_id, time.monotonic())
+            return
+        self.in_progress.ended(session.call_id)
+        log.info(
+            "call ended: %s",
+            session.outcome,
+            extra={"outcome": session.outcome, "node": session.node, "reason": session.reason},
+        )
+        self.metrics.ended(session)
+        self.record(session)
 
     def record(self, session: Session) -> None:
         """Queue the record of an ended call (or its late signal); rehearsals have none."""
@@ -113,6 +122,17 @@ class Calls:
         log.info("caller left at %s", session.node)
         await self.save(session, stored.reply)
         return session
+
+    async def recount(self) -> int:
+        """Let go of the calls counted in progress here that the store has ended (another
+        process took their status callback, or reaped them); returns how many."""
+        gone = 0
+        for sid in self.in_progress.calls():
+            stored = await self.sessions.load(sid)  # None: not saved yet, or expired (window)
+            if stored is not None and stored.session.ended:
+                self.in_progress.ended(sid)
+                gone += 1
+        return gone
 
     # -- the session store unreachable -------------------------------------------------------
 
@@ -152,6 +172,7 @@ class Calls:
         returns the reply to send (the first one kept, when a retried webhook comes). The
         call is counted as ended now, unless not `counted` (a status callback: its call
         may have ended before, and is counted when the store says)."""
+        self.in_progress.ended(session.call_id)
         if self.spool is None:
             log.error("no spool: the record of this call is lost (outcome %s)", session.outcome)
             return reply

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from aiohttp import WSMsgType, web
+from aiohttp import WebSocketError, WSCloseCode, WSMsgType, web
 
 from ivr.engine import actions as act
 from ivr.engine import apologies
@@ -49,6 +49,7 @@ from ivr.speech.recognizer import Heard
 from ivr.speech.service import RecognitionSession, SpeechService
 from ivr.speech.vad import Endpointer, SpeechStarted
 from ivr.telephony import media, twiml
+from ivr.telephony.bucket import TokenBucket
 from ivr.telephony.calls import Calls
 from ivr.telephony.listener import Decision, Listener, Reading, understanding
 from ivr.telephony.playback import Playback
@@ -58,6 +59,7 @@ log = logging.getLogger("ivr.stream")
 
 PATH = "/twilio/stream"
 MAX_MESSAGE = 64 * 1024  # a media message is ~300 bytes; a start message a few KB
+RATE = 200  # messages a second a peer may send (IVR_WS_RATE): Twilio sends 50 frames, and marks
 START_WAIT = 10.0  # seconds a stream has to send its `start`
 MAX_STEP = 1.0  # seconds the stream's clock moves at most with one media message
 PRE_ROLL = 15  # 20 ms frames kept before the voice detector's onset and fed with it
@@ -132,10 +134,13 @@ class MediaStreams:
         recognition: SpeechService,
         voices: Callable[[Flow | None], twiml.Voice],
         rehearsals: Calls | None = None,
+        rate: int = RATE,
     ) -> None:
         """`voices` gives a flow's TwiML voice: for the TwiML that follows a stream;
-        `rehearsals` runs the calls of a `Peer.rehearsal` (default: `calls`)."""
+        `rehearsals` runs the calls of a `Peer.rehearsal` (default: `calls`); `rate`:
+        messages a second a peer may send (0: any)."""
         self.calls, self.signature, self.prompts = calls, signature, prompts
+        self.rate = rate
         self.rehearsals = rehearsals or calls
         self.recognition, self.voices = recognition, voices
         self.open: set[StreamCall] = set()
@@ -197,6 +202,8 @@ class StreamCall:
         self.closing = False  # the flow is done here: close once its last words played
         self.notes: deque[str] = deque()  # transcript lines not yet sent (`Peer.extras`)
         self.noted: list[list[Any]] = []  # the session's transcript as last sent
+        self.bucket = TokenBucket(streams.rate, time.monotonic())
+        self.cut = ""  # why this side closed the stream on a live call (a limit broken)
 
     @property
     def playing(self) -> bool:
@@ -207,6 +214,12 @@ class StreamCall:
     async def run(self) -> None:
         try:
             async for message in self.ws:
+                if not self.bucket.take(time.monotonic()):
+                    await self.too_fast()
+                    break
+                if message.type == WSMsgType.ERROR:
+                    self.broken(message.data)
+                    break
                 if message.type != WSMsgType.TEXT:
                     continue
                 try:
@@ -220,10 +233,55 @@ class StreamCall:
                     await self.receive(inbound)
             # nothing follows a softphone's stream: a call it left unended (at a `record`,
             # which TwiML would do) is over too
-            if not self.streams.stopping and (not self.closing or not self.peer.handover):
+            if self.cut:
+                await self.cut_off(self.cut)
+            elif not self.streams.stopping and (not self.closing or not self.peer.handover):
                 await self.hang_up()
         finally:
             self.stop()
+
+    # -- limits: the peer broke one, the stream is closed, the call ends failed --------------
+
+    async def too_fast(self) -> None:
+        """The peer sends more than `rate` messages a second (Twilio sends 50): the stream
+        is closed 1008 (policy violation)."""
+        rate = self.streams.rate
+        log.warning("closed a stream sending more than %d messages a second (1008)", rate)
+        self.streams.calls.metrics.rejected("ws_rate")
+        self.cut = f"the media stream sent more than {rate} messages a second"
+        await self.cut_off(self.cut)  # saved first: the <Connect action> request finds it
+        await self.ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"too many messages")
+
+    def broken(self, error: Any) -> None:
+        """aiohttp read no message and closed the socket itself: 1009 for one over
+        MAX_MESSAGE (a call cut off), else a protocol error (a stream dropped)."""
+        code = error.code if isinstance(error, WebSocketError) else None
+        if code == WSCloseCode.MESSAGE_TOO_BIG:
+            log.warning("closed a stream: a message over %d KiB (1009)", MAX_MESSAGE // 1024)
+            self.streams.calls.metrics.rejected("ws_message_size")
+            self.cut = f"the media stream sent a message over {MAX_MESSAGE // 1024} KiB"
+        else:
+            log.warning("the stream broke: %s", type(error).__name__)
+
+    async def cut_off(self, error: str) -> None:
+        """This side closed the stream on a call that may be live: it ends failed, and what
+        Twilio's <Connect action> request gets is the flow's apology, then a hang-up (the
+        softphone, whose page plays nothing after the socket, has the transcript's end)."""
+        self.stop()
+        if self.session is None or self.session.ended:
+            return
+        sessions, sid = self.calls.sessions, self.session.call_id
+        async with sessions.lock(sid):
+            stored = await sessions.load(sid)
+            if stored is not None and stored.session.ended:
+                return  # ended meanwhile: its reply stands
+            session = stored.session if stored is not None else self.session
+            turn = self.calls.runner.fail(self.flow, session, error)
+            reply = twiml.render(turn.actions, self.streams.voices(self.flow), turn.session.turn)
+            await self.calls.save(turn.session, reply)
+        self.session = turn.session
+        self.turned(turn.session, [a for a in turn.actions if isinstance(a, FINAL)])
+        await self.flush()
 
     async def receive(self, message: media.Inbound) -> None:
         if isinstance(message, media.Start):

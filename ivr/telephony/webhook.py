@@ -101,8 +101,9 @@ class TwilioWebhooks:
         speak: Speak | None = None,
     ) -> None:
         """`stream`, when given, sends the calls it wants to Media Streams; `admission`
-        says which new calls are taken (default: 20 a minute from one number); `speak`
-        turns prompts Twilio has no voice for into audio made here (`spoken_here`)."""
+        says which new calls are taken (default: 20 a minute from one number, 500 in
+        progress); `speak` turns prompts Twilio has no voice for into audio made here
+        (`spoken_here`)."""
         self.speak = speak
         self.calls, self.flows, self.sessions = calls, calls.flows, calls.sessions
         self.admission = admission or Admission()
@@ -190,7 +191,17 @@ class TwilioWebhooks:
                 )
                 return await self._answer(None, failed)
             flow = route.flow
-            if not self.admission.admit(form.get("From", ""), time.monotonic()):
+            now = time.monotonic()
+            if not self.admission.room(self.calls.in_progress.count(now)):
+                self.metrics.rejected("max_calls")
+                log.warning(
+                    "refused a new call: %d calls in progress (IVR_MAX_CALLS)",
+                    self.admission.max_calls,
+                )
+                busy = apology("lines_busy", flow.language)
+                refused = self.runner.fail(flow, self._unstarted(request, form), "lines_busy", busy)
+                return await self._answer(flow, refused)
+            if not self.admission.admit(form.get("From", ""), now):
                 self.metrics.rejected("caller_rate")
                 log.warning("refused a new call: its number called too often this minute")
                 busy = apology("busy", flow.language)

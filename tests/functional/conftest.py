@@ -281,6 +281,7 @@ async def make_server(
             http_allow=("127.0.0.1:*",),
             watch=False,  # tests call app[FLOWS].reload() themselves: no timing
             admin=("127.0.0.1", free_port()),
+            ws_rate=0,  # stream_sim streams faster than real time (tests set a rate to test it)
         )
         running = await start_server(replace(config, **overrides))
         started.append(running)

@@ -38,6 +38,11 @@ def test_defaults():
         ({"IVR_ADMIN": "[::1]:9100"}, "admin", ("::1", 9100)),
         ({"IVR_ADMIN": ":9100"}, "admin", ("", 9100)),  # every address
         ({"IVR_ADMIN_TOKEN": "s3cret"}, "admin_token", "s3cret"),
+        ({}, "max_calls", 500),
+        ({"IVR_MAX_CALLS": "0"}, "max_calls", 0),
+        ({"IVR_MAX_CALLS": " 50 "}, "max_calls", 50),
+        ({}, "ws_rate", 200),
+        ({"IVR_WS_RATE": "1000"}, "ws_rate", 1000),
         ({"IVR_ADMIN_TOKEN": ""}, "admin_token", None),
         (
             {"IVR_HTTP_ALLOW": "a.example, 127.0.0.1:8099"},
@@ -69,6 +74,8 @@ BAD = {
     "IVR_ADMIN=host:0": ("host:0", "expected a port number 1-65535, got '0'"),
     "IVR_LOG_LEVEL": ("loud", "expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL, got 'loud'"),
     "IVR_SPEECH": ("google", "expected one of twilio, vosk, got 'google'"),
+    "IVR_MAX_CALLS": ("-5", "expected a whole number of 0 or more, got '-5'"),
+    "IVR_WS_RATE": ("fast", "expected a whole number of 0 or more, got 'fast'"),
     "IVR_SESSIONS": (
         "postgres://db",
         "unknown store 'postgres://db' (use sqlite:///path, memory:// or redis://host:port/db)",

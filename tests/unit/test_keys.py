@@ -1,8 +1,12 @@
-"""The sealing of sessions: AES-GCM nonces never repeat, in a process or across a fork."""
+"""The sealing of sessions: AES-GCM nonces never repeat, in a process or across a fork; a
+session and its reply seal together, bound to their call."""
 
 from __future__ import annotations
 
 import os
+
+import pytest
+from cryptography.exceptions import InvalidTag
 
 from ivr import keys
 from ivr.keys import Keys
@@ -33,3 +37,18 @@ def test_a_session_opens_with_its_keys_and_call_only() -> None:
     token = ours.seal_session("CA1", "{}")
     assert ours.open_session("CA1", token) == "{}"
     assert ours.seal_session("CA1", "{}") != token  # a new nonce each time
+
+
+def test_a_session_and_its_reply_seal_together_and_open_with_their_call_only() -> None:
+    ours, theirs = Keys.for_tests(), Keys.for_tests()
+    session, reply = '{"vars": {"caller": "+15551234567"}}', "<Response><Say>Hi</Say></Response>"
+    token = ours.seal_pair("CA1", session, reply)
+    assert token.startswith(keys.PAIRED) and "+1555" not in token
+    assert ours.open_pair("CA1", token) == (session, reply)
+    assert ours.open_pair("CA1", ours.seal_pair("CA1", "", "")) == ("", "")
+    assert ours.seal_pair("CA1", session, reply) != token  # a new nonce each time
+    for opener, call in ((ours, "CA2"), (theirs, "CA1")):
+        with pytest.raises(InvalidTag):
+            opener.open_pair(call, token)
+    with pytest.raises(ValueError):
+        ours.open_pair("CA1", ours.seal_session("CA1", session))  # one text, not a pair

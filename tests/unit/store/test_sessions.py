@@ -535,3 +535,35 @@ async def test_sessions_saved_before_sealing_still_load(tmp_path: Path) -> None:
     await plain.close()
     async with sqlite_sessions(path) as store:
         assert await store.load("CA1") == Stored(active("CA1"), "r1")
+
+
+async def test_sessions_sealed_one_field_at_a_time_still_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sessions and replies sealed apart (`s1:`), as versions before `seal_turn` kept them,
+    load and list as unrecorded; what is saved now is one sealed pair (`s2:`)."""
+    path = tmp_path / "sessions.db"
+
+    def apart(self: base.Sealing, call_id: str, session: str, reply: str) -> tuple[str, str]:
+        return self.seal(call_id, session), self.seal(call_id, reply)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(base.Sealing, "seal_turn", apart)
+        async with sqlite_sessions(path) as store:
+            await store.save(active("CA1"), "r1")
+            ended = dataclasses.replace(active("CA2"), outcome="contained", ended_at=2e9)
+            await store.save(ended, "r2")
+    with sqlite3.connect(path) as db:
+        kept = dict(db.execute("SELECT call_id, reply FROM sessions"))
+    assert kept["CA1"].startswith("s1:")
+    async with sqlite_sessions(path) as store:
+        assert await store.load("CA1") == Stored(active("CA1"), "r1")
+        assert [s.call_id for s in await store.unrecorded()] == ["CA2"]
+        await store.save(active("CA1"), "r1 again")
+    with sqlite3.connect(path) as db:
+        session, reply = db.execute(
+            "SELECT session, reply FROM sessions WHERE call_id = 'CA1'"
+        ).fetchone()
+    assert session.startswith("s2:") and reply == ""
+    async with sqlite_sessions(path) as store:
+        assert await store.load("CA1") == Stored(active("CA1"), "r1 again")

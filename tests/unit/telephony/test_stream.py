@@ -74,7 +74,7 @@ def test_a_call_that_changes_language_hears_with_that_language_s_model():
         "      options: {a: {dtmf: '1', speech: [네, да], goto: m}}\n"
     )
     service = Recognition("ko-KR", "ru-RU")
-    streams = SimpleNamespace(calls=None, rehearsals=None, recognition=service)
+    streams = SimpleNamespace(calls=None, rehearsals=None, recognition=service, rate=0)
     call = StreamCall(streams, ws=None)  # type: ignore[arg-type]
     call.flow, call.heard_in = flow, "ko-KR"
     call.recognition = service.open("ko-KR")  # type: ignore[assignment]
@@ -107,7 +107,7 @@ async def test_a_stream_speaks_each_prompt_in_its_language():
         "  e: {end: {say: {ru-RU: Пока., kk-KZ: Сау болыңыз.}}}\n"
     )
     prompts = Prompts()
-    streams = SimpleNamespace(calls=None, rehearsals=None, prompts=prompts)
+    streams = SimpleNamespace(calls=None, rehearsals=None, prompts=prompts, rate=0)
     call = StreamCall(streams, ws=None)  # type: ignore[arg-type]
     call.flow = flow
     call.say(act.Prompt((act.Text("Пока."),)))
