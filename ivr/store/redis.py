@@ -198,10 +198,12 @@ class RedisSessions:
         texts = (self._sealing.open(c, t) for c, t in zip(ids, stored, strict=True) if t)
         return [Session.from_json(text) for text in texts if text is not None]
 
-    async def mark_recorded(self, call_id: str) -> None:
+    async def mark_recorded(self, call_id: str, final: bool = False) -> None:
         async with self._client.pipeline(transaction=True) as pipe:
             pipe.srem(OUTBOX, call_id)
             pipe.delete(_outbox_key(call_id))
+            if final:
+                pipe.delete(_key(call_id), f"ivr:fetch:{call_id}")
             with self._reaching("save"):
                 await pipe.execute()
 

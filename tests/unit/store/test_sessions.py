@@ -114,6 +114,18 @@ async def test_ended_calls_wait_in_outbox_until_recorded(store: SessionStore) ->
     assert await store.unrecorded() == []
 
 
+async def test_a_session_goes_once_its_record_is_final(store: SessionStore) -> None:
+    await store.save(ended("CA1"), "r")
+    await store.save(ended("CA2"), "r")
+    await store.put_fetch("CA1", base.PendingFetch(1, "me", time.time() + 5, time.time()))
+    await store.mark_recorded("CA1", final=True)  # its status callback came
+    assert await store.load("CA1") is None
+    assert await store.get_fetch("CA1") is None
+    assert await store.unrecorded() == [ended("CA2")]
+    assert await store.load("CA2") is not None  # not final yet: kept for Twilio's retries
+    await store.mark_recorded("CA-unknown", final=True)  # harmless
+
+
 async def test_outbox_holds_the_last_save(store: SessionStore) -> None:
     await store.save(active(), "r")
     assert await store.unrecorded() == []
