@@ -8,6 +8,7 @@ memory (RSS) and data directory at the start, the middle and the end, and the by
 records take per call. See docs/reliability.md ("Soak").
 
     .venv/bin/python bench/soak.py [--calls 10000] [--concurrency 200]
+        [--sessions redis://127.0.0.1:6379/15]  # an empty database: its keys are counted
 """
 
 from __future__ import annotations
@@ -30,14 +31,17 @@ def main() -> int:
     parser.add_argument(
         "--keep", type=Path, help="a new directory to run in and keep (the server's log, data)"
     )
+    parser.add_argument(
+        "--sessions", help="a Redis URL for the sessions, its database empty (default: SQLite)"
+    )
     args = parser.parse_args()
     if args.calls < 2 or args.concurrency < 1:
         parser.error("--calls at least 2, --concurrency at least 1")
     if args.keep:
-        result = asyncio.run(soak(args.keep, args.calls, args.concurrency))
+        result = asyncio.run(soak(args.keep, args.calls, args.concurrency, args.sessions))
     else:
         with tempfile.TemporaryDirectory(prefix="ivr-soak-") as tmp:
-            result = asyncio.run(soak(Path(tmp), args.calls, args.concurrency))
+            result = asyncio.run(soak(Path(tmp), args.calls, args.concurrency, args.sessions))
     print("\n".join(result.lines()))
     bad = result.errors or result.server_errors or result.missing or result.wrong
     left = result.snapshots[-1].sessions

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
+import redis
 from aiohttp import web
 
 from tests.conftest import free_port
@@ -131,6 +132,7 @@ class Result:
     snapshots: list[Snapshot] = field(default_factory=list)  # start, middle, end
     outcomes: dict[str, int] = field(default_factory=dict)
     expected: dict[str, Script] = field(default_factory=dict)  # call SID -> its script
+    sessions: str | None = None  # the session store's URL (None: SQLite)
 
     def percentile(self, p: float) -> float:
         ordered = sorted(self.latencies)
@@ -147,7 +149,7 @@ class Result:
         out = [
             f"{self.calls} calls, {self.concurrency} at a time, in {self.seconds:.0f} s "
             f"({self.calls / max(self.seconds, 1e-9):.1f} calls/s, "
-            f"{len(self.latencies)} webhooks)",
+            f"{len(self.latencies)} webhooks), sessions in {self.sessions or 'SQLite'}",
             f"errors: {len(self.errors)} in calls, {len(self.server_errors)} logged by the server",
             f"records missing: {len(self.missing)}, with a wrong outcome: {len(self.wrong)}",
             "outcomes: " + ", ".join(f"{k} {v}" for k, v in sorted(self.outcomes.items())),
@@ -164,8 +166,8 @@ class Result:
                 f"{s.size('calls.db-wal') / 1024:>8.0f}"
             )
         out.append(
-            "(sessions: the session store's rows, its database's pages and its WAL file; "
-            "records: the same for calls.db)"
+            "(sessions: the session store's rows (Redis: keys), its database's pages and its "
+            "WAL file; records: the same for calls.db)"
         )
         out.append(f"records grow by {self.record_bytes_per_call:.0f} bytes per call")
         for problem in (self.errors + self.server_errors + self.missing + self.wrong)[:5]:
@@ -201,15 +203,19 @@ def ask(path: Path, sql: str) -> int:
         db.close()
 
 
-def session_rows(data: Path) -> int:
-    return ask(data / "sessions.db", "SELECT count(*) FROM sessions")
+def session_rows(data: Path, sessions: str | None) -> int:
+    """The sessions kept: SQLite's rows, or all of Redis's keys (sessions, outbox, locks)."""
+    if sessions is None:
+        return ask(data / "sessions.db", "SELECT count(*) FROM sessions")
+    with redis.Redis.from_url(sessions) as client:
+        return int(client.dbsize())
 
 
 def record_rows(data: Path) -> int:
     return ask(data / "calls.db", "SELECT count(*) FROM calls")
 
 
-def snapshot(server: Ivr, done: int) -> Snapshot:
+def snapshot(server: Ivr, done: int, sessions: str | None) -> Snapshot:
     assert server.process is not None
     files = {p.name: p.stat().st_size for p in server.data.glob("*.db*")}
     pages = {
@@ -222,7 +228,7 @@ def snapshot(server: Ivr, done: int) -> Snapshot:
     return Snapshot(
         done,
         rss(server.process.pid),
-        session_rows(server.data),
+        session_rows(server.data, sessions),
         record_rows(server.data),
         files,
         pages,
@@ -240,9 +246,10 @@ async def _until(check: Callable[[], bool], timeout: float) -> None:
         await asyncio.sleep(0.1)
 
 
-async def soak(workdir: Path, calls: int, concurrency: int) -> Result:
+async def soak(workdir: Path, calls: int, concurrency: int, sessions: str | None = None) -> Result:
     """Run `calls` calls, `concurrency` at a time, against a new `ivr serve` under `workdir`
-    (its data directory, log and flows); the figures and what went wrong."""
+    (its data directory, log and flows), its sessions in SQLite or at `sessions` (a Redis
+    URL: its database must be empty); the figures and what went wrong."""
     seen: list[str] = []
     backend = web.AppRunner(backend_app(seen), access_log=None)
     await backend.setup()
@@ -250,14 +257,15 @@ async def soak(workdir: Path, calls: int, concurrency: int) -> Result:
     await web.TCPSite(backend, "127.0.0.1", port).start()
     (workdir / "data").mkdir(parents=True)
     server = Ivr(free_port(), workdir / "data", workdir / "ivr.log")
-    env = server_env(Backend(f"http://127.0.0.1:{port}", seen)) | {"IVR_LOG_LEVEL": "WARNING"}
-    result = Result(calls, concurrency)
+    env = server_env(Backend(f"http://127.0.0.1:{port}", seen), sessions)
+    env["IVR_LOG_LEVEL"] = "WARNING"
+    result = Result(calls, concurrency, sessions=sessions)
     try:
         await server.start(prepare_flows(workdir / "flows"), server.url, env)
         await _drive(server, result)
         await _until(lambda: record_rows(server.data) >= calls, RECORDS_WAIT)
-        await _until(lambda: session_rows(server.data) == 0, SESSIONS_WAIT)
-        result.snapshots.append(snapshot(server, calls))
+        await _until(lambda: session_rows(server.data, sessions) == 0, SESSIONS_WAIT)
+        result.snapshots.append(snapshot(server, calls, sessions))
         await _check_records(server, result)
     finally:
         await server.kill()
@@ -275,7 +283,7 @@ async def _drive(server: Ivr, result: Result) -> None:
     http = aiohttp.ClientSession(connector=connector)
     sim = TimedSim(server.url, TOKEN, server.url, session=http)
     sim.latencies = result.latencies
-    result.snapshots.append(snapshot(server, 0))
+    result.snapshots.append(snapshot(server, 0, result.sessions))
     numbers = iter(range(result.calls))
     done = 0
 
@@ -291,7 +299,7 @@ async def _drive(server: Ivr, result: Result) -> None:
                 result.errors.append(f"{script.name} ({call.sid}): {type(e).__name__}: {e}")
             done += 1
             if done == result.calls // 2:
-                result.snapshots.append(snapshot(server, done))
+                result.snapshots.append(snapshot(server, done, result.sessions))
 
     started = time.perf_counter()
     try:

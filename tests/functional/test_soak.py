@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.functional.soak import soak
 
 CALLS, CONCURRENCY = 300, 30
@@ -14,15 +16,17 @@ MEMORY_SLACK = 30 * 2**20  # bytes the server may grow from the middle of the ru
 WAL_LIMIT = 64 * 2**20  # the sessions' WAL is cut back to this size when it starts over
 
 
-async def test_soak(tmp_path: Path) -> None:
-    result = await soak(tmp_path, CALLS, CONCURRENCY)
+@pytest.mark.parametrize("store", ["sqlite", "redis"])
+async def test_soak(tmp_path: Path, store: str, request: pytest.FixtureRequest) -> None:
+    sessions = request.getfixturevalue("redis_url") if store == "redis" else None
+    result = await soak(tmp_path, CALLS, CONCURRENCY, sessions)
     print("\n".join(result.lines()))  # shown with -s, and on failure
     assert result.errors == [] and result.server_errors == []
     assert (result.missing, result.wrong) == ([], [])
     assert sum(result.outcomes.values()) == CALLS
     start, middle, end = result.snapshots
     assert middle.calls_done == CALLS // 2
-    assert end.sessions == 0  # every call's record is final: its session went with it
+    assert end.sessions == 0  # every call's record is final: its session (keys) went with it
     assert end.size("sessions.db-wal") <= WAL_LIMIT
     assert end.rss < middle.rss + MEMORY_SLACK
     assert end.records == CALLS and result.record_bytes_per_call > 0
