@@ -415,6 +415,21 @@ async def two_clients(redis_url: str) -> AsyncIterator[tuple[RedisSessions, Redi
     await b.close()
 
 
+async def test_redis_serves_more_turns_at_once_than_its_pool_has_connections(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the soak at 100 calls at a time: redis-py's pool (100) refused the 101st command at
+    # once, "Too many connections", and callers heard the apology; now it waits for one
+    monkeypatch.setattr(redis_store, "MAX_CONNECTIONS", 20)
+    store = RedisSessions(redis_url, KEYS)
+    try:
+        await asyncio.gather(*(store.save(active(f"CA{i}"), "r") for i in range(200)))
+        loaded = await asyncio.gather(*(store.load(f"CA{i}") for i in range(200)))
+        assert all(stored is not None for stored in loaded)
+    finally:
+        await store.close()
+
+
 async def test_redis_clients_share_sessions(
     two_clients: tuple[RedisSessions, RedisSessions],
 ) -> None:
