@@ -119,6 +119,8 @@ async def metrics_of(server: Ivr) -> str:
 
 def leaks(values: Secrets, written: dict[str, bytes]) -> list[str]:
     """Each value found, with where."""
+    size = sum(len(data) for data in written.values())
+    print(f"searched {len(written)} files and dumps, {size / 2**20:.1f} MB")  # shown with -s
     return [
         f"{name} ({value}) in {where}"
         for name, value in values.forms().items()
