@@ -36,7 +36,8 @@ ACCOUNT, BROKEN = "12345674", "44444446"  # the backend answers the second with 
 
 @dataclass(frozen=True)
 class Script:
-    """What one caller does (`TwilioSim.call` steps) and the outcome its record must have."""
+    """What one caller does (steps as `TwilioSim.call` takes them: press, say, silence,
+    hangup) and the outcome its record must have."""
 
     name: str
     to: str
