@@ -19,7 +19,8 @@ from ivr.keys import PAIRED, Keys
 log = logging.getLogger("ivr.store")
 
 ACTIVE_TTL = 6 * 3600.0  # a call in progress longer than this is given up
-ENDED_TTL = 3600.0  # ended calls stay to answer retries and status callbacks
+ENDED_TTL = 3600.0  # ended calls stay to answer retries and status callbacks (or less:
+# a call whose record is final goes then, `SessionStore.mark_recorded`)
 
 
 class StoreUnavailable(IvrError):
@@ -130,7 +131,10 @@ class SessionStore(Protocol):
     async def unrecorded(self) -> list[Session]:
         """Ended sessions whose call record is not written yet."""
 
-    async def mark_recorded(self, call_id: str) -> None: ...
+    async def mark_recorded(self, call_id: str, final: bool = False) -> None:
+        """The call's record is written: it leaves the outbox. `final`: the record will
+        not change any more (its status callback came, or the reaper closed the call), so
+        the session goes too; until then it stays to answer Twilio's retries."""
 
     async def put_fetch(self, call_id: str, pending: PendingFetch) -> None:
         """Keep a call's pending backend call, where every process serving it sees it."""

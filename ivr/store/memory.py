@@ -53,8 +53,11 @@ class MemorySessions(LocalFetches):
     async def unrecorded(self) -> list[Session]:
         return [Session.from_json(self._outbox[c]) for c in sorted(self._outbox)]
 
-    async def mark_recorded(self, call_id: str) -> None:
+    async def mark_recorded(self, call_id: str, final: bool = False) -> None:
         self._outbox.pop(call_id, None)
+        if final:
+            self._data.pop(call_id, None)
+            await self.drop_fetch(call_id)
 
     async def close(self) -> None:
         self._data.clear()

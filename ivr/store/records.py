@@ -268,6 +268,10 @@ class RecordWriter:
             self._try_again()
         self._task = asyncio.create_task(self._drain(), name="ivr-record-writer")
 
+    def wrote(self, call_id: str) -> bool:
+        """Whether this process wrote the call's record (one of the last WRITTEN calls)."""
+        return call_id in self._written
+
     def submit(self, session: Session) -> None:
         """Queue the record of an ended call; returns at once."""
         self._queue.put_nowait(session)
@@ -309,7 +313,10 @@ class RecordWriter:
                 del written[next(iter(written))]
         try:
             for session in sessions:
-                await self.sessions.mark_recorded(session.call_id)
+                # Twilio's status callback is the call's last webhook (or the reaper closed
+                # it): its record is final, and the session would only sit out ENDED_TTL
+                final = session.call_status is not None
+                await self.sessions.mark_recorded(session.call_id, final)
             self._wait = RETRY_FIRST
         except Exception:  # the session store is down: written again (idempotent) later
             log.exception("written call records stay in the outbox of the session store")

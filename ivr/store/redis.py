@@ -36,6 +36,10 @@ LOCK_WAIT = 5.0  # half the default turn budget: a webhook that waited has time 
 # seconds a command (or a connection) may take: Redis answers in well under a millisecond,
 # so this only ends waiting for one that is stalled, twice within a turn's budget at worst
 TIMEOUT = 1.0
+# connections to Redis one process may have open; a command past that waits for one (up to
+# TIMEOUT): redis-py's own pool refuses the 101st at once, and at 100 calls at a time
+# callers heard the apology ("Too many connections", found by bench/soak.py)
+MAX_CONNECTIONS = 512
 UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 OUTBOX = "ivr:unrecorded"
 ACTIVE = "ivr:active"  # calls in progress by when their session was last saved
@@ -62,13 +66,16 @@ class RedisSessions:
         # decode_responses: every value read back is a str (the str() calls below only say so);
         # one retry, at once and on connection errors only: a pooled connection Redis closed
         # (a restart) is replaced, and a stalled Redis costs one TIMEOUT, not ten
-        self._client = redis.asyncio.from_url(
+        pool = redis.asyncio.BlockingConnectionPool.from_url(
             url,
+            max_connections=MAX_CONNECTIONS,
+            timeout=TIMEOUT,
             decode_responses=True,
             socket_timeout=TIMEOUT,
             socket_connect_timeout=TIMEOUT,
             retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
         )
+        self._client = redis.asyncio.Redis.from_pool(pool)  # closed with the client
         self.lock_wait = lock_wait  # None: LOCK_WAIT
         self._local = LocalLocks()
         self._sealing = Sealing(keys)  # nothing personal in clear in Redis's memory or dump
@@ -199,10 +206,12 @@ class RedisSessions:
         opened = (self._sealing.open_turn(c, t, "") for c, t in zip(ids, stored, strict=True) if t)
         return [Session.from_json(kept[0]) for kept in opened if kept is not None]
 
-    async def mark_recorded(self, call_id: str) -> None:
+    async def mark_recorded(self, call_id: str, final: bool = False) -> None:
         async with self._client.pipeline(transaction=True) as pipe:
             pipe.srem(OUTBOX, call_id)
             pipe.delete(_outbox_key(call_id))
+            if final:
+                pipe.delete(_key(call_id), f"ivr:fetch:{call_id}")
             with self._reaching("save"):
                 await pipe.execute()
 

@@ -266,10 +266,18 @@ class SqliteSessions(LocalFetches):
         opened = (self._sealing.open_turn(call_id, text, reply) for call_id, text, reply in rows)
         return [Session.from_json(kept[0]) for kept in opened if kept is not None]
 
-    async def mark_recorded(self, call_id: str) -> None:
-        await self._db.write(
-            "UPDATE sessions SET unrecorded = 0 WHERE call_id = ? AND unrecorded = 1", (call_id,)
-        )
+    async def mark_recorded(self, call_id: str, final: bool = False) -> None:
+        if not final:
+            await self._db.write(
+                "UPDATE sessions SET unrecorded = 0 WHERE call_id = ? AND unrecorded = 1",
+                (call_id,),
+            )
+            return
+        self._live.pop(call_id, None)
+        self._recent.pop(call_id, None)
+        self._known.discard(call_id)
+        await self.drop_fetch(call_id)
+        await self._db.write("DELETE FROM sessions WHERE call_id = ?", (call_id,))
 
     async def close(self) -> None:
         self._db.close()

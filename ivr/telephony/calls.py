@@ -108,6 +108,10 @@ class Calls:
         if self.writer is not None:
             self.writer.submit(session)
 
+    def recorded(self, sid: str) -> bool:
+        """Whether this process wrote the call's record: its session may be gone since."""
+        return self.writer is not None and self.writer.wrote(sid)
+
     async def hang_up(self, stored: Stored, status: str | None, at: float) -> Session:
         """The caller left before the flow ended: the call is abandoned where it was (failed
         when its flow is not loaded any more). `status` is Twilio's final CallStatus, when

@@ -375,6 +375,8 @@ class TwilioWebhooks:
             return EMPTY
         async with self.sessions.lock(sid):
             stored = await self.sessions.load(sid)
+            if stored is None and self.calls.recorded(sid):
+                return EMPTY  # a retried callback: the call's record was final, its session gone
             if stored is None:
                 session = self._unstarted(request, form)
                 session.outcome = "failed" if status == "failed" else "abandoned"

@@ -1,28 +1,135 @@
 """Nothing leaks (issue 14): full calls enter account numbers by keys and by voice (a wrong
-one too) from two callers, end, and the server is killed; then every byte the service
-wrote (its log at DEBUG, the data directory with its WAL files, the metrics, `ivr
-report`, `ivr calls list`) is searched for the account numbers and the callers' numbers.
-The values are 8 digits or more, so a match is never a timestamp by chance."""
+one too, and a long number said at the menu) from two callers, end, and the server is
+killed; then every byte the service wrote is searched for those values and the callers'
+numbers, each also in its digit-only form:
+- with the defaults (SQLite): its log at DEBUG, the data directory with its WAL files,
+  the metrics, `ivr report`, `ivr calls list`;
+- with sessions in Redis and records in PostgreSQL: Redis's append-only file and the
+  dump of `SAVE`, taken in the middle of a call and after the calls, with every key's
+  `DUMP`; every file of PostgreSQL's data directory (tables and pg_wal) after `CHECKPOINT`.
+The values are 8 digits or more, so a match is never a timestamp by chance; the Redis and
+PostgreSQL ones are new each run (those servers keep what other tests wrote)."""
 
 from __future__ import annotations
 
 import os
+import random
 import signal
 import subprocess
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
+import psycopg
+import pytest
+import redis
 
-from tests.functional.conftest import BANK, Backend
+from tests.functional.conftest import ACCOUNTS, BANK, Backend
 from tests.functional.processes import IVR, Ivr, server_env, twilio
+from tests.functional.test_store_down import RedisProcess
+from tests.functional.twilio_sim import Call, wait_until
 
-CALLERS = ("+15557654321", "+15559876543")
-BY_KEYS, BY_VOICE, WRONG = "12345674", "22222228", "98765432"  # WRONG fails the Luhn check
+
+@dataclass(frozen=True)
+class Secrets:
+    """What two callers tell: the numbers they call from, the account each enters (by keys,
+    by voice), a wrong one (it fails the Luhn check) and a long number said at the menu."""
+
+    callers: tuple[str, str]
+    by_keys: str
+    by_voice: str
+    wrong: str
+    said: str  # digits, said one by one
+
+    def forms(self) -> dict[str, str]:
+        """Each value in the forms a store could keep it in: as entered, digits only, spaced."""
+        out = {}
+        for name, value in vars(self).items():
+            values = value if isinstance(value, tuple) else (value,)
+            for i, v in enumerate(values):
+                digits = v.lstrip("+")
+                out |= {f"{name}{i}": v, f"{name}{i} digits": digits}
+                out[f"{name}{i} spaced"] = " ".join(digits)
+        return out
 
 
-def secrets() -> list[str]:
-    return [BY_KEYS, BY_VOICE, WRONG, *(c.lstrip("+") for c in CALLERS)]
+FIXED = Secrets(
+    ("+15557654321", "+15559876543"), "12345674", "22222228", "98765432", "73190462855174"
+)
+
+
+def with_check_digit(body: str) -> str:
+    """`body` and the digit that makes it pass the Luhn check."""
+    return next(body + d for d in "0123456789" if _luhn(body + d))
+
+
+def _luhn(digits: str) -> bool:
+    doubled = (int(c) * (2 if i % 2 else 1) for i, c in enumerate(reversed(digits)))
+    return sum(d - 9 if d > 9 else d for d in doubled) % 10 == 0
+
+
+def fresh_secrets() -> Secrets:
+    """Values no other test uses: the Redis and PostgreSQL servers outlive each test."""
+    digits = random.SystemRandom()
+
+    def number(n: int) -> str:
+        return str(digits.randrange(10 ** (n - 1), 10**n))
+
+    wrong = number(8)
+    while _luhn(wrong):
+        wrong = number(8)
+    callers = ("+1555" + number(7), "+1555" + number(7))
+    return Secrets(
+        callers, with_check_digit(number(7)), with_check_digit(number(7)), wrong, number(14)
+    )
+
+
+async def full_calls(
+    server: Ivr, values: Secrets, midway: Callable[[Call], None] = lambda call: None
+) -> list[Call]:
+    """Two full calls: one enters an account by keys after a wrong one and ends at goodbye,
+    the other says a long number at the menu, then its account, and hangs up; `midway` runs
+    while the second call holds its account, before it hangs up."""
+    sim = twilio(server.url, server.url)
+    try:
+        keyed = await sim.start(BANK, values.callers[0])
+        await keyed.press("1")
+        await keyed.press(values.wrong + "#")  # no match: said again
+        assert "Your balance is $1,234.50." in await keyed.press(values.by_keys + "#")
+        await keyed.press("2")  # goodbye
+        # telebanking's account entry is keys only (sensitive): the voice variant, opted in
+        # to Twilio's recogniser (cloud_speech), takes it spoken
+        voice = "/twilio/voice?flow=telebanking_voice"
+        spoken = await sim.start(BANK, values.callers[1], voice_path=voice)
+        assert "didn't catch that" in " ".join(await spoken.say(" ".join(values.said)))
+        await spoken.say("balance")
+        heard = await spoken.say(" ".join(values.by_voice))  # "2 2 2 2 2 2 2 8", as Twilio hears it
+        assert "Your balance is $310.00." in heard
+        midway(spoken)
+        await spoken.hangup()
+    finally:
+        await sim.session.close()
+    return [keyed, spoken]
+
+
+async def metrics_of(server: Ivr) -> str:
+    async with aiohttp.ClientSession() as http:
+        async with http.get(server.admin_url + "/metrics") as response:
+            return await response.text()
+
+
+def leaks(values: Secrets, written: dict[str, bytes]) -> list[str]:
+    """Each value found, with where."""
+    size = sum(len(data) for data in written.values())
+    print(f"searched {len(written)} files and dumps, {size / 2**20:.1f} MB")  # shown with -s
+    return [
+        f"{name} ({value}) in {where}"
+        for name, value in values.forms().items()
+        for where, data in written.items()
+        if value.encode() in data
+    ]
 
 
 async def test_no_account_or_caller_number_in_anything_written(
@@ -31,27 +138,8 @@ async def test_no_account_or_caller_number_in_anything_written(
     server = processes("one")
     env = server_env(backend) | {"IVR_LOG_LEVEL": "DEBUG"}
     await server.start(flows_dir, server.url, env)
-    sim = twilio(server.url, server.url)
-    try:
-        keyed = await sim.start(BANK, CALLERS[0])
-        await keyed.press("1")
-        await keyed.press(WRONG + "#")  # no match: said again
-        assert "Your balance is $1,234.50." in await keyed.press(BY_KEYS + "#")
-        await keyed.press("2")  # goodbye
-        # telebanking's account entry is keys only (sensitive): the voice variant, opted in
-        # to Twilio's recogniser (cloud_speech), takes it spoken
-        spoken = await sim.start(
-            BANK, CALLERS[1], voice_path="/twilio/voice?flow=telebanking_voice"
-        )
-        await spoken.say("balance")
-        heard = await spoken.say(" ".join(BY_VOICE))  # "2 2 2 2 2 2 2 8", as Twilio hears it
-        assert "Your balance is $310.00." in heard
-        await spoken.hangup()
-        async with aiohttp.ClientSession() as http:
-            async with http.get(server.admin_url + "/metrics") as response:
-                metrics = await response.text()
-    finally:
-        await sim.session.close()
+    await full_calls(server, FIXED)
+    metrics = await metrics_of(server)
     assert "balance_inquiry" in metrics  # the calls went where they should
     assert await server.kill(signal.SIGKILL) == -signal.SIGKILL  # no clean stop to tidy up
 
@@ -65,6 +153,85 @@ async def test_no_account_or_caller_number_in_anything_written(
     written["log"] = server.log.read_bytes()
     written["metrics"] = metrics.encode()
     written |= {f"ivr {r.args[1:]}": (r.stdout + r.stderr).encode() for r in report}
-    for value in secrets():
-        leaks = [name for name, data in written.items() if value.encode() in data]
-        assert not leaks, f"{value} in {leaks}"
+    assert leaks(FIXED, written) == []
+
+
+@pytest.fixture
+def redis_aof(tmp_path: Path) -> Any:
+    """A redis-server of the test's own with its append-only file on, as in production."""
+    workdir = tmp_path / "redis"
+    workdir.mkdir()
+    server = RedisProcess(workdir)
+    server.start()
+    yield server
+    server.kill()
+
+
+def redis_bytes(url: str, workdir: Path, when: str) -> dict[str, bytes]:
+    """What Redis keeps on disk, after `SAVE`: the dump and the append-only files; and
+    every key's `DUMP`."""
+    with redis.Redis.from_url(url) as client:
+        assert client.save()
+        out = {f"{when}: DUMP {key!r}": client.dump(key) or b"" for key in client.scan_iter()}
+    files = (p for p in workdir.rglob("*") if p.is_file() and p.suffix != ".log")
+    return out | {f"{when}: {p.relative_to(workdir)}": p.read_bytes() for p in files}
+
+
+async def _both_recorded(url: str) -> list[tuple[str, str]]:
+    async with await psycopg.AsyncConnection.connect(url) as db:
+        try:
+            cursor = await db.execute("SELECT call_sid, outcome FROM calls ORDER BY outcome")
+        except psycopg.errors.UndefinedTable:  # made with the first record
+            return []
+        rows = await cursor.fetchall()
+    return rows if len(rows) == 2 else []
+
+
+def postgres_bytes(url: str) -> dict[str, bytes]:
+    """Every file of the PostgreSQL server's data directory, after a `CHECKPOINT` wrote what
+    its memory held into the tables."""
+    with psycopg.connect(url, autocommit=True) as db:
+        db.execute("CHECKPOINT")
+        row = db.execute("SHOW data_directory").fetchone()
+    assert row is not None
+    data = Path(row[0])
+    return {
+        str(p.relative_to(data)): p.read_bytes()
+        for p in data.rglob("*")
+        if p.is_file() and not p.name.startswith("postmaster")
+    }
+
+
+async def test_no_account_or_caller_number_in_redis_or_postgres(
+    processes: Callable[[str], Ivr],
+    flows_dir: Path,
+    backend: Backend,
+    redis_aof: RedisProcess,
+    postgres_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    values = fresh_secrets()
+    for new, old in ((values.by_keys, "12345674"), (values.by_voice, "22222228")):
+        monkeypatch.setitem(ACCOUNTS, new, ACCOUNTS[old])  # the same balances, new numbers
+    server = processes("one")
+    env = server_env(backend, sessions=redis_aof.url) | {"IVR_RECORDS": postgres_url}
+    await server.start(flows_dir, server.url, env)
+    written: dict[str, bytes] = {}
+
+    def midway(call: Call) -> None:  # the account is in the session, sealed
+        written.update(redis_bytes(redis_aof.url, redis_aof.workdir, "mid-call"))
+        assert any(call.sid.encode() in data for data in written.values())  # its session
+
+    calls = await full_calls(server, values, midway)
+    records = await wait_until(lambda: _both_recorded(postgres_url))
+    assert records == [(calls[1].sid, "abandoned"), (calls[0].sid, "contained")]
+    assert await server.kill(signal.SIGKILL) == -signal.SIGKILL
+    written |= redis_bytes(redis_aof.url, redis_aof.workdir, "after")
+    aof = b"".join(data for name, data in written.items() if "appendonly" in name)
+    assert all(call.sid.encode() in aof for call in calls)  # every write of both calls
+    tables = postgres_bytes(postgres_url)
+    for call in calls:  # the records are in the files read, tables and WAL both
+        found = {name.split("/")[0] for name, data in tables.items() if call.sid.encode() in data}
+        assert {"base", "pg_wal"} <= found, found
+    written |= {f"postgres: {name}": data for name, data in tables.items()}
+    assert leaks(values, written) == []

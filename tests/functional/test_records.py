@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import sqlite3
 
+import pytest
+
 from ivr.server import HOOKS, KEYS
-from tests.functional.conftest import BANK, CALLER, OPEN, MakeServer, Server
+from tests.functional.conftest import BANK, CALLER, OPEN, MakeServer, Server, metric
 from tests.functional.twilio_sim import TwilioSim, wait_until
 
 ACCOUNT = "12345674"
@@ -75,6 +77,29 @@ async def test_late_signals_update_the_record_and_count_once(
     record = await wait_until(final)
     assert (record.outcome, record.transfer_result) == ("transferred", "no-answer")
     assert rollup_calls(server) == [("transferred", "global", 0, 1)]
+
+
+@pytest.mark.parametrize("sessions", [None, "memory://"])  # SQLite, memory
+async def test_a_session_goes_once_the_record_is_final_and_a_retry_counts_nothing(
+    sim: TwilioSim, server: Server
+) -> None:
+    hooks = server.app[HOOKS]
+    call = await sim.start(BANK, CALLER)
+    await call.press("1")
+    await call.hangup()  # the status callback: abandoned, final
+
+    async def gone() -> bool:
+        return await hooks.sessions.load(call.sid) is None
+
+    await wait_until(gone)  # not kept for ENDED_TTL (an hour: the soak's sessions grew)
+    assert call.status_request is not None
+    assert (await call.send(call.status_request)).status == 200  # a retry, after that
+    assert await hooks.sessions.load(call.sid) is None
+    assert metric(await server.metrics(), "ivr_calls_ended_total") == 1
+    await server.stop()  # queued records are written
+    record = await server.record(call.sid)
+    assert (record.outcome, record.status) == ("abandoned", "completed")
+    assert rollup_calls(server) == [("abandoned", "", 0, 1)]  # once
 
 
 async def test_the_record_keeps_a_masked_transcript(sim: TwilioSim, server: Server) -> None:

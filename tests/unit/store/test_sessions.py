@@ -114,6 +114,18 @@ async def test_ended_calls_wait_in_outbox_until_recorded(store: SessionStore) ->
     assert await store.unrecorded() == []
 
 
+async def test_a_session_goes_once_its_record_is_final(store: SessionStore) -> None:
+    await store.save(ended("CA1"), "r")
+    await store.save(ended("CA2"), "r")
+    await store.put_fetch("CA1", base.PendingFetch(1, "me", time.time() + 5, time.time()))
+    await store.mark_recorded("CA1", final=True)  # its status callback came
+    assert await store.load("CA1") is None
+    assert await store.get_fetch("CA1") is None
+    assert await store.unrecorded() == [ended("CA2")]
+    assert await store.load("CA2") is not None  # not final yet: kept for Twilio's retries
+    await store.mark_recorded("CA-unknown", final=True)  # harmless
+
+
 async def test_outbox_holds_the_last_save(store: SessionStore) -> None:
     await store.save(active(), "r")
     assert await store.unrecorded() == []
@@ -401,6 +413,21 @@ async def two_clients(redis_url: str) -> AsyncIterator[tuple[RedisSessions, Redi
     yield a, b
     await a.close()
     await b.close()
+
+
+async def test_redis_serves_more_turns_at_once_than_its_pool_has_connections(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the soak at 100 calls at a time: redis-py's pool (100) refused the 101st command at
+    # once, "Too many connections", and callers heard the apology; now it waits for one
+    monkeypatch.setattr(redis_store, "MAX_CONNECTIONS", 20)
+    store = RedisSessions(redis_url, KEYS)
+    try:
+        await asyncio.gather(*(store.save(active(f"CA{i}"), "r") for i in range(200)))
+        loaded = await asyncio.gather(*(store.load(f"CA{i}") for i in range(200)))
+        assert all(stored is not None for stored in loaded)
+    finally:
+        await store.close()
 
 
 async def test_redis_clients_share_sessions(
