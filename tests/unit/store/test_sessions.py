@@ -535,3 +535,17 @@ async def test_sessions_saved_before_sealing_still_load(tmp_path: Path) -> None:
     await plain.close()
     async with sqlite_sessions(path) as store:
         assert await store.load("CA1") == Stored(active("CA1"), "r1")
+
+
+async def test_redis_lock_is_renewed_while_its_turn_runs(
+    two_clients: tuple[RedisSessions, RedisSessions], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(redis_store, "LOCK_TTL", SHORT_TTL)
+    monkeypatch.setattr(redis_store, "LOCK_WAIT", 0.1)
+    a, b = two_clients
+    async with a.lock("CA1"):
+        await asyncio.sleep(3 * SHORT_TTL)  # a turn waiting on a slow backend
+        with pytest.raises(SessionLocked):  # still a's: it did not expire under it
+            async with b.lock("CA1"):
+                pass
+    await asyncio.wait_for(_enter_and_leave(b, "CA1"), DEADLOCK_BOUND)
