@@ -40,6 +40,7 @@ LOCK_WAIT = 5.0  # half the default turn budget: a webhook that waited has time 
 # seconds a command (or a connection) may take: Redis answers in well under a millisecond,
 # so this only ends waiting for one that is stalled, twice within a turn's budget at worst
 TIMEOUT = 1.0
+POOL = 50  # connections to Redis per process: commands take well under a millisecond each
 UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 OUTBOX = "ivr:unrecorded"
 ACTIVE = "ivr:active"  # calls in progress by when their session was last saved
@@ -66,13 +67,18 @@ class RedisSessions:
         # decode_responses: every value read back is a str (the str() calls below only say so);
         # one retry, at once and on connection errors only: a pooled connection Redis closed
         # (a restart) is replaced, and a stalled Redis costs one TIMEOUT, not ten
-        self._client = redis.asyncio.from_url(
+        # a blocking pool: past POOL commands at once (a burst of webhooks) a command
+        # waits up to TIMEOUT for a connection, where the default pool fails it at once
+        pool = redis.asyncio.BlockingConnectionPool.from_url(
             url,
+            max_connections=POOL,
+            timeout=TIMEOUT,
             decode_responses=True,
             socket_timeout=TIMEOUT,
             socket_connect_timeout=TIMEOUT,
             retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
         )
+        self._client = redis.asyncio.Redis.from_pool(pool)
         self.lock_wait = lock_wait  # None: LOCK_WAIT
         self._local = LocalLocks()
         self._sealing = Sealing(keys)  # nothing personal in clear in Redis's memory or dump

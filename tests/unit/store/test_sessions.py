@@ -549,3 +549,15 @@ async def test_redis_lock_is_renewed_while_its_turn_runs(
             async with b.lock("CA1"):
                 pass
     await asyncio.wait_for(_enter_and_leave(b, "CA1"), DEADLOCK_BOUND)
+
+
+async def test_redis_serves_a_burst_larger_than_its_connection_pool(redis_url: str) -> None:
+    # what a process restarted under load meets: every call's webhook at once
+    store = RedisSessions(redis_url, KEYS)
+    try:
+        await store.save(active(), "r")
+        burst = [store.load("CA1") for _ in range(3 * redis_store.POOL)]
+        loaded = await asyncio.wait_for(asyncio.gather(*burst), DEADLOCK_BOUND)
+        assert all(stored is not None and stored.reply == "r" for stored in loaded)
+    finally:
+        await store.close()
