@@ -89,3 +89,24 @@ async def test_calls_go_on_when_a_process_behind_nginx_dies(
         assert record.outcome == "contained", record
         assert record.tasks == ("balance_inquiry", "transactions"), record
         assert record.path == tuple(PATH), record
+
+
+async def test_behind_nginx_the_forwarded_host_is_the_signed_one(
+    processes: Callable[[str], Ivr], flows_dir: Path, backend: Backend, tmp_path: Path
+) -> None:
+    server = processes("proxied")
+    nginx = Nginx(tmp_path / "nginx", [server.port])
+    env = server_env(backend) | {"IVR_TRUST_PROXY": "1"}  # no public URL: Host says it
+    sim = twilio(nginx.url, nginx.url)  # Twilio signs the balancer's URL
+    try:
+        await server.start(flows_dir, "", env)
+        await nginx.start()
+        call = await sim.call(BANK, "+15557100000", ["press:1", "press:12345674#", "press:2"])
+        assert call.last == [GOODBYE]
+        # the same signed request straight to the process: its own Host, not the signed one
+        assert call.status_request is not None
+        assert (await sim.send(call.status_request, server.url)).status == 403
+    finally:
+        await sim.session.close()
+        await nginx.stop()
+    assert await server.kill(signal.SIGTERM) == 0
