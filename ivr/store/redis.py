@@ -68,11 +68,13 @@ class RedisSessions:
         # one retry, at once and on connection errors only: a pooled connection Redis closed
         # (a restart) is replaced, and a stalled Redis costs one TIMEOUT, not ten
         # a blocking pool: past POOL commands at once (a burst of webhooks) a command
-        # waits up to TIMEOUT for a connection, where the default pool fails it at once
+        # waits for a connection, where the default pool fails it at once; as long as a
+        # lock may be waited for: waiting here means a busy process, not a stalled Redis
+        # (a stall frees each connection after its own TIMEOUT)
         pool = redis.asyncio.BlockingConnectionPool.from_url(
             url,
             max_connections=POOL,
-            timeout=TIMEOUT,
+            timeout=LOCK_WAIT if lock_wait is None else lock_wait,
             decode_responses=True,
             socket_timeout=TIMEOUT,
             socket_connect_timeout=TIMEOUT,
