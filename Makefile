@@ -11,9 +11,10 @@ export UV_PYTHON_DOWNLOADS := never
 # PostgreSQL server (its binaries are off PATH: a glob, expanded by the unquoted check),
 # Prometheus and promtool to run the metrics rules, Chromium and its driver to open the
 # report page, espeak-ng to speak prompts and make the callers of the speech tests, ffmpeg
-# to convert recordings
+# to convert recordings, nginx as the load balancer of the scale-out test (in /usr/sbin,
+# off a plain user's PATH)
 APT_NEEDS := redis-server:redis-server dot:graphviz /usr/lib/postgresql/*/bin/initdb:postgresql prometheus:prometheus \
-	chromium:chromium chromedriver:chromium-driver espeak-ng:espeak-ng ffmpeg:ffmpeg
+	chromium:chromium chromedriver:chromium-driver espeak-ng:espeak-ng ffmpeg:ffmpeg /usr/sbin/nginx:nginx
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
 .PHONY: venv lock lock-upgrade check-lock system-deps run test lint bench clean

@@ -5,11 +5,13 @@ command gives up after `TIMEOUT` (no retries but one on a fresh connection, for 
 one Redis closed), a call's lock is waited for at most `lock_wait` (half the turn budget),
 and what fails raises `StoreUnavailable`, so the webhook answers the flow's fallback. A
 lock an outage may have left in Redis (taken by a command that timed out on a stalled
-Redis, or not freed for want of an answer) is freed by the next ping Redis answers.
+Redis, or not freed for want of an answer) is freed by the next ping Redis answers; one
+a crashed process held expires after `LOCK_TTL` (its holder renews it while alive).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
@@ -31,15 +33,19 @@ from ivr.store.base import LocalLocks, PendingFetch, Sealing, Stored, StoreUnava
 
 log = logging.getLogger("ivr.store.redis")
 
-LOCK_TTL = 30.0  # a holder that crashed frees the call after this long
+# a holder that crashed frees the call after this long: under LOCK_WAIT, so a webhook a
+# load balancer passed on from a killed process gets the call; a live holder renews it
+LOCK_TTL = 3.0
 LOCK_WAIT = 5.0  # half the default turn budget: a webhook that waited has time left to answer
 # seconds a command (or a connection) may take: Redis answers in well under a millisecond,
 # so this only ends waiting for one that is stalled, twice within a turn's budget at worst
 TIMEOUT = 1.0
-# connections to Redis one process may have open; a command past that waits for one (up to
-# TIMEOUT): redis-py's own pool refuses the 101st at once, and at 100 calls at a time
-# callers heard the apology ("Too many connections", found by bench/soak.py)
-MAX_CONNECTIONS = 512
+# connections to Redis one process may have open; past that a command waits for one (as
+# long as a lock may be waited for: waiting means a busy process, not a stalled Redis,
+# since a stall frees each connection after its own TIMEOUT). redis-py's own pool
+# refuses the 101st at once: at 100 calls at a time callers heard the apology (found by
+# bench/soak.py), and 100 calls resent at once to a restarted process went to the fallback
+POOL = 512
 UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 OUTBOX = "ivr:unrecorded"
 ACTIVE = "ivr:active"  # calls in progress by when their session was last saved
@@ -68,8 +74,8 @@ class RedisSessions:
         # (a restart) is replaced, and a stalled Redis costs one TIMEOUT, not ten
         pool = redis.asyncio.BlockingConnectionPool.from_url(
             url,
-            max_connections=MAX_CONNECTIONS,
-            timeout=TIMEOUT,
+            max_connections=POOL,
+            timeout=LOCK_WAIT if lock_wait is None else lock_wait,
             decode_responses=True,
             socket_timeout=TIMEOUT,
             socket_connect_timeout=TIMEOUT,
@@ -159,13 +165,28 @@ class RedisSessions:
                     f"crashed holder's lock has not expired yet: it does after {LOCK_TTL:g} s)"
                 )
             taken = time.monotonic()
+            renewing = asyncio.create_task(self._renew(lock, call_id))
             try:
                 yield
             finally:
+                renewing.cancel()
                 if self._failed >= taken:  # not waited for again: freed once Redis answers
                     self._ghost(lock, token)
                 else:
                     await self._release(lock, token, call_id)
+
+    async def _renew(self, lock: Lock, call_id: str) -> None:
+        """Keep a held lock from expiring while its turn runs (a backend call may take
+        the whole turn budget); stops when the lock is lost."""
+        while True:
+            await asyncio.sleep(LOCK_TTL / 3)  # two renewals may be late before it expires
+            try:
+                await lock.reacquire()
+            except LockError:
+                log.warning("the lock of call %s expired while held", call_id)
+                return
+            except UNREACHABLE:  # a stalled Redis: the turn's own commands find out
+                pass
 
     async def _release(self, lock: Lock, token: bytes, call_id: str) -> None:
         """Free a call's lock; one that cannot be freed now is freed once Redis answers."""
@@ -173,8 +194,8 @@ class RedisSessions:
             await lock.release()
         except LockNotOwnedError:
             log.warning(
-                "held the lock of call %s longer than %g s: it expired, so another "
-                "process may have stepped the call meanwhile",
+                "the lock of call %s expired while held (renewals failed for %g s), so "
+                "another process may have stepped the call meanwhile",
                 call_id,
                 LOCK_TTL,
             )

@@ -19,7 +19,8 @@ from tests.functional.conftest import TOKEN, Backend
 from tests.functional.twilio_sim import TwilioSim
 
 IVR = Path(sys.executable).with_name("ivr")
-START_WAIT = 30.0  # seconds for a server process to answer /healthz
+# seconds for a server process to answer /healthz: importing takes 20 s on a busy machine
+START_WAIT = 60.0
 STOP_WAIT = 15.0
 
 

@@ -10,6 +10,7 @@ not one per server: each server's recognition service is given it.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Sequence
 
 import aiohttp
@@ -230,16 +231,17 @@ async def test_hanging_up_mid_stream_is_abandoned(server, sim, voices, streams, 
 
 
 class BrokenSpeech:
-    """Recognisers that raise once they hear audio: a model that crashes."""
+    """Recognisers that raise once they hear audio (a model that crashes), or that fall
+    behind the audio (`SlowRecognizer`)."""
 
-    def __init__(self, real: VoskSpeech) -> None:
-        self.real = real
+    def __init__(self, real: VoskSpeech, kind: type[BrokenRecognizer] | None = None) -> None:
+        self.real, self.kind = real, kind or BrokenRecognizer
 
     def languages(self) -> Sequence[str]:
         return self.real.languages()
 
     def recognizer(self, language: str) -> BrokenRecognizer:
-        return BrokenRecognizer()
+        return self.kind()
 
 
 class BrokenRecognizer:
@@ -253,17 +255,30 @@ class BrokenRecognizer:
         raise RuntimeError("the model broke")
 
 
-async def test_a_recognizer_that_raises_falls_back_to_keys(server, sim, voices, streams):
-    server.app[RECOGNITION].speech = BrokenSpeech(server.app[RECOGNITION].speech)
+class SlowRecognizer(BrokenRecognizer):
+    """A recogniser far slower than the audio: the call's queue grows past `max_lag`."""
+
+    def feed(self, pcm: bytes) -> None:
+        time.sleep(0.2)  # 20 ms of audio: ten times slower than real time
+
+
+@pytest.mark.parametrize(
+    ("kind", "why"), [(BrokenRecognizer, "raised"), (SlowRecognizer, "behind")]
+)
+async def test_a_recognizer_that_raises_or_falls_behind_falls_back_to_keys(
+    server, sim, voices, streams, kind, why, caplog
+):
+    server.app[RECOGNITION].speech = BrokenSpeech(server.app[RECOGNITION].speech, kind)
     call, stream = await call_in(sim, voices, streams)
     await stream.played(2)
-    stream.say(voices.say("예금 잔액"))
+    stream.say(voices.say("예금 잔액 조회 부탁 드립니다"))
     notice = await stream.played(3)  # the flow's defaults.speech_down
     flow = server.app[FLOWS].get("telebanking_ko")
     assert flow is not None and flow.speech_down is not None
     assert notice.audio == await audio_of(server, flow.speech_down)
     main = await session(server, call.sid)
     assert (main.node, main.waiting, main.inputs) == ("main", "listen", {})  # nothing taken
+    assert any(why in r.getMessage() for r in caplog.records), caplog.text
     stream.press("1")
     await listening_at(server, call.sid, "ask_account")
     await stream.played(4)

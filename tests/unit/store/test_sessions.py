@@ -420,7 +420,7 @@ async def test_redis_serves_more_turns_at_once_than_its_pool_has_connections(
 ) -> None:
     # the soak at 100 calls at a time: redis-py's pool (100) refused the 101st command at
     # once, "Too many connections", and callers heard the apology; now it waits for one
-    monkeypatch.setattr(redis_store, "MAX_CONNECTIONS", 20)
+    monkeypatch.setattr(redis_store, "POOL", 20)
     store = RedisSessions(redis_url, KEYS)
     try:
         await asyncio.gather(*(store.save(active(f"CA{i}"), "r") for i in range(200)))
@@ -594,3 +594,29 @@ async def test_sessions_sealed_one_field_at_a_time_still_load(
     assert session.startswith("s2:") and reply == ""
     async with sqlite_sessions(path) as store:
         assert await store.load("CA1") == Stored(active("CA1"), "r1 again")
+
+
+async def test_redis_lock_is_renewed_while_its_turn_runs(
+    two_clients: tuple[RedisSessions, RedisSessions], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(redis_store, "LOCK_TTL", SHORT_TTL)
+    monkeypatch.setattr(redis_store, "LOCK_WAIT", 0.1)
+    a, b = two_clients
+    async with a.lock("CA1"):
+        await asyncio.sleep(3 * SHORT_TTL)  # a turn waiting on a slow backend
+        with pytest.raises(SessionLocked):  # still a's: it did not expire under it
+            async with b.lock("CA1"):
+                pass
+    await asyncio.wait_for(_enter_and_leave(b, "CA1"), DEADLOCK_BOUND)
+
+
+async def test_redis_serves_a_burst_larger_than_its_connection_pool(redis_url: str) -> None:
+    # what a process restarted under load meets: every call's webhook at once
+    store = RedisSessions(redis_url, KEYS)
+    try:
+        await store.save(active(), "r")
+        burst = [store.load("CA1") for _ in range(3 * redis_store.POOL)]
+        loaded = await asyncio.wait_for(asyncio.gather(*burst), DEADLOCK_BOUND)
+        assert all(stored is not None and stored.reply == "r" for stored in loaded)
+    finally:
+        await store.close()
