@@ -144,7 +144,8 @@ def servers(tmp: Path, sessions: str | None, extra_env: list[str]) -> tuple[Serv
         core=DRIVER_CORE,
     )
     flows = tmp / "flows"
-    shutil.copytree(ROOT / "flows", flows)
+    # IVR_BENCH_FLOWS=bench/frozen: the frozen flow, to compare two versions of ivr on it
+    shutil.copytree(Path(os.environ.get("IVR_BENCH_FLOWS", ROOT / "flows")), flows)
     ivr_port = free_port()
     ivr_env = {
         **env,

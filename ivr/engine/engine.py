@@ -243,12 +243,14 @@ class _Turn:
     def say(self, prompt: PromptTemplate | None, role: str, **extra: Any) -> None:
         """Say `prompt` (if any); the transcript notes it as `role` at this node."""
         if prompt is not None:
-            language = self.language()
-            prompt = prompt.in_language(language)
+            other = None  # the call's language, when not the flow's own
+            if len(self.flow.languages) > 1:  # (most flows have one: nothing to look up)
+                language = self.language()
+                prompt, other = prompt.in_language(language), self.other(language)
             parts = prompt.render(self.ctx(**extra)) if prompt.static is None else prompt.static
             if parts:
                 # a subflow's own language and voice, else the call's language
-                spoken = prompt.language or self.other(language)
+                spoken = prompt.language or other
                 self.out.append(act.Prompt(parts, spoken, prompt.voice))
                 if role:
                     self.note(role)
@@ -282,6 +284,8 @@ class _Turn:
 
     def listening(self, listen: act.Listen) -> act.Listen:
         """`listen` in the call's language: recognition's, and the built-in words it hears."""
+        if len(self.flow.languages) < 2:
+            return listen
         language = self.other(self.language())
         return listen if language is None else replace(listen, language=language)
 

@@ -610,8 +610,11 @@ async def test_redis_lock_is_renewed_while_its_turn_runs(
     await asyncio.wait_for(_enter_and_leave(b, "CA1"), DEADLOCK_BOUND)
 
 
-async def test_redis_serves_a_burst_larger_than_its_connection_pool(redis_url: str) -> None:
+async def test_redis_serves_a_burst_larger_than_its_connection_pool(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # what a process restarted under load meets: every call's webhook at once
+    monkeypatch.setattr(redis_store, "POOL", 50)
     store = RedisSessions(redis_url, KEYS)
     try:
         await store.save(active(), "r")
