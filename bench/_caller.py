@@ -116,6 +116,7 @@ SHORT = (QUICK,) * 10
 _PLAIN = re.compile(r"[A-Za-z0-9_.~-]*")
 _ACTION = re.compile(r'\saction="([^"]*)"')
 _REDIRECT = re.compile(r"<Redirect[^>]*>([^<]*)</Redirect>")
+_RECORDING_STATUS = re.compile(r'\srecordingStatusCallback="([^"]*)"')
 _LENGTH = re.compile(r"(?im)^content-length:\s*(\d+)")
 
 
@@ -301,6 +302,7 @@ class Caller:
         started = time.time()
         reply = await self.post(VOICE, {**base, "CallStatus": "ringing"})
         self.expect(reply, MENU, f"{scenario} / answer")
+        stored: tuple[str, dict[str, str]] | None = None  # a recording's status to tell
         for n, step in enumerate(SCENARIOS[scenario], 1):
             await self.pause()
             try:
@@ -309,6 +311,9 @@ class Caller:
                 self.load.problem(f"{scenario} / step {n}: {e}")
                 break
             params = {**base, "CallStatus": "in-progress", **step_params(step, path)}
+            told = _RECORDING_STATUS.search(reply)
+            if "RecordingUrl" in params and told is not None:
+                stored = (told.group(1), {**base, "RecordingUrl": params["RecordingUrl"]})
             reply = await self.post(path, params)
             self.expect(reply, step.expect, f"{scenario} / step {n} ({step.kind} {step.value})")
         await self.pause()
@@ -325,6 +330,9 @@ class Caller:
                 "Timestamp": time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime()),
             },
         )
+        if stored is not None:  # the recording is stored after the call, as Twilio does it
+            path, params = stored
+            await self.post(path, {**params, "RecordingStatus": "completed"})
 
 
 async def drive(

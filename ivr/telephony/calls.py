@@ -91,10 +91,12 @@ class Calls:
         except Exception:
             self.metrics.store_error("sessions", "save")
             raise
-        if not session.ended:
+        if session.outcome is None:
             self.in_progress.turned(session.call_id, time.monotonic())
             return
-        self.in_progress.ended(session.call_id)
+        self.in_progress.ended(session.call_id)  # over: it may await its recording's status
+        if not session.ended:
+            return
         log.info(
             "call ended: %s",
             session.outcome,
