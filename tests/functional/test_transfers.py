@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -228,6 +229,8 @@ async def test_a_voicemail_is_a_callback_request_once_it_is_stored(
     recorded = await _record_message(call)
     assert call.last == [BOOKED] and call.end == "hangup"
     assert await _written(server, call.sid) is None  # not final: the recording is not stored
+    # but the caller is gone: the call holds no line (IVR_MAX_CALLS)
+    assert server.app[HOOKS].calls.in_progress.count(time.monotonic()) == 0
     reply = await call.recording_stored(rec, recorded)
     assert reply is not None and reply.status == 200
     record = await server.record(call.sid)
