@@ -3,11 +3,9 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Mapping
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +14,7 @@ from jsonschema import Draft202012Validator
 from ivr.errors import FlowError, Problem
 from ivr.flow.hours import Day, HoursError, parse_day
 from ivr.flow.loader import Document, read_flow_file
-from ivr.flow.schema import violations
+from ivr.flow.schema import packaged, violations
 
 DIRECTORY = "calendars"  # beside the flow files
 FindCalendar = Callable[[str], Document | None]  # calendar name -> its document
@@ -24,10 +22,8 @@ FindCalendar = Callable[[str], Document | None]  # calendar name -> its document
 
 @cache
 def calendar_schema() -> dict[str, Any]:
-    """The calendar files' JSON Schema (shipped as package data, for editors too)."""
-    text = resources.files("ivr.flow").joinpath("calendar.schema.json").read_text("utf-8")
-    schema: dict[str, Any] = json.loads(text)
-    return schema
+    """The calendar files' JSON Schema."""
+    return packaged("calendar.schema.json")
 
 
 @cache

@@ -30,12 +30,18 @@ _TYPE_NAMES = {
 }
 
 
+def packaged(name: str) -> dict[str, Any]:
+    """A JSON Schema shipped as package data beside this module (for editors too)."""
+    schema: dict[str, Any] = json.loads(
+        resources.files("ivr.flow").joinpath(name).read_text("utf-8")
+    )
+    return schema
+
+
 @cache
 def flow_schema() -> dict[str, Any]:
-    """The flow language's JSON Schema (shipped as package data)."""
-    text = resources.files("ivr.flow").joinpath("schema.json").read_text("utf-8")
-    schema: dict[str, Any] = json.loads(text)
-    return schema
+    """The flow language's JSON Schema."""
+    return packaged("schema.json")
 
 
 @cache

@@ -288,8 +288,7 @@ class TwilioWebhooks:
         """What a caller waiting in a queue hears (`<Enqueue waitUrl>`, asked again each time
         it ends): place in line and expected wait, the leave key's offer, hold music. The
         leave key pressed (`?leave=1`) takes the caller out of the queue (`<Leave>`)."""
-        async with self.sessions.lock(form["CallSid"]):
-            stored = await self.sessions.load(form["CallSid"])
+        stored = await self.sessions.load(form["CallSid"])  # read only: no lock
         session = stored.session if stored is not None else None
         flow = self.flows.get(session.flow_id, session.version) if session else None
         node = flow.nodes.get(session.node or "") if flow and session else None
@@ -330,17 +329,12 @@ class TwilioWebhooks:
         log.info("transfer ended: %s", result)
         async with self.sessions.lock(sid):
             stored = await self.sessions.load(sid)
-            waiting = stored is not None and stored.session.waiting == "transfer"
-        if waiting:
-            assert stored is not None
-            told = stored.session.copy()
-            told.transfer_result = result
-            self.metrics.transfer_result(told)
-            return await self._continue(
-                request, form, TransferEnded(result, at=time.time()), received
-            )
-        async with self.sessions.lock(sid):
-            stored = await self.sessions.load(sid)
+            if stored is not None and stored.session.waiting == "transfer":  # it goes on
+                told = stored.session.copy()
+                told.transfer_result = result
+                self.metrics.transfer_result(told)
+                ended = TransferEnded(result, at=time.time())
+                return await self._step(request, stored, ended, received)
             session = stored.session if stored else self._unstarted(request, form)
             flow = self.flows.get(session.flow_id, session.version)  # says the apology
             if stored and stored.session.ended and stored.session.transfer_result is None:
@@ -421,24 +415,29 @@ class TwilioWebhooks:
     async def _continue(
         self, request: web.Request, form: Mapping[str, str], event: Event, received: float
     ) -> str:
-        sid = form["CallSid"]
-        turn = request.query.get("t", "")
-        async with self.sessions.lock(sid):
-            stored = await self.sessions.load(sid)
+        async with self.sessions.lock(form["CallSid"]):
+            stored = await self.sessions.load(form["CallSid"])
             if stored is None:
                 return await self._lost(request, form)
-            session = stored.session
-            hide(*(session.vars.get(name) for name in session.sensitive))
-            if session.ended or turn != str(session.turn):
-                return stored.reply  # a retried or late webhook: same answer, no second step
-            if not fits(session, event):  # e.g. a recording callback while a menu listens
-                self.metrics.rejected("mismatched")
-                log.warning("refused %s: the call waits for %s", request.path, session.waiting)
-                raise web.HTTPConflict(text=f"the call is not waiting for {request.path}")
-            flow = self.flows.get(session.flow_id, session.version)
-            if flow is None:
-                return await self._flow_gone(stored)
-            return await self._advance(flow, session, event, received)
+            return await self._step(request, stored, event, received)
+
+    async def _step(
+        self, request: web.Request, stored: Stored, event: Event, received: float
+    ) -> str:
+        """Step a call loaded under its lock by `event`, once: a retried or late webhook
+        gets the answer already given, a stray one a 409."""
+        session = stored.session
+        hide(*(session.vars.get(name) for name in session.sensitive))
+        if session.ended or request.query.get("t", "") != str(session.turn):
+            return stored.reply  # a retried or late webhook: same answer, no second step
+        if not fits(session, event):  # e.g. a recording callback while a menu listens
+            self.metrics.rejected("mismatched")
+            log.warning("refused %s: the call waits for %s", request.path, session.waiting)
+            raise web.HTTPConflict(text=f"the call is not waiting for {request.path}")
+        flow = self.flows.get(session.flow_id, session.version)
+        if flow is None:
+            return await self._flow_gone(stored)
+        return await self._advance(flow, session, event, received)
 
     async def _advance(self, flow: Flow, session: Session, event: Event, received: float) -> str:
         """Run the turn within what is left of the budget, then answer and save."""
