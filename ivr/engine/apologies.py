@@ -110,7 +110,32 @@ SAID: dict[str, dict[str, str]] = {
         "kk": "Кешіріңіз, бұл нөмірге қызмет көрсетілмейді. Сау болыңыз.",
         "ko": "죄송합니다. 이 번호는 서비스되지 않는 번호입니다. 안녕히 계십시오.",
     },
+    # text channels (SMS, WhatsApp, web chat): a step that needs a call (a sensitive ask,
+    # a voice-only node) without an `on_text`; {number} is the flow's first number
+    "to_voice": {
+        "en": "For your security we can't do this by message. Please call us{at}.",
+        "ru": "В целях безопасности мы не можем сделать это в переписке. Пожалуйста, "
+        "позвоните нам{at}.",
+        "kk": "Қауіпсіздік үшін мұны хабарлама арқылы жасай алмаймыз. Бізге қоңырау шалыңыз{at}.",
+        "ko": "보안을 위해 메시지로는 처리할 수 없습니다. 전화로 문의해 주십시오{at}.",
+    },
+    # a transfer reached in a text conversation: agents take calls
+    "agent_by_voice": {
+        "en": "To speak to an agent, please call us{at}.",
+        "ru": "Чтобы поговорить с оператором, позвоните нам{at}.",
+        "kk": "Оператормен сөйлесу үшін бізге қоңырау шалыңыз{at}.",
+        "ko": "상담원과 통화하시려면 전화해 주십시오{at}.",
+    },
+    # a record node in a text conversation without a `text:` prompt of its own
+    "record_text": {
+        "en": "Please write your message in one reply.",
+        "ru": "Пожалуйста, напишите ваше сообщение одним ответом.",
+        "kk": "Хабарламаңызды бір жауаппен жазыңыз.",
+        "ko": "남기실 말씀을 한 번의 답장으로 보내 주십시오.",
+    },
 }
+# how a text channel words " at +1555..." after "call us" ({at} above)
+AT_NUMBER = {"en": " at {number}", "ru": " по номеру {number}", "kk": " {number} нөміріне"}
 
 
 def said(kind: str, language: str) -> str:

@@ -25,6 +25,7 @@ from ivr.engine.events import (
     TransferEnded,
 )
 from ivr.engine.session import MASK, Session
+from ivr.flow.listing import listing
 from ivr.flow.model import (
     CALLBACK_DIGITS,
     TRANSFER_ENDS,
@@ -208,6 +209,9 @@ class _Turn:
             node = nodes.get(name)
             if node is None:
                 raise LookupError(f"no node {name!r} in flow {self.flow.id}")
+            if s.medium != "voice" and not node.runs_on(s.medium):
+                name = self.off_channel(node)
+                continue
             s.node, s.waiting, s.pending = name, None, None
             s.misses = s.no_inputs = s.no_matches = 0
             s.path.append(name)
@@ -247,6 +251,8 @@ class _Turn:
             if len(self.flow.languages) > 1:  # (most flows have one: nothing to look up)
                 language = self.language()
                 prompt, other = prompt.in_language(language), self.other(language)
+            if prompt.shown is not None and self.s.medium != "voice":
+                prompt = prompt.shown
             parts = prompt.render(self.ctx(**extra)) if prompt.static is None else prompt.static
             if parts:
                 # a subflow's own language and voice, else the call's language
@@ -313,11 +319,45 @@ class _Turn:
         return node.next
 
     def enter_menu(self, node: Node) -> str | None:
+        m: Menu = node.spec
+        if self.s.medium != "voice" and m.prompt.shown is None:  # its choices, as one message
+            self.text(listing(m, self.language()), "prompt")
+        else:
+            self.say(m.prompt, "prompt")
+        self.listen(node)
+        return None
+
+    def enter_ask(self, node: Node) -> str | None:
         self.say(node.spec.prompt, "prompt")
         self.listen(node)
         return None
 
-    enter_ask = enter_menu
+    def text(self, words: str, role: str) -> None:
+        """Say built-in `words` (already in the call's language)."""
+        self.out.append(act.Prompt((Text(words),), self.other(self.language())))
+        self.note(role)
+
+    def off_channel(self, node: Node) -> str | None:
+        """A text conversation reached a node that does not run on its channel (a sensitive
+        ask, a voice-only step): on to its `on_text`, else told to call; the conversation
+        ends transferred (reason channel): self-service could not finish it here."""
+        self.note("off_channel", node.name)
+        if node.on_text:
+            return node.on_text
+        self.call_us("to_voice")
+        self.s.reason, self.s.reason_at = f"channel:{node.name}", node.name
+        self.hang_up("transferred")
+        return None
+
+    def call_us(self, kind: str) -> None:
+        """Tell a text customer to call (`kind`: why), at the flow's first number."""
+        language = self.language()
+        at = apologies.AT_NUMBER.get(language.split("-", 1)[0].lower(), "")
+        number = self.flow.numbers[0] if self.flow.numbers else ""
+        self.text(
+            apologies.said(kind, language).format(at=at.format(number=number) if number else ""),
+            "say",
+        )
 
     def confirm_listen(self, node: Node) -> act.Listen:
         """Listening for yes or no, in the call's language when not the flow's own."""
@@ -376,6 +416,11 @@ class _Turn:
         if s.reason is None:
             s.reason, s.reason_at = f"node:{came_from}", came_from
         reason = s.reason
+        if s.medium != "voice":  # agents take calls: the customer is told where to call
+            s.queue, s.transfer, s.transfer_at = t.queue, reason, s.reason_at
+            self.call_us("agent_by_voice")
+            self.finish("transferred")
+            return None
         ctx = self.ctx(reason=reason)
         self.say(t.say, "say")
         whisper = t.whisper.render(ctx) if t.whisper is not None else ()
@@ -415,7 +460,10 @@ class _Turn:
 
     def enter_record(self, node: Node) -> str | None:
         r: Record = node.spec
-        self.say(r.prompt, "prompt")
+        if self.s.medium != "voice" and r.prompt.shown is None:
+            self.text(apologies.said("record_text", self.language()), "prompt")
+        else:
+            self.say(r.prompt, "prompt")
         self.s.waiting, self.s.reason = "record", None
         self.out.append(act.Record(node.name, r.max_seconds, r.finish_on))
         return None
@@ -589,7 +637,12 @@ class _Turn:
         r: Record = node.spec
         self.note("recorded", round(result.seconds, 1))
         self.s.vars[r.save_as] = result.reference
-        if result.reference == self.s.recording:  # Twilio said it was stored before this
+        if self.s.medium != "voice":  # the customer's written message: kept, nothing to await
+            if result.reference:
+                self.resolve(node)
+                if r.callback is not None:
+                    return self.offer_callback(node, r.callback)
+        elif result.reference == self.s.recording:  # Twilio said it was stored before this
             self.resolve(node)
         elif result.reference:  # an empty recording (silence at the beep) requested nothing
             self.s.awaiting = node.name  # its task is done once Twilio says it is stored

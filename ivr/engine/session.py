@@ -12,8 +12,8 @@ OUTCOMES = ("contained", "transferred", "abandoned", "failed")
 # what led to a transfer: the caller chose an agent in a menu (option) or by a global
 # option such as a zero-out (global); the IVR did not understand (on_fail); a backend
 # failed (on_error); the flow sent the caller without any of those (node); the caller
-# asked to be called back (callback)
-REASONS = ("option", "global", "on_fail", "on_error", "node", "callback")
+# asked to be called back (callback); a text conversation reached what needs a call (channel)
+REASONS = ("option", "global", "on_fail", "on_error", "node", "callback", "channel")
 MASK = "****"
 
 
@@ -49,7 +49,7 @@ class Session:
     # [seconds into the call, node, what, ...]: prompts heard, inputs (masked when
     # sensitive), backend answers; the last MAX_TRANSCRIPT lines
     transcript: list[list[Any]] = field(default_factory=list)
-    channel: str = "voice"  # voice | sms | whatsapp | chat
+    channel: str = "voice"  # voice | sms | whatsapp | chat: where the conversation started
     direction: str = "inbound"  # inbound | outbound
     experiment: str | None = None  # the experiment that chose this call's flow
     variant: str | None = None  # the flow it chose
@@ -67,6 +67,15 @@ class Session:
     # (nor its task resolved) until Twilio says it is (RecordingStatus)
     awaiting: str | None = None
 
+    # the conversation's legs when it moved between channels ([] while it has one):
+    # {"channel", "id", "at"} each, the first the one it started on
+    legs: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def medium(self) -> str:
+        """The channel the conversation is on now (its last leg's)."""
+        return str(self.legs[-1]["channel"]) if self.legs else self.channel
+
     @property
     def ended(self) -> bool:
         """The outcome is final: the call is over and nothing it waits for may change it."""
@@ -78,7 +87,7 @@ class Session:
         new.__dict__.update(self.__dict__)
         new.vars, new.path, new.tasks = dict(self.vars), list(self.path), list(self.tasks)
         new.inputs, new.transcript = dict(self.inputs), list(self.transcript)
-        new.survey = dict(self.survey)
+        new.survey, new.legs = dict(self.survey), list(self.legs)
         return new
 
     def redacted(self) -> dict[str, Any]:

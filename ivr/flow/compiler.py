@@ -133,8 +133,28 @@ def compile_flow(
         speech_model=data.get("speech_model"),
         speech_timeout=data.get("speech_timeout"),
         fallback=fallback,
+        idle=_duration(defaults.get("idle", IDLE)),
     )
     return flow, sorted(problems, key=_order)
+
+
+IDLE = 1800.0  # a text conversation's default idle timeout: 30 minutes
+TEXT_CHANNELS = ("sms", "whatsapp", "chat")
+
+
+def _channels(names: Any) -> frozenset[str]:
+    """A node's `channels`, `text` standing for every text channel."""
+    out = set(names)
+    if "text" in out:
+        out = (out - {"text"}) | set(TEXT_CHANNELS)
+    return frozenset(out)
+
+
+def _duration(value: Any) -> float:
+    """Seconds, from a number or `30m`, `2h`, `1d`, `45s` (the schema checked the form)."""
+    if isinstance(value, int | float):
+        return float(value)
+    return float(value[:-1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[value[-1]]
 
 
 def _templated(prompt: PromptTemplate) -> bool:
@@ -339,6 +359,8 @@ class _Compiler:
                     resolves=raw.get("resolves"),
                     file=doc.file,
                     line=line,
+                    channels=_channels(raw.get("channels", ())),
+                    on_text=self.ref(raw.get("on_text"), (*path, "on_text")),
                 )
                 if kind == "http" and node.on_error is None:
                     node = replace(node, on_error=self.targets.get("on_fail"))

@@ -284,6 +284,17 @@ class Node:
     resolves: str | None = None
     file: str = ""
     line: int = 0
+    # the channels it runs on (empty: all); a text conversation that reaches it elsewhere
+    # (or reaches a sensitive ask) goes to `on_text`, or is sent to voice
+    channels: frozenset[str] = frozenset()
+    on_text: str | None = None
+
+    def runs_on(self, channel: str) -> bool:
+        """Whether a conversation on `channel` may enter this node."""
+        if self.channels:
+            return channel in self.channels
+        sensitive = isinstance(self.spec, Ask) and self.spec.sensitive
+        return channel == "voice" or not sensitive  # carriers keep messages: keys only
 
     @cached_property
     def listen(self) -> Listen:
@@ -401,6 +412,8 @@ class Node:
                     out.append((label, getattr(s, label)))
         if self.on_error:
             out.append(("on_error", self.on_error))
+        if self.on_text:
+            out.append(("on_text", self.on_text))
         if self.kind == "branch":
             out.extend((cond or "else", target) for cond, _, target in s)
         if isinstance(s, End) and s.returns_to:
@@ -460,6 +473,7 @@ class Flow:
             return default
         return self.said_in.get(role, {}).get(language, default)
 
+    idle: float = 1800.0  # seconds a text conversation may wait for the customer (then abandoned)
     # the transfer node callers go to when their session store is unreachable (None: they
     # hear the apology and the call ends failed); its `to` is static (checked at compile)
     fallback: str | None = None

@@ -13,7 +13,7 @@ from ivr.flow.compiler import _KINDS
 from ivr.flow.loader import parse_flow
 from ivr.flow.schema import NODE_KINDS, check_schema, flow_schema
 
-COMMON = {"next", "on_error", "resolves", "description"}  # keys any node may carry
+COMMON = {"next", "on_error", "resolves", "description", "channels", "on_text"}  # any node
 
 
 def check(text: str) -> list[Problem]:

@@ -109,6 +109,7 @@ def test_transfers_by_reason_and_queue_and_zero_outs(report: dict[str, Any]) -> 
         "on_error": 1,
         "node": 0,
         "callback": 1,
+        "channel": 0,
     }
     assert transfers["by_reason"]["global"]["share"] == 1 / 5
     assert calls(transfers["by_queue"]) == {"support": 4, "(none)": 1}
