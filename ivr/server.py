@@ -19,6 +19,7 @@ from aiohttp import web
 
 from ivr.admin import build_admin_app, health
 from ivr.backend import Backend
+from ivr.channels.conversations import TextConversations
 from ivr.closures import ClosuresCache
 from ivr.config import Config
 from ivr.connections import ConnectionGuard
@@ -37,6 +38,7 @@ from ivr.store.records import RecordStore, RecordWriter
 from ivr.store.spool import Spool
 from ivr.telephony.admission import Admission, InProgress
 from ivr.telephony.calls import Calls
+from ivr.telephony.messaging import MessagingWebhook
 from ivr.telephony.play import ROUTE as PLAY_ROUTE
 from ivr.telephony.play import recordings
 from ivr.telephony.signature import SignatureCheck
@@ -61,9 +63,12 @@ GUARD = web.AppKey("guard", ConnectionGuard)  # slow clients (the public listene
 ADMIN = web.AppKey("admin", web.Application)  # served on the admin listener, not this one
 SPEECH = web.AppKey("speech", VoskSpeech)  # the Vosk models by language (IVR_VOSK_MODELS)
 RECOGNITION = web.AppKey("recognition", SpeechService)  # calls' recognition, off the loop
+TEXTS = web.AppKey("texts", TextConversations)  # SMS, WhatsApp and web chat conversations
+MESSAGING = web.AppKey("messaging", MessagingWebhook)
 CLOSURES = web.AppKey("closures", ClosuresCache)  # hours ops closed (`ivr hours close`)
 RETAIN_EVERY = 3600.0  # seconds between deletions of records past IVR_RETENTION
 REAP_EVERY = 60.0  # seconds between looks for calls whose status callback never came
+EXPIRE_EVERY = 30.0  # seconds between looks for text conversations left idle
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -177,6 +182,8 @@ def build_app(config: Config, tts: TTS | None = None) -> web.Application:
             lambda actions, flow: localised(actions, flow, prompts),  # Kazakh: <Play>
         )
         app[HOOKS] = hooks
+        texts = app[TEXTS] = TextConversations(calls, keys)
+        app[MESSAGING] = MessagingWebhook(texts, signature, metrics)
         # /phone's calls are rehearsals: in memory, in metrics nobody scrapes, unrecorded
         rehearsals = Calls(flows, open_sessions("memory://"), runner, None, Metrics())
         app[STREAMS] = MediaStreams(
@@ -184,6 +191,7 @@ def build_app(config: Config, tts: TTS | None = None) -> web.Application:
         )
         reloader = asyncio.create_task(_watch(flows, config)) if config.watch else None
         reaper = asyncio.create_task(_reap(hooks, config.reap_after))
+        idler = asyncio.create_task(_expire(texts))
         pinger = asyncio.create_task(_check_stores(calls))
         retainer = asyncio.create_task(_retain(records, config.retention))
         refresher = asyncio.create_task(closures.keep_fresh())
@@ -195,6 +203,7 @@ def build_app(config: Config, tts: TTS | None = None) -> web.Application:
         if reloader:
             reloader.cancel()
         reaper.cancel()
+        idler.cancel()
         pinger.cancel()
         retainer.cancel()
         refresher.cancel()
@@ -212,6 +221,7 @@ def build_app(config: Config, tts: TTS | None = None) -> web.Application:
 
     for name in TwilioWebhooks.ROUTES:  # plain routes: found by a dict lookup, no pattern
         app.router.add_post(f"/twilio/{name}", _route(name))
+    app.router.add_post("/twilio/messaging", _messaging)
     app.router.add_get(STREAM_PATH, _stream)
     app.on_shutdown.append(_close_streams)  # before the server waits for its handlers
     app.router.add_get("/healthz", health(flows, stores))  # for load balancers: both listeners
@@ -258,6 +268,20 @@ async def _reap(hooks: TwilioWebhooks, after: float) -> None:
         except Exception:  # the store may be down: the next round tries again
             log.exception("closing calls left without a status callback failed")
         await asyncio.sleep(min(REAP_EVERY, after))
+
+
+async def _messaging(request: web.Request) -> web.StreamResponse:
+    return await request.app[MESSAGING].handle(request)
+
+
+async def _expire(texts: TextConversations) -> None:
+    """End the text conversations left idle past their flow's `defaults.idle`."""
+    while True:
+        try:
+            await texts.expire()
+        except Exception:  # the store may be down: the next round tries again
+            log.exception("ending idle text conversations failed")
+        await asyncio.sleep(EXPIRE_EVERY)
 
 
 async def _retain(records: RecordStore, keep: float | None) -> None:

@@ -465,6 +465,9 @@ class _Compiler:
         self.uses.append((self.doc, path, names_used(source), spoken))
         return compile_template(source, self.language, self.currency)
 
+    def written(self, source: str) -> Render:
+        return compile_template(source, self.language, self.currency, text=True)
+
     def url(self, path: Path, source: str) -> Render:
         """An http node's URL: the values put in are percent-encoded (`compile_url`)."""
         self.template(path, source, spoken=False)  # checked and its names noted

@@ -9,6 +9,7 @@ The grammar (docs/flow-language.md, "Prompts"):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any, Protocol
@@ -29,6 +30,9 @@ class Compiling(Protocol):
     languages: tuple[str, ...]  # the flow's, its own first
 
     def template(self, path: Path, source: str, spoken: bool = True) -> Render: ...
+
+    def written(self, source: str) -> Render:
+        """`source` (checked already by `template`) rendered for a text channel."""
 
     def error(self, path: Path, message: str, severity: str = "error") -> None: ...
 
@@ -83,6 +87,9 @@ def has_locale(tag: str) -> bool:
     return True
 
 
+_SPELLS = re.compile(r"\|\s*(spell|digits)\b")  # filters that read a value out, digit by digit
+
+
 def _one(c: Compiling, path: Path, spec: Any) -> PromptTemplate:
     items = spec if isinstance(spec, list) else [spec]
     pieces: list[Audio | Render] = []
@@ -111,6 +118,8 @@ def _one(c: Compiling, path: Path, spec: Any) -> PromptTemplate:
         pieces.append(piece)
         static.append(part)
         if not (isinstance(item, dict) and "text" in item):
+            if _SPELLS.search(text) and not has_markup(text):  # digits read one by one
+                has_shown, piece = True, c.written(text)
             shown.append((piece, part, is_template(text)))
     source = tuple(static)
     return PromptTemplate(

@@ -39,17 +39,25 @@ def last(value: Any, n: int = 4) -> str:
     return str(value)[-n:]
 
 
+def written(value: Any, *_: Any) -> str:
+    """`spell` and `digits` in text: "123456" reads well written as it is."""
+    return str(value)
+
+
 @lru_cache(maxsize=64)
 def environment(
-    language: str = DEFAULT_LANGUAGE, currency: str | None = None
+    language: str = DEFAULT_LANGUAGE, currency: str | None = None, text: bool = False
 ) -> ImmutableSandboxedEnvironment:
     """The sandbox a flow's templates run in: the spoken filters (`currency`, `number`,
     `date`, `time`, `digits`) bound to its language and currency, so they stay plain
-    one-argument filters that compile to closures. ValueError for an unknown language."""
+    one-argument filters that compile to closures. ValueError for an unknown language.
+    `text`: for text channels, where `spell` and `digits` leave a value as written."""
     # immutable: an expression like `items.append(x)` would change the previous session's
     # values and the flow's `vars`, which every call shares
     env = _Bounded(undefined=ChainableUndefined, autoescape=False, keep_trailing_newline=False)
     env.filters.update(luhn=luhn, spell=spell, last=last, **spoken_filters(language, currency))
+    if text:
+        env.filters.update(spell=written, digits=written)
     return env
 
 
@@ -141,11 +149,12 @@ def check_syntax(source: str, expression: bool = False) -> str | None:
 
 @lru_cache(maxsize=8192)
 def compile_template(
-    source: str, language: str = DEFAULT_LANGUAGE, currency: str | None = None
+    source: str, language: str = DEFAULT_LANGUAGE, currency: str | None = None, text: bool = False
 ) -> Render:
     """A callable rendering `source` with a context (compiled on first use), its values
-    spoken in `language` (amounts in `currency`, default: the language's country's)."""
-    env = environment(language, currency)
+    spoken in `language` (amounts in `currency`, default: the language's country's);
+    `text`: written for a text channel (`environment`)."""
+    env = environment(language, currency, text)
     tree = _parse(source, False)
     fast = _fast_template(tree, env) if isinstance(tree, nodes.Template) else None
     return fast or _lazy(lambda: _jinja_template(source, env))

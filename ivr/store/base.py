@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol
@@ -136,6 +137,13 @@ class SessionStore(Protocol):
         not change any more (its status callback came, or the reaper closed the call), so
         the session goes too; until then it stays to answer Twilio's retries."""
 
+    async def link(self, key: str, call_id: str, keep: float) -> None:
+        """Let `key` (a channel and a customer's keyed hash) find `call_id` for `keep`
+        seconds: how a text message finds the conversation it continues."""
+
+    async def linked(self, key: str) -> str | None:
+        """The conversation `key` finds, while its link lasts."""
+
     async def put_fetch(self, call_id: str, pending: PendingFetch) -> None:
         """Keep a call's pending backend call, where every process serving it sees it."""
 
@@ -161,6 +169,24 @@ class LocalFetches:
 
     async def drop_fetch(self, call_id: str) -> None:
         self._fetches.pop(call_id, None)
+
+
+class LocalLinks:
+    """Links of a store one process uses: in memory (a restart forgets them, and with
+    them where text conversations stood: their customers start again)."""
+
+    def __init__(self) -> None:
+        self._links: dict[str, tuple[str, float]] = {}
+
+    async def link(self, key: str, call_id: str, keep: float) -> None:
+        now = time.time()
+        if len(self._links) > 10_000:  # expired ones are dropped when they are many
+            self._links = {k: v for k, v in self._links.items() if v[1] > now}
+        self._links[key] = (call_id, now + keep)
+
+    async def linked(self, key: str) -> str | None:
+        found = self._links.get(key)
+        return found[0] if found is not None and found[1] > time.time() else None
 
 
 class LocalLocks:

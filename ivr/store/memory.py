@@ -6,14 +6,15 @@ import time
 from contextlib import AbstractAsyncContextManager
 
 from ivr.engine.session import Session
-from ivr.store.base import LocalFetches, LocalLocks, Stored, ttl
+from ivr.store.base import LocalFetches, LocalLinks, LocalLocks, Stored, ttl
 
 PURGE_EVERY = 1000  # saves between sweeps of expired sessions
 
 
-class MemorySessions(LocalFetches):
+class MemorySessions(LocalFetches, LocalLinks):
     def __init__(self) -> None:
-        super().__init__()
+        LocalFetches.__init__(self)
+        LocalLinks.__init__(self)
         self._data: dict[
             str, tuple[str, str, float]
         ] = {}  # call id -> (session json, reply, expiry)

@@ -236,6 +236,15 @@ class RedisSessions:
             with self._reaching("save"):
                 await pipe.execute()
 
+    async def link(self, key: str, call_id: str, keep: float) -> None:
+        with self._reaching("save"):
+            await self._client.set(f"ivr:link:{key}", call_id, px=max(1, int(keep * 1000)))
+
+    async def linked(self, key: str) -> str | None:
+        with self._reaching("load"):
+            found = await self._client.get(f"ivr:link:{key}")
+        return None if found is None else str(found)
+
     async def put_fetch(self, call_id: str, pending: PendingFetch) -> None:
         keep = int((max(0.0, pending.deadline - time.time()) + FETCH_KEPT) * 1000)
         text = self._sealing.seal(call_id, pending.to_json().decode())  # a backend's answer

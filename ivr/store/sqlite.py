@@ -32,6 +32,9 @@ CREATE TABLE IF NOT EXISTS sessions (
 );
 CREATE INDEX IF NOT EXISTS sessions_unrecorded ON sessions (unrecorded) WHERE unrecorded = 1;
 CREATE INDEX IF NOT EXISTS sessions_expires ON sessions (expires);
+CREATE TABLE IF NOT EXISTS links (
+    key TEXT PRIMARY KEY, call_id TEXT NOT NULL, expires REAL NOT NULL
+);
 """
 # calls in progress, for the reaper (a database from before it gets the column first)
 _ACTIVE = "CREATE INDEX IF NOT EXISTS sessions_active ON sessions (expires) WHERE active = 1"
@@ -248,10 +251,22 @@ class SqliteSessions(LocalFetches):
         for call_id in [c for c, live in self._live.items() if live[2] < now]:
             del self._live[call_id]
         gone = self._db.execute(_PURGE, (now,))
+        self._db.execute("DELETE FROM links WHERE expires < ?", (now,))
         self._known.difference_update(r[0] for r in gone)
 
     def lock(self, call_id: str) -> AbstractAsyncContextManager[None]:
         return self._locks(call_id)
+
+    async def link(self, key: str, call_id: str, keep: float) -> None:
+        await self._db.write(
+            "INSERT OR REPLACE INTO links VALUES (?, ?, ?)", (key, call_id, time.time() + keep)
+        )
+
+    async def linked(self, key: str) -> str | None:
+        rows = self._db.execute(
+            "SELECT call_id FROM links WHERE key = ? AND expires > ?", (key, time.time())
+        )
+        return str(rows[0][0]) if rows else None
 
     async def stale(self, before: float) -> list[str]:
         rows = self._db.execute(

@@ -398,6 +398,8 @@ class TwilioWebhooks:
                 stored = await self.sessions.load(sid)
                 if stored is None or stored.session.ended or stored.session.updated_at >= before:
                     continue
+                if stored.session.medium != "voice":  # a text conversation: its idle time ends it
+                    continue
                 closed += 1
                 session = stored.session
                 flow = self.flows.get(session.flow_id, session.version)

@@ -148,6 +148,38 @@ class TwilioSim:
         async with self.session.get(self.base_url + path) as response:
             return response.status, await response.text()
 
+    # -- messages ------------------------------------------------------------------------------
+
+    async def text(
+        self, to: str, from_: str, body: str, path: str = "/twilio/messaging"
+    ) -> list[str]:
+        """An SMS (or, `from_` starting `whatsapp:`, a WhatsApp message) as Twilio posts
+        it; the paragraphs of the messages the TwiML answers with (ivr sends a turn as
+        one message, its prompts as paragraphs)."""
+        whatsapp = from_.startswith("whatsapp:")
+        params = {
+            "MessageSid": "SM" + uuid.uuid4().hex,
+            "SmsMessageSid": "",
+            "AccountSid": ACCOUNT_SID,
+            "MessagingServiceSid": "",
+            "From": from_,
+            "To": f"whatsapp:{to}" if whatsapp else to,
+            "Body": body,
+            "NumMedia": "0",
+            "NumSegments": "1",
+            "SmsStatus": "received",
+            "ApiVersion": API_VERSION,
+        }
+        params["SmsMessageSid"] = params["MessageSid"]
+        if whatsapp:
+            params["ProfileName"], params["WaId"] = "Customer", from_.removeprefix("whatsapp:+")
+        reply = await self.post(path, params)
+        if reply.status != 200:
+            raise TwilioError(f"{path} answered {reply.status}: {reply.text}")
+        root = reply.xml()
+        assert root.tag == "Response", reply.text
+        return [p for m in root.iter("Message") for p in (m.text or "").split("\n\n")]
+
     # -- calls ---------------------------------------------------------------------------------
 
     def new_call(

@@ -1,0 +1,222 @@
+"""Text conversations: one session per customer and channel, stepped a message at a time.
+
+A message finds its conversation through a link keyed by the channel and the keyed hash of
+the customer's address (`Keys.customer_id`: no number in clear), kept as long as the
+flow's `defaults.idle`. Without one (or once the conversation ended) the message starts a
+new conversation; its words answer the flow's first question when they are one of its
+choices ("balance" texted to the bank), else the flow greets and asks. A conversation
+nobody wrote to for `idle` seconds ends abandoned (`expire`). Sessions, outcomes, records
+and metrics are the voice calls' own (`Calls`), by `channel`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+import time
+
+import orjson
+
+from ivr.channels.text import Reply, event_of, render
+from ivr.engine import actions as act
+from ivr.engine import new_session, step
+from ivr.engine.events import CallStarted, HangUp, Recorded
+from ivr.engine.session import Session
+from ivr.flow.model import Ask, Callback, Flow, Menu, Record
+from ivr.keys import Keys
+from ivr.registry import FlowRegistry, Route
+from ivr.runner import Turn
+from ivr.store.base import Stored
+from ivr.telephony.calls import Calls
+
+log = logging.getLogger("ivr.text")
+
+CHANNELS = ("sms", "whatsapp", "chat")
+LINGER = 60.0  # seconds a link outlives the idle timeout: the reaper ends the conversation
+
+
+class TextConversations:
+    """Steps text conversations for one process: made by the server, used by the
+    messaging webhook and the web chat socket alike."""
+
+    def __init__(self, calls: Calls, keys: Keys | None) -> None:
+        self.calls, self.keys = calls, keys
+        self.flows: FlowRegistry = calls.flows
+        self.sessions, self.runner = calls.sessions, calls.runner
+
+    def key(self, channel: str, address: str) -> str | None:
+        """The link key of a customer on a channel; None when the address is withheld."""
+        customer = customer_of(address, self.keys)
+        return None if customer is None else f"{channel}:{customer}"
+
+    async def receive(
+        self,
+        channel: str,
+        address: str,
+        text: str,
+        route: Route | None,
+        to: str = "",
+        at: float | None = None,
+    ) -> Reply:
+        """Step the customer's message: the conversation it continues, or a new one on
+        `route` (None: no flow answers there, and the customer is told nothing)."""
+        at = time.time() if at is None else at
+        key = self.key(channel, address)
+        if key is None:
+            log.warning("a %s message from a withheld address: not answered", channel)
+            return Reply(ended=True)
+        async with self.sessions.lock(key):
+            stored = await self._current(key, at)
+            if stored is not None:
+                flow = self.flows.get(stored.session.flow_id, stored.session.version)
+                if flow is not None:
+                    return await self._continue(key, flow, stored.session, text, at)
+                log.warning("a text conversation's flow is gone: it starts again")
+                await self._end(stored, HangUp(at=at), "failed")
+            if route is None:
+                log.warning("no flow answers %s messages to %s", channel, to[:32])
+                return Reply(ended=True)
+            return await self._start(key, channel, address, route, text, to, at)
+
+    async def expire(self, now: float | None = None) -> int:
+        """End the text conversations nobody wrote to for their flow's idle time, as
+        abandoned at the moment it ran out; returns how many."""
+        now = time.time() if now is None else now
+        idle = min((f.idle for f in self.flows.current.values()), default=1800.0)
+        ended = 0
+        for sid in await self.sessions.stale(now - idle):
+            async with self.sessions.lock(sid):
+                stored = await self.sessions.load(sid)
+                if stored is None or stored.session.ended or stored.session.medium == "voice":
+                    continue
+                flow = self.flows.get(stored.session.flow_id, stored.session.version)
+                over = stored.session.updated_at + (flow.idle if flow else idle)
+                if over <= now:
+                    await self._end(stored, HangUp(at=over), "abandoned")
+                    ended += 1
+        return ended
+
+    # -- the conversation --------------------------------------------------------------------
+
+    async def _current(self, key: str, at: float) -> Stored | None:
+        """The conversation the link finds, when it is still going on (one past its idle
+        time is ended first, abandoned)."""
+        sid = await self.sessions.linked(key)
+        if sid is None:
+            return None
+        async with self.sessions.lock(sid):
+            stored = await self.sessions.load(sid)
+            if stored is None or stored.session.ended:
+                return None
+            flow = self.flows.get(stored.session.flow_id, stored.session.version)
+            idle = flow.idle if flow else 1800.0
+            if stored.session.updated_at + idle <= at:
+                await self._end(stored, HangUp(at=stored.session.updated_at + idle), "abandoned")
+                return None
+            return stored
+
+    async def _start(
+        self,
+        key: str,
+        channel: str,
+        address: str,
+        route: Route,
+        text: str,
+        to: str,
+        at: float,
+    ) -> Reply:
+        flow = route.flow
+        session = new_session(flow, "TX" + secrets.token_hex(16))
+        session.channel = channel
+        session.experiment, session.variant = route.experiment, route.variant
+        self.calls.metrics.started(session)
+        log.info("text conversation started on %s (%s)", flow.id, channel)
+        number = "" if channel == "chat" else address.removeprefix("whatsapp:")
+        started = await self.runner.run(flow, session, CallStarted(number, to, at=at))
+        first = started
+        if text.strip() and _answers(flow, started.session, text):
+            answered = await self._turn(flow, started.session, text, at)
+            # the question the first message answered is not asked
+            actions = _unasked(started.actions) + answered.actions
+            first = Turn(answered.session, actions, started.fetched + answered.fetched)
+        return await self._save(key, flow, first)
+
+    async def _continue(
+        self, key: str, flow: Flow, session: Session, text: str, at: float
+    ) -> Reply:
+        if session.waiting not in ("listen", "confirm", "record"):
+            log.warning("a message came while the conversation waits for %s", session.waiting)
+            return Reply()
+        return await self._save(key, flow, await self._turn(flow, session, text, at))
+
+    async def _turn(self, flow: Flow, session: Session, text: str, at: float) -> Turn:
+        if session.waiting == "record":  # the customer's written message stands for a recording
+            return await self.runner.run(flow, session, Recorded(text.strip()[:1600], at=at))
+        node = flow.nodes.get(session.node or "")
+        digits = node is not None and isinstance(node.spec, Ask) and node.spec.input == "digits"
+        event = event_of(text, listening(flow, session), at, digits)
+        return await self.runner.run(flow, session, event)
+
+    async def _save(self, key: str, flow: Flow, turn: Turn) -> Reply:
+        reply = render(flow, turn.actions)
+        session = turn.session
+        reply.ended, reply.outcome = session.outcome is not None, session.outcome
+        await self.calls.save(session, orjson.dumps(reply.messages).decode())
+        if not reply.ended:
+            await self.sessions.link(key, session.call_id, flow.idle + LINGER)
+        return reply
+
+    async def _end(self, stored: Stored, event: HangUp, outcome: str) -> None:
+        session = stored.session
+        flow = self.flows.get(session.flow_id, session.version)
+        if flow is not None:
+            session, _ = step(flow, session, event)
+        else:
+            session = self.runner.fail(None, session, "the conversation's flow is gone").session
+        log.info("text conversation ended %s at %s", session.outcome or outcome, session.node)
+        await self.calls.save(session, stored.reply)
+
+
+def customer_of(address: str, keys: Keys | None) -> str | None:
+    """The customer behind a text address: a WhatsApp number is its phone number's
+    customer. Without keys (a rehearsal), a plain hash."""
+    address = address.strip().removeprefix("whatsapp:")
+    if keys is not None:
+        return keys.customer_id(address)
+    return hashlib.sha256(address.encode()).hexdigest()[:24] if address else None
+
+
+def listening(flow: Flow, session: Session) -> act.Listen | None:
+    """What the conversation listens for where it waits (the engine's Listen for it)."""
+    node = flow.nodes.get(session.node or "")
+    if node is None:
+        return None
+    if session.waiting == "confirm" and isinstance(node.spec, Menu):
+        return node.confirm_listen
+    if isinstance(node.spec, Callback) or isinstance(node.spec, Record):
+        return node.number_listen if session.pending == "callback:number" else None
+    if isinstance(node.spec, Menu | Ask):
+        return node.listen
+    return None
+
+
+def _answers(flow: Flow, session: Session, text: str) -> bool:
+    """Whether `text` is one of the choices of the menu the conversation starts at."""
+    if session.waiting != "listen":
+        return False
+    node = flow.nodes.get(session.node or "")
+    if node is None or not isinstance(node.spec, Menu):
+        return False
+    probe, _ = step(flow, session, event_of(text, node.listen, session.updated_at))
+    return any(k.startswith(f"{node.name}:") and k.endswith(":match") for k in probe.inputs)
+
+
+def _unasked(actions: list[act.Action]) -> list[act.Action]:
+    """A turn's actions without its last question (the prompt before its Listen)."""
+    out = list(actions)
+    if out and isinstance(out[-1], act.Listen):
+        out.pop()
+        if out and isinstance(out[-1], act.Prompt):
+            out.pop()
+    return out

@@ -1,0 +1,110 @@
+"""SMS and WhatsApp conversations through the example flows, signed as Twilio signs them."""
+
+from __future__ import annotations
+
+import time
+
+from ivr.server import TEXTS
+from ivr.store.records import CallRecord
+from tests.functional.conftest import OPEN, Backend, Server, metric
+from tests.functional.twilio_sim import TwilioSim, wait_until
+
+BANK, SHOP = "+15550100", "+15550110"
+CUSTOMER = "+15557770001"
+
+
+async def records_of(server: Server, count: int) -> list[CallRecord]:
+    """The call records, once `count` are written."""
+
+    async def written() -> list[CallRecord]:
+        found = await server.records()
+        return found if len(found) >= count else []
+
+    return await wait_until(written)
+
+
+async def test_sms_order_status_conversation(
+    server: Server, sim: TwilioSim, backend: Backend
+) -> None:
+    first = await sim.text(SHOP, CUSTOMER, "hi")
+    assert first == [
+        "Thank you for calling Example Shop. I can tell you where your order is.",
+        "Please enter or say your six digit order number, then press the pound key.",
+    ]
+    answer = await sim.text(SHOP, CUSTOMER, "it's 123 456")  # digits out of the words
+    assert answer[0].startswith("Order 123456 has shipped"), answer  # `spell` reads it written
+    assert answer[-1] == (
+        "Reply 1 for another order, 2 for goodbye, 0 for agent. Or tell me what you need."
+    )
+    done = await sim.text(SHOP, CUSTOMER, "no thanks")  # words through the intent matcher
+    assert done == ["Thank you for shopping with Example Shop. Goodbye."]
+    [record] = await records_of(server, 1)
+    assert (record.channel, record.direction, record.outcome) == ("sms", "inbound", "contained")
+    assert record.tasks == ("order_status",)
+    assert record.call_sid.startswith("TX") and record.customer
+    assert "anything_else:speech:match" in record.inputs
+    exposition = await server.metrics()
+    ended = metric(exposition, "ivr_calls_ended_total", flow="order_status", channel="sms")
+    assert ended == 1
+
+
+async def test_first_message_answers_the_first_menu(server: Server, sim: TwilioSim) -> None:
+    """A customer who texts what they want skips the question it answers."""
+    server.set_hours(OPEN)
+    first = await sim.text(BANK, CUSTOMER, "block my card")
+    assert first[0] == "Welcome to Example Bank."
+    assert not any(m.startswith("Reply 1 for your") for m in first)
+    # the account number is sensitive: carriers keep messages, so it is not asked here
+    assert first[-1] == (
+        "For your security we can't do this by message. Please call us at +15550100."
+    )
+    [record] = await records_of(server, 1)
+    assert (record.outcome, record.reason, record.reason_detail) == (
+        "transferred",
+        "channel",
+        "ask_account",
+    )
+    assert "ask_account" not in record.path  # never asked
+
+
+async def test_whatsapp_is_its_own_channel_and_a_new_message_starts_over(
+    server: Server, sim: TwilioSim
+) -> None:
+    first = await sim.text(SHOP, f"whatsapp:{CUSTOMER}", "hello")
+    assert first[-1].startswith("Please enter or say your six digit order number")
+    # the same number by SMS is another conversation (another channel)
+    sms = await sim.text(SHOP, CUSTOMER, "hello")
+    assert sms == first
+    wrong = await sim.text(SHOP, f"whatsapp:{CUSTOMER}", "12")
+    assert wrong == [
+        "That is not a six digit order number.",
+        "Please enter or say your six digit order number, then press the pound key.",
+    ]
+    texts = server.app[TEXTS]
+    assert await texts.expire(time.time() + 3600) == 2  # idle past defaults.idle: abandoned
+    records = await records_of(server, 2)
+    assert sorted(r.channel for r in records) == ["sms", "whatsapp"]
+    assert {r.outcome for r in records} == {"abandoned"}
+    again = await sim.text(SHOP, f"whatsapp:{CUSTOMER}", "hello")
+    assert again == first  # a new conversation
+
+
+async def test_agents_are_reached_by_calling(server: Server, sim: TwilioSim) -> None:
+    await sim.text(SHOP, CUSTOMER, "hi")
+    said = await sim.text(SHOP, CUSTOMER, "agent")
+    assert said == ["To speak to an agent, please call us at +15550110."]
+    [record] = await records_of(server, 1)
+    assert (record.outcome, record.reason, record.queue) == ("transferred", "global", "orders")
+
+
+async def test_bad_messaging_requests(server: Server, sim: TwilioSim) -> None:
+    forged = await sim.post(
+        "/twilio/messaging",
+        {"MessageSid": "SM" + "0" * 32, "From": CUSTOMER, "To": SHOP, "Body": "hi"},
+        signature="forged",
+    )
+    assert forged.status == 403
+    no_sid = await sim.post("/twilio/messaging", {"From": CUSTOMER, "To": SHOP, "Body": "x"})
+    assert no_sid.status == 400
+    nobody = await sim.text("+15559999999", CUSTOMER, "hi")  # no flow at that number
+    assert nobody == []  # no flow answers there: nothing is sent
