@@ -169,7 +169,7 @@ def build_app(config: Config, tts: TTS | None = None) -> web.Application:
         runner = Runner(backend, observe=metrics.backend_call, closures=closures)
         spool = Spool(config.data / "spool", keys)  # calls ended while sessions were away
         in_progress = InProgress(config.reap_after)  # for IVR_MAX_CALLS
-        calls = Calls(flows, sessions, runner, writer, metrics, spool, stores, in_progress)
+        calls = Calls(flows, sessions, runner, writer, metrics, spool, stores, in_progress, keys)
         route = StreamRoute(signature, everything=config.speech == "vosk")
         admission = Admission(config.caller_limit, config.max_calls)
         hooks = TwilioWebhooks(

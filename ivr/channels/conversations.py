@@ -21,7 +21,7 @@ import orjson
 from ivr.channels.text import Reply, event_of, render
 from ivr.engine import actions as act
 from ivr.engine import new_session, step
-from ivr.engine.events import CallStarted, HangUp, Recorded
+from ivr.engine.events import CallStarted, HangUp, Recorded, Resumed
 from ivr.engine.session import Session
 from ivr.flow.model import Ask, Callback, Flow, Menu, Record
 from ivr.keys import Keys
@@ -34,6 +34,7 @@ log = logging.getLogger("ivr.text")
 
 CHANNELS = ("sms", "whatsapp", "chat")
 LINGER = 60.0  # seconds a link outlives the idle timeout: the reaper ends the conversation
+WINDOW_CHECK = 60.0  # calls whose window for text closed are made final within this
 
 
 class TextConversations:
@@ -67,17 +68,35 @@ class TextConversations:
             log.warning("a %s message from a withheld address: not answered", channel)
             return Reply(ended=True)
         async with self.sessions.lock(key):
-            stored = await self._current(key, at)
-            if stored is not None:
-                flow = self.flows.get(stored.session.flow_id, stored.session.version)
-                if flow is not None:
-                    return await self._continue(key, flow, stored.session, text, at)
-                log.warning("a text conversation's flow is gone: it starts again")
-                await self._end(stored, HangUp(at=at), "failed")
+            sid = await self.sessions.linked(key)
+            if sid is not None:
+                async with self.sessions.lock(sid):  # the reaper may be ending it
+                    reply = await self._linked(key, sid, channel, text, at)
+                if reply is not None:
+                    return reply
             if route is None:
                 log.warning("no flow answers %s messages to %s", channel, to[:32])
                 return Reply(ended=True)
             return await self._start(key, channel, address, route, text, to, at)
+
+    async def _linked(self, key: str, sid: str, channel: str, text: str, at: float) -> Reply | None:
+        """Step the message in the conversation the link found (its lock held); None when
+        that one is over and the message starts a new one."""
+        stored = await self._current(sid, channel, at)
+        if stored is None:
+            return None
+        session = stored.session
+        flow = self.flows.get(session.flow_id, session.version)
+        if flow is None:
+            log.warning("a text conversation's flow is gone: it starts again")
+            await self._end(stored, HangUp(at=at), "failed")
+            return None
+        if session.medium == "voice":  # a call that let its caller go on by text
+            if session.outcome is None:
+                log.info("a %s message while its call goes on: not answered", channel)
+                return Reply()
+            return await self._resume(key, flow, channel, session, text, at)
+        return await self._continue(key, flow, session, text, at)
 
     async def expire(self, now: float | None = None) -> int:
         """End the text conversations nobody wrote to for their flow's idle time, as
@@ -85,10 +104,20 @@ class TextConversations:
         now = time.time() if now is None else now
         idle = min((f.idle for f in self.flows.current.values()), default=1800.0)
         ended = 0
-        for sid in await self.sessions.stale(now - idle):
+        for sid in await self.sessions.stale(now - min(idle, WINDOW_CHECK)):
             async with self.sessions.lock(sid):
                 stored = await self.sessions.load(sid)
-                if stored is None or stored.session.ended or stored.session.medium == "voice":
+                if stored is None or stored.session.ended:
+                    continue
+                handoff = stored.session.handoff
+                if stored.session.outcome is not None and handoff is not None:
+                    if handoff["until"] <= now:  # nobody went on by text: the call is final
+                        session = stored.session.copy()
+                        session.handoff = None
+                        await self.calls.save(session, stored.reply)
+                        ended += 1
+                    continue
+                if stored.session.medium == "voice":
                     continue
                 flow = self.flows.get(stored.session.flow_id, stored.session.version)
                 over = stored.session.updated_at + (flow.idle if flow else idle)
@@ -99,22 +128,24 @@ class TextConversations:
 
     # -- the conversation --------------------------------------------------------------------
 
-    async def _current(self, key: str, at: float) -> Stored | None:
-        """The conversation the link finds, when it is still going on (one past its idle
-        time is ended first, abandoned)."""
-        sid = await self.sessions.linked(key)
-        if sid is None:
+    async def _current(self, sid: str, channel: str, at: float) -> Stored | None:
+        """The conversation `sid` when it goes on: a text one not idle too long (one past
+        its idle time is ended first, abandoned), or a call whose window for text on
+        `channel` is open."""
+        stored = await self.sessions.load(sid)
+        if stored is None or stored.session.ended:
             return None
-        async with self.sessions.lock(sid):
-            stored = await self.sessions.load(sid)
-            if stored is None or stored.session.ended:
-                return None
-            flow = self.flows.get(stored.session.flow_id, stored.session.version)
-            idle = flow.idle if flow else 1800.0
-            if stored.session.updated_at + idle <= at:
-                await self._end(stored, HangUp(at=stored.session.updated_at + idle), "abandoned")
+        handoff = stored.session.handoff
+        if stored.session.medium == "voice":
+            if handoff is None or handoff["channel"] != channel or handoff["until"] < at:
                 return None
             return stored
+        flow = self.flows.get(stored.session.flow_id, stored.session.version)
+        idle = flow.idle if flow else 1800.0
+        if stored.session.updated_at + idle <= at:
+            await self._end(stored, HangUp(at=stored.session.updated_at + idle), "abandoned")
+            return None
+        return stored
 
     async def _start(
         self,
@@ -141,6 +172,20 @@ class TextConversations:
             actions = _unasked(started.actions) + answered.actions
             first = Turn(answered.session, actions, started.fetched + answered.fetched)
         return await self._save(key, flow, first)
+
+    async def _resume(
+        self, key: str, flow: Flow, channel: str, session: Session, text: str, at: float
+    ) -> Reply:
+        """A call's customer writes within the window its message node opened: the
+        conversation goes on here, a leg of the same conversation (one record)."""
+        log.info("the conversation goes on by %s", channel)
+        resumed = await self.runner.run(flow, session, Resumed(channel, at=at))
+        turn = resumed
+        if text.strip() and _answers(flow, resumed.session, text):
+            answered = await self._turn(flow, resumed.session, text, at)
+            actions = _unasked(resumed.actions) + answered.actions
+            turn = Turn(answered.session, actions, resumed.fetched + answered.fetched)
+        return await self._save(key, flow, turn)
 
     async def _continue(
         self, key: str, flow: Flow, session: Session, text: str, at: float

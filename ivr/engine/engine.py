@@ -21,6 +21,7 @@ from ivr.engine.events import (
     NoInput,
     Recorded,
     RecordingStatus,
+    Resumed,
     Speech,
     TransferEnded,
 )
@@ -131,6 +132,8 @@ def fits(session: Session, event: Event) -> bool:
     waiting = session.waiting
     if isinstance(event, RecordingStatus):
         return True
+    if isinstance(event, Resumed):  # the call is over, and its window for text is open
+        return session.outcome is not None and session.handoff is not None
     if session.outcome is not None:
         return False
     if isinstance(event, CallStarted):
@@ -188,6 +191,8 @@ class _Turn:
             self.run(self.transfer_ended(self.node(s.node), event))
         elif isinstance(event, RecordingStatus):
             self.recording_status(event)
+        elif isinstance(event, Resumed):
+            self.resume(event)
 
     # -- walking nodes -----------------------------------------------------------------------
 
@@ -663,6 +668,34 @@ class _Turn:
             if s.awaiting:
                 self.resolve(self.node(s.awaiting))
         s.awaiting = None
+
+    # -- switching channels ----------------------------------------------------------------
+
+    def hand_off(self, channel: str, node: str, until: float, verified_until: float | None) -> None:
+        """Let the customer go on by `channel` at `node` until `until`: the conversation's
+        outcome is not final until then (or until its text leg ends)."""
+        self.s.handoff = {
+            "channel": channel,
+            "node": node,
+            "until": until,
+            "verified_until": verified_until,
+        }
+
+    def resume(self, event: Resumed) -> None:
+        """The customer wrote within the window: a new leg on `event.channel`, where the
+        message node said; what the call knew goes on, but for sensitive values (dropped
+        when it ended) and `verified` past its own window."""
+        s, handoff = self.s, self.s.handoff or {}
+        ended = {"outcome": s.outcome, "ended": s.ended_at}
+        first = {"channel": s.medium, "at": s.started_at}
+        s.legs = [*s.legs[:-1], {**s.legs[-1], **ended}] if s.legs else [{**first, **ended}]
+        s.legs.append({"channel": event.channel, "at": event.at})
+        s.outcome = s.ended_at = s.handoff = None
+        verified_until = handoff.get("verified_until")
+        if verified_until is None or event.at > verified_until:
+            s.vars.pop("verified", None)
+        self.note("resumed", event.channel)
+        self.run(handoff.get("node"))
 
     # -- callbacks -----------------------------------------------------------------------------
 

@@ -97,6 +97,16 @@ class RecordingStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class Resumed:
+    """The customer wrote on `channel` within the window a message node opened for the
+    conversation to go on there: a new leg starts where the node said."""
+
+    channel: str
+    _: KW_ONLY
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
 class HangUp:
     """The caller hung up before the flow ended."""
 
@@ -113,5 +123,6 @@ Event = (
     | Recorded
     | TransferEnded
     | RecordingStatus
+    | Resumed
     | HangUp
 )

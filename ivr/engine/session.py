@@ -67,6 +67,10 @@ class Session:
     # (nor its task resolved) until Twilio says it is (RecordingStatus)
     awaiting: str | None = None
 
+    # set by a message node that lets the customer go on by text: {"channel", "node" (where
+    # the text leg starts), "until" (Unix time), "verified_until" (how long `verified` may
+    # cross, or None)}; while the window is open the outcome is not final
+    handoff: dict[str, Any] | None = None
     # the conversation's legs when it moved between channels ([] while it has one):
     # {"channel", "id", "at"} each, the first the one it started on
     legs: list[dict[str, Any]] = field(default_factory=list)
@@ -79,7 +83,7 @@ class Session:
     @property
     def ended(self) -> bool:
         """The outcome is final: the call is over and nothing it waits for may change it."""
-        return self.outcome is not None and self.awaiting is None
+        return self.outcome is not None and self.awaiting is None and self.handoff is None
 
     def copy(self) -> Session:
         """A copy whose containers can change without touching this one."""

@@ -153,6 +153,12 @@ def render_show(record: CallRecord, keys: Keys | None, reveal: bool) -> str:
         ("path", " > ".join(r.path) or "-"),
         ("inputs", ", ".join(f"{k}={v}" for k, v in r.inputs.items()) or "none"),
     ]
+    if r.legs:  # it went on in another channel: each leg, and how it ended
+        legs = (
+            f"{leg.get('channel')} from {iso(leg.get('at'))} ({leg.get('outcome')})"
+            for leg in r.legs
+        )
+        fields.append(("legs", "; then ".join(legs)))
     if r.callback:
         fields.append(("callback", _callback(r.callback, keys, reveal)))
     if r.survey:

@@ -47,6 +47,7 @@ def _sections(reader: Reader, filters: Filters, flows_dir: Path | None) -> dict[
         **summary,
         "tasks": sections.tasks(reader, filters, calls),
         "surveys": sections.surveys(reader, filters),
+        "deflections": sections.deflections(reader, filters),
         "funnel": sections.funnel(reader, filters, flows, flow_orders(flows, flows_dir)),
         "inputs": inputs,
         "prompts": sections.prompts(input_rows),

@@ -121,6 +121,19 @@ def tables(r: Mapping[str, Any]) -> list[Table]:
                 for key, g in survey[f"by_{by}"].items()
             ]
         out.append((f"Survey: {name}", ("calls", "answers", "mean"), answered))
+    moved = r.get("deflections", {})
+    if moved:
+        rows = [
+            (
+                legs.replace(">", " > "),
+                num(d["calls"]),
+                pct(d["rate"]),
+                *(num(d["outcomes"][o]) for o in ("contained", "transferred", "abandoned")),
+            )
+            for legs, d in moved.items()
+        ]
+        header = ("channels", "calls", "of first", "contained", "transferred", "abandoned")
+        out.append(("Went on in another channel", header, rows))
     for flow_id, nodes in r["funnel"].items():
         rows = [
             (

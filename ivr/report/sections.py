@@ -175,6 +175,28 @@ def _mean(answers: Iterable[tuple[str, int]]) -> float | None:
     return round(total / count, 2) if count else None
 
 
+# -- deflections: hour_legs ---------------------------------------------------------------------
+
+
+def deflections(reader: Reader, filters: Filters) -> dict[str, dict[str, Any]]:
+    """Conversations that went on in another channel ("voice>sms": a call that sent a
+    link and was answered by text), by route: how many, their share of the conversations
+    started on the first channel, and how they ended (each counted once, by its last leg)."""
+    started: dict[str, int] = {
+        c: n for c, n in grouped(reader, "hour_calls", ("channel",), ("calls",), filters)
+    }
+    rows = grouped(reader, "hour_legs", ("legs", "outcome"), ("calls",), filters)
+    out: dict[str, dict[str, Any]] = {}
+    for legs, outcome, n in sorted(rows):
+        entry = out.setdefault(legs, {"calls": 0, "outcomes": dict.fromkeys(OUTCOMES, 0)})
+        entry["calls"] += n
+        entry["outcomes"][outcome] = entry["outcomes"].get(outcome, 0) + n
+    for legs, entry in out.items():
+        entry["rate"] = rate(entry["calls"], started.get(legs.split(">", 1)[0], 0))
+        entry["containment"] = rate(entry["outcomes"]["contained"], entry["calls"])
+    return out
+
+
 # -- the drop-off funnel: hour_nodes ----------------------------------------------------------
 
 

@@ -35,6 +35,7 @@ from ivr.store.sqlite_records import (
     schema_sql,
     update_sql,
     v2_sql,
+    v4_sql,
 )
 
 log = logging.getLogger("ivr.records")
@@ -64,9 +65,16 @@ async def _migrate_v1(conn: AsyncConnection[Any]) -> None:
         await conn.execute(sql)
 
 
+async def _migrate_v3(conn: AsyncConnection[Any]) -> None:
+    for sql in v4_sql("BIGINT"):  # (idempotent: a test takes a database back a version)
+        sql = sql.replace("ADD COLUMN", "ADD COLUMN IF NOT EXISTS")
+        await conn.execute(sql.replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS"))
+
+
 MIGRATIONS: list[Callable[[AsyncConnection[Any]], Awaitable[None]]] = [
     _migrate_v1,
     closures.add_table_postgres,
+    _migrate_v3,
 ]
 VERSION = len(MIGRATIONS) + 1  # never out of step with the list
 INSERT_NEW = insert_sql("%s") + " ON CONFLICT (call_sid) DO NOTHING RETURNING call_sid"

@@ -68,6 +68,9 @@ class CallRecord:
     callback: str | None = None  # a callback request (number, window, queue): encrypted JSON
     survey: dict[str, str] = field(default_factory=dict)  # answers by survey name (csat: "4")
     recording: str | None = None  # the URL of the call's recording: encrypted
+    # a conversation that went on by text: its legs in order, each {channel, at, outcome,
+    # ended}; () for one on a single channel (counted under the first: `channel`)
+    legs: tuple[dict[str, Any], ...] = ()
 
     @property
     def last_node(self) -> str | None:
@@ -126,7 +129,16 @@ def record_of(session: Session, keys: Keys | None) -> CallRecord:
         else None,
         survey=dict(session.survey),
         recording=keys.seal(session.recording) if keys and session.recording else None,
+        legs=_legs(session, end),
     )
+
+
+def _legs(session: Session, end: float) -> tuple[dict[str, Any], ...]:
+    """The legs of a conversation that moved between channels, the last one ended too."""
+    if not session.legs:
+        return ()
+    *before, last = session.legs
+    return (*before, {**last, "outcome": session.outcome or "failed", "ended": end})
 
 
 def _masked(text: str | None, session: Session) -> str | None:
@@ -155,6 +167,8 @@ ROLLUPS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "hour_edges": (("src", "dst"), ("calls",)),
     # survey answers (CSAT 1-5, or any menu's) by how the call ended: the voice of the customer
     "hour_surveys": (("outcome", "reason", "queue", "survey", "answer"), ("calls",)),
+    # conversations that went on in another channel ("voice>sms"), by how they ended
+    "hour_legs": (("legs", "outcome"), ("calls",)),
 }
 
 
@@ -185,6 +199,9 @@ def facts(record: CallRecord) -> Iterator[tuple[str, tuple[Any, ...], tuple[floa
             yield "hour_edges", (*base, src, dst), (1,)
     for survey, answer in record.survey.items():
         yield "hour_surveys", (*base, record.outcome, reason, queue, survey, answer[:40]), (1,)
+    if record.legs:
+        legs = ">".join(str(leg.get("channel")) for leg in record.legs)
+        yield "hour_legs", (*base, legs, record.outcome), (1,)
 
 
 def duration_bucket(seconds: float) -> int:

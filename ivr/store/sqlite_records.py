@@ -24,7 +24,7 @@ from ivr.store.sqlite import Statements, WalDatabase
 log = logging.getLogger("ivr.records")
 
 COLUMNS = tuple(CallRecord.__dataclass_fields__)
-JSON_COLUMNS = ("tasks", "path", "inputs", "survey")
+JSON_COLUMNS = ("tasks", "path", "inputs", "survey", "legs")
 LATE = ("status", "transfer_result")  # what a signal after the end may still tell
 
 
@@ -39,7 +39,7 @@ def schema_sql(real: str = "REAL", integer: str = "INTEGER") -> list[str]:
         reason TEXT, reason_detail TEXT, transfer_from TEXT, queue TEXT,
         tasks TEXT NOT NULL, path TEXT NOT NULL, inputs TEXT NOT NULL,
         status TEXT, transfer_result TEXT, error TEXT, transcript TEXT,
-        last_node TEXT, hour {integer} NOT NULL, {CALLS_V2})"""
+        last_node TEXT, hour {integer} NOT NULL, {CALLS_V2}, {CALLS_V4})"""
     out = [
         calls,
         "CREATE INDEX calls_ended ON calls (ended_at)",
@@ -60,6 +60,16 @@ def schema_sql(real: str = "REAL", integer: str = "INTEGER") -> list[str]:
 INTEGER_KEYS = ("resolved", "after_task", "bucket")
 # the columns version 2 added: callback requests, survey answers, the recording
 CALLS_V2 = "callback TEXT, survey TEXT NOT NULL DEFAULT '{}', recording TEXT"
+
+
+# the column version 4 added: the legs of a conversation that went on by text
+CALLS_V4 = "legs TEXT NOT NULL DEFAULT '[]'"
+
+
+def v4_sql(integer: str = "INTEGER") -> list[str]:
+    """From version 3 to 4, in SQL both databases read: the legs column and rollup."""
+    legs = [sql for sql in schema_sql(integer=integer) if "TABLE hour_legs" in sql]
+    return [f"ALTER TABLE calls ADD COLUMN {CALLS_V4}", *legs]
 
 
 def v2_sql(integer: str = "INTEGER") -> list[str]:
@@ -171,6 +181,13 @@ def _migrate_v1(db: sqlite3.Connection) -> None:
         db.execute(sql)
 
 
+def _migrate_v3(db: sqlite3.Connection) -> None:
+    if "legs" in [row[1] for row in db.execute("PRAGMA table_info(calls)")]:
+        return  # made at version 4 by _migrate_v0
+    for sql in v4_sql():
+        db.execute(sql)
+
+
 def _create(db: sqlite3.Connection) -> None:
     for sql in schema_sql():
         db.execute(sql)
@@ -201,6 +218,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _migrate_v0,
     _migrate_v1,
     closures.add_table_sqlite,
+    _migrate_v3,
 ]
 
 

@@ -24,6 +24,7 @@ from ivr.engine.engine import call_language
 from ivr.engine.events import HangUp
 from ivr.engine.session import Session
 from ivr.flow.model import Flow, PromptTemplate, Transfer
+from ivr.keys import Keys
 from ivr.metrics import Metrics
 from ivr.registry import FlowRegistry, Route
 from ivr.runner import Runner, Turn
@@ -56,6 +57,7 @@ class Calls:
         spool: Spool | None = None,
         health: StoreHealth | None = None,
         in_progress: InProgress | None = None,
+        keys: Keys | None = None,
     ) -> None:
         """`writer` None: no records (the softphone's rehearsals); `spool` keeps the calls
         ended while the session store is unreachable (without one, their records are
@@ -65,6 +67,7 @@ class Calls:
         self.writer, self.metrics, self.spool = writer, metrics, spool
         self.health = health or StoreHealth()
         self.in_progress = in_progress or InProgress()
+        self.keys = keys  # for the links that let a customer go on by text
 
     def start(self, route: Route, sid: str, direction: str) -> Session:
         """A new call's session on the route's flow (not yet stepped), counted as started.
@@ -88,6 +91,8 @@ class Calls:
         counted and its record written, once."""
         try:
             await self.sessions.save(session, reply)
+            if session.handoff is not None:
+                await self.link_handoff(session)
         except Exception:
             self.metrics.store_error("sessions", "save")
             raise
@@ -104,6 +109,16 @@ class Calls:
         )
         self.metrics.ended(session)
         self.record(session)
+
+    async def link_handoff(self, session: Session) -> None:
+        """Let the caller's next text message on the handoff's channel, within its window,
+        find this conversation (`ivr.channels.conversations`)."""
+        handoff = session.handoff or {}
+        caller = str(session.vars.get("caller", ""))
+        customer = self.keys.customer_id(caller) if self.keys and caller else None
+        keep = float(handoff.get("until", 0)) - time.time()
+        if customer is not None and keep > 0:
+            await self.sessions.link(f"{handoff['channel']}:{customer}", session.call_id, keep)
 
     def record(self, session: Session) -> None:
         """Queue the record of an ended call (or its late signal); rehearsals have none."""

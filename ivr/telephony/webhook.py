@@ -376,7 +376,11 @@ class TwilioWebhooks:
                 session.outcome = "failed" if status == "failed" else "abandoned"
                 session.ended_at, session.call_status = session.started_at, status
                 await self.calls.save(session, EMPTY)
-            elif stored.session.awaiting and stored.session.outcome:  # its recording awaited
+            elif not stored.session.ended and (
+                stored.session.outcome or stored.session.medium != "voice"
+            ):
+                # over, but not final (its recording awaited, its window for text open), or
+                # going on by text: the record learns the call's status
                 session = stored.session.copy()
                 session.call_status = status
                 await self.calls.save(session, stored.reply)
@@ -398,8 +402,8 @@ class TwilioWebhooks:
                 stored = await self.sessions.load(sid)
                 if stored is None or stored.session.ended or stored.session.updated_at >= before:
                     continue
-                if stored.session.medium != "voice":  # a text conversation: its idle time ends it
-                    continue
+                if stored.session.medium != "voice" or stored.session.handoff:
+                    continue  # text conversations (and windows for one) end on their own time
                 closed += 1
                 session = stored.session
                 flow = self.flows.get(session.flow_id, session.version)

@@ -141,6 +141,7 @@ async def test_the_report_of_a_known_mix(
         "on_error": 1,
         "node": 0,
         "callback": 0,
+        "channel": 0,
     }
     assert {q: v["calls"] for q, v in found["transfers"]["by_queue"].items()} == {"support": 4}
     assert found["zero_outs"]["calls"] == 1

@@ -52,6 +52,7 @@ def test_report_json(known_url: str, capsys: pytest.CaptureFixture[str]) -> None
         "zero_outs",
         "tasks",
         "surveys",
+        "deflections",
         "funnel",
         "inputs",
         "prompts",
