@@ -172,6 +172,11 @@ class Metrics:
             *("flow", "node", "mode", "result"),
         )
         self._turns = counts("ivr_turns", "Webhook turns run by a flow.", "flow")
+        self._switches = counts(
+            "ivr_channel_switches",
+            "Conversations that went on in another channel (a call answered by SMS).",
+            *("flow", "from_channel", "to_channel"),
+        )
         self._webhook = histogram(
             "ivr_webhook_seconds",
             "Time to answer a Twilio webhook, by route.",
@@ -293,6 +298,10 @@ class Metrics:
         """What times a webhook route: call it with the seconds a request took."""
         observe: Callable[[float], None] = self._webhook(route).observe
         return observe
+
+    def switched(self, flow: str, src: str, dst: str) -> None:
+        """A conversation went on from channel `src` to `dst`."""
+        self._switches.inc(flow, src, dst)
 
     def rejected(self, reason: str) -> None:
         """A webhook refused (`signature`, `bad_request`), a new call refused

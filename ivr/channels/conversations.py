@@ -179,6 +179,7 @@ class TextConversations:
         """A call's customer writes within the window its message node opened: the
         conversation goes on here, a leg of the same conversation (one record)."""
         log.info("the conversation goes on by %s", channel)
+        self.calls.metrics.switched(flow.id, session.medium, channel)
         resumed = await self.runner.run(flow, session, Resumed(channel, at=at))
         turn = resumed
         if text.strip() and _answers(flow, resumed.session, text):

@@ -96,6 +96,31 @@ async def test_calls_are_apart(store: SessionStore) -> None:
     assert two is not None and (two.session.node, two.reply) == ("tell", "two")
 
 
+async def test_links_find_a_conversation_while_they_last(store: SessionStore) -> None:
+    assert await store.linked("sms:c_one") is None
+    await store.link("sms:c_one", "TX1", 60)
+    await store.link("sms:c_gone", "TX2", 0.001)
+    await store.link("whatsapp:c_one", "TX3", 60)  # another channel, another conversation
+    await asyncio.sleep(0.01)
+    assert await store.linked("sms:c_one") == "TX1"
+    assert await store.linked("whatsapp:c_one") == "TX3"
+    assert await store.linked("sms:c_gone") is None
+    await store.link("sms:c_one", "TX4", 60)  # a new conversation takes the link
+    assert await store.linked("sms:c_one") == "TX4"
+
+
+async def test_sqlite_links_outlive_the_process(tmp_path: Path) -> None:
+    url = f"sqlite://{tmp_path / 'sessions.db'}"
+    first = open_sessions(url, KEYS)
+    await first.link("sms:c_one", "TX1", 60)
+    await first.close()
+    again = open_sessions(url, KEYS)
+    try:
+        assert await again.linked("sms:c_one") == "TX1"
+    finally:
+        await again.close()
+
+
 # -- the outbox of unrecorded calls -------------------------------------------------------------
 
 
