@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 
 from ivr.engine import actions as act
-from ivr.engine.events import Digits, Event, NoInput, Speech
+from ivr.engine.events import Digits, Event, Speech
 from ivr.flow.model import Flow, Menu, Text
 
 MAX_MESSAGE = 1600  # characters of a customer's message taken (an SMS's concatenated limit)
@@ -73,8 +73,8 @@ def event_of(text: str, listen: act.Listen | None, at: float, digits: bool = Fal
     when the question wants digits (`digits`, or a listen of keys only) and the message
     has some ("it's 123 456"); else words."""
     text = text.strip()[:MAX_MESSAGE]
-    if not text:
-        return NoInput(at=at)
+    if not text:  # a picture, a sticker: not silence (that never comes by text) but no words
+        return Speech("", 0.0, at=at)
     keys = "dtmf" in listen.modes if listen is not None else True
     compact = _SPACING.sub("", text)
     if keys and _KEYS.match(compact):

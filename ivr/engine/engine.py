@@ -324,23 +324,26 @@ class _Turn:
         return node.next
 
     def enter_menu(self, node: Node) -> str | None:
-        m: Menu = node.spec
-        if self.s.medium != "voice" and m.prompt.shown is None:  # its choices, as one message
-            self.text(listing(m, self.language()), "prompt")
-        else:
-            self.say(m.prompt, "prompt")
+        self.question(node, "prompt")
         self.listen(node)
         return None
 
-    def enter_ask(self, node: Node) -> str | None:
-        self.say(node.spec.prompt, "prompt")
-        self.listen(node)
-        return None
+    enter_ask = enter_menu
+
+    def question(self, node: Node, role: str) -> None:
+        """Say a menu's or an ask's prompt; by text, a menu without a `text:` of its own
+        is its choices, as one message."""
+        spec: Menu | Ask = node.spec
+        if isinstance(spec, Menu) and spec.prompt.shown is None and self.s.medium != "voice":
+            self.text(listing(spec, self.language()), role)
+        else:
+            self.say(spec.prompt, role)
 
     def text(self, words: str, role: str) -> None:
         """Say built-in `words` (already in the call's language)."""
         self.out.append(act.Prompt((Text(words),), self.other(self.language())))
-        self.note(role)
+        if role:
+            self.note(role)
 
     def off_channel(self, node: Node) -> str | None:
         """A text conversation reached a node that does not run on its channel (a sensitive
@@ -531,8 +534,10 @@ class _Turn:
         """A menu's option or a global one (at a menu or an ask) was chosen."""
         if option.goto is None:  # repeat, or help: the prompt (or the help), then listen again
             spec: Menu | Ask = node.spec
-            said = spec.help if option.help and spec.help is not None else spec.prompt
-            self.say(said, "help" if option.help else "repeat")
+            if option.help and spec.help is not None:
+                self.say(spec.help, "help")
+            else:
+                self.question(node, "help" if option.help else "repeat")
             self.listen(node)
             return None
         s = self.s
@@ -612,7 +617,7 @@ class _Turn:
         if again is not None:
             again()
         else:
-            self.say(node.spec.prompt, "")
+            self.question(node, "")
             self.listen(node)
         return None
 

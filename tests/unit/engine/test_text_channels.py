@@ -9,7 +9,7 @@ import pytest
 from ivr.channels.text import Choice, event_of, render
 from ivr.engine import actions as act
 from ivr.engine import new_session, step
-from ivr.engine.events import CallStarted, Digits, Event, HangUp, NoInput, Resumed, Speech
+from ivr.engine.events import CallStarted, Digits, Event, HangUp, Resumed, Speech
 from ivr.engine.session import Session
 from ivr.flow.compiler import compile_flow
 from ivr.flow.loader import parse_flow
@@ -82,7 +82,6 @@ class Chat:
         session = new_session(flow, "TX1")
         session.channel = channel
         self.session, self.actions = step(flow, session, CallStarted("+15557770001", at=0.0))
-        session.vars["last4"] = "1234"
 
     def said(self) -> list[str]:
         return render(self.flow, self.actions).messages
@@ -115,9 +114,13 @@ def test_a_menu_is_one_message_of_its_choices() -> None:
 
 def test_typed_words_go_through_the_intent_matcher() -> None:
     chat = Chat(flow_of())
+    assert chat.send("") == [  # a picture alone: not understood
+        "Sorry, I didn't catch that.",
+        "Reply 1 for your balance, 2 for block card, 0 for agent. Or tell me what you need.",
+    ]
     assert chat.send("what are your opening hours?") == ["We are open nine to five.", "Goodbye."]
     assert chat.session.outcome == "contained"
-    assert chat.session.inputs == {"main:speech:match": 1}
+    assert chat.session.inputs == {"main:speech:no_match": 1, "main:speech:match": 1}
 
 
 def test_a_prompt_with_a_text_variant_and_a_voice_only_node() -> None:
@@ -170,7 +173,7 @@ def test_voice_is_unchanged() -> None:
         ("balance please", {"dtmf", "speech"}, Speech("balance please", 1.0, at=1.0)),
         ("it is 1234", {"dtmf"}, Digits("1234", at=1.0)),  # a listen of keys only
         ("it is 1234", {"speech"}, Speech("it is 1234", 1.0, at=1.0)),
-        ("   ", {"dtmf"}, NoInput(at=1.0)),
+        ("   ", {"dtmf"}, Speech("", 0.0, at=1.0)),  # a picture alone: no words
     ],
 )
 def test_a_message_as_an_event(text: str, modes: set[str], want: Event) -> None:
