@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from ivr.server import TEXTS
 from ivr.store.records import CallRecord
-from tests.functional.conftest import OPEN, Backend, Server, metric
+from tests.functional.conftest import OPEN, Backend, MakeServer, Server, metric
 from tests.functional.twilio_sim import TwilioSim, wait_until
 
 BANK, SHOP = "+15550100", "+15550110"
@@ -23,9 +25,22 @@ async def records_of(server: Server, count: int) -> list[CallRecord]:
     return await wait_until(written)
 
 
-async def test_sms_order_status_conversation(
-    server: Server, sim: TwilioSim, backend: Backend
-) -> None:
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+async def stored(request: pytest.FixtureRequest, make_server: MakeServer) -> Server:
+    """The server, its sessions in each store."""
+    url = {"memory": "memory://", "sqlite": None}.get(request.param)
+    if request.param == "redis":
+        url = request.getfixturevalue("redis_url")
+    return await make_server(sessions=url)
+
+
+async def test_sms_order_status_conversation(stored: Server, backend: Backend) -> None:
+    server = stored
+    async with server.twilio() as sim:
+        await order_status_by_sms(server, sim)
+
+
+async def order_status_by_sms(server: Server, sim: TwilioSim) -> None:
     first = await sim.text(SHOP, CUSTOMER, "hi")
     assert first == [
         "Thank you for calling Example Shop. I can tell you where your order is.",
