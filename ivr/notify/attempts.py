@@ -56,6 +56,11 @@ class Attempt:
     updated_at: float = 0.0
 
     @property
+    def callee(self) -> str:
+        """Who the attempt was for: the customer key, else (an invalid row) the line."""
+        return self.customer or f"line:{self.line}"
+
+    @property
     def final(self) -> bool:
         return self.status in FINAL
 
@@ -102,13 +107,22 @@ class Attempt:
         )
 
 
-def tally(attempts: Iterable[Attempt], rows: int) -> dict[str, int]:
-    """Rows by where they stand (CATEGORIES), from each row's last attempt; rows of the
-    file with no attempt yet are pending."""
-    last: dict[int, Attempt] = {}
+def latest(attempts: Iterable[Attempt]) -> dict[str, Attempt]:
+    """Each callee's last attempt, by customer key (a row moved to another line of an
+    edited file run again with the same --name is still the same callee), or by line for
+    a row with no key (an invalid one)."""
+    last: dict[str, Attempt] = {}
     for attempt in attempts:
-        if attempt.line not in last or attempt.attempt >= last[attempt.line].attempt:
-            last[attempt.line] = attempt
+        known = last.get(attempt.callee)
+        if known is None or attempt.attempt >= known.attempt:
+            last[attempt.callee] = attempt
+    return last
+
+
+def tally(attempts: Iterable[Attempt], rows: int) -> dict[str, int]:
+    """Rows by where they stand (CATEGORIES), from each callee's last attempt; rows of the
+    file with no attempt yet are pending."""
+    last = latest(attempts)
     counts = dict.fromkeys(CATEGORIES, 0)
     for attempt in last.values():
         counts[attempt.category] += 1

@@ -23,7 +23,15 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ivr.keys import Keys
-from ivr.notify.attempts import DIALING, INTERRUPTED, INVALID, OPTED_OUT, OUTSIDE, Attempt
+from ivr.notify.attempts import (
+    DIALING,
+    INTERRUPTED,
+    INVALID,
+    OPTED_OUT,
+    OUTSIDE,
+    Attempt,
+    latest,
+)
 from ivr.notify.callees import Callee, Rejected
 from ivr.notify.windows import CallingWindow, next_opening
 from ivr.store.campaigns import CampaignStore
@@ -164,12 +172,10 @@ class Campaign:
     # -- resuming ------------------------------------------------------------------------------
 
     async def _resume(self) -> None:
-        last: dict[int, Attempt] = {}
-        for attempt in await self.store.attempts(self.plan.campaign):
-            last[attempt.line] = attempt  # ordered by attempt: the latest stays
+        last = latest(await self.store.attempts(self.plan.campaign))
         now = self.clock.now()
         for row in self.rows:
-            row.last = last.get(row.callee.line)
+            row.last = last.get(row.customer or f"line:{row.callee.line}")
             if row.last is None:
                 continue
             if row.last.status == DIALING:  # died while placing it: it may have gone out

@@ -43,10 +43,13 @@ def schema_sql(real: str = "REAL") -> list[str]:
         "CREATE TABLE IF NOT EXISTS campaigns (campaign TEXT PRIMARY KEY, flow TEXT NOT NULL, "
         "channel TEXT NOT NULL, source TEXT NOT NULL, callees INTEGER NOT NULL, "
         f"started_at {real} NOT NULL)",
+        # a callee is their customer key, or the line of a row that has none (invalid):
+        # lines move when a file is edited, callees do not
         "CREATE TABLE IF NOT EXISTS campaign_attempts (campaign TEXT NOT NULL, "
-        "line INTEGER NOT NULL, attempt INTEGER NOT NULL, status TEXT NOT NULL, "
-        "customer TEXT, call_sid TEXT, answered_by TEXT, reason TEXT, "
-        f"at {real} NOT NULL, updated_at {real} NOT NULL, PRIMARY KEY (campaign, line, attempt))",
+        "callee TEXT NOT NULL, attempt INTEGER NOT NULL, line INTEGER NOT NULL, "
+        "status TEXT NOT NULL, customer TEXT, call_sid TEXT, answered_by TEXT, reason TEXT, "
+        f"at {real} NOT NULL, updated_at {real} NOT NULL, "
+        "PRIMARY KEY (campaign, callee, attempt))",
     ]
 
 
@@ -118,20 +121,20 @@ class CampaignStore:
 
     async def save(self, attempt: Attempt) -> None:
         """Write an attempt, or its new status."""
-        names = ", ".join(ATTEMPT_COLUMNS)
-        marks = ", ".join("?" * len(ATTEMPT_COLUMNS))
+        names = ", ".join(("callee", *ATTEMPT_COLUMNS))
+        marks = ", ".join("?" * (len(ATTEMPT_COLUMNS) + 1))
         later = ", ".join(f"{c} = excluded.{c}" for c in ATTEMPT_COLUMNS[3:])
         await self.db.run(
             f"INSERT INTO campaign_attempts ({names}) VALUES ({marks}) "
-            f"ON CONFLICT (campaign, line, attempt) DO UPDATE SET {later}",
-            tuple(getattr(attempt, c) for c in ATTEMPT_COLUMNS),
+            f"ON CONFLICT (campaign, callee, attempt) DO UPDATE SET {later}",
+            (attempt.callee, *(getattr(attempt, c) for c in ATTEMPT_COLUMNS)),
         )
 
     async def attempts(self, campaign: str) -> list[Attempt]:
         """Every attempt of a campaign, by line then attempt."""
         rows = await self.db.rows(
             f"SELECT {', '.join(ATTEMPT_COLUMNS)} FROM campaign_attempts WHERE campaign = ? "
-            "ORDER BY line, attempt",
+            "ORDER BY line, attempt, updated_at",
             (campaign,),
         )
         return [_attempt(row) for row in rows]

@@ -243,3 +243,20 @@ async def test_invalid_rows_are_kept_once_and_counted(store: CampaignStore) -> N
         (4, 0, "invalid"),
     ]
     assert tally(attempts, 3)["invalid"] == 2
+
+
+async def test_an_edited_file_under_the_same_name_calls_only_the_new_rows(
+    store: CampaignStore,
+) -> None:
+    twilio = FakeTwilio(FakeClock(TUESDAY_NOON_NY))
+    first, _ = read_callees("number\n+12125550100\n+12125550101\n")
+    await campaign(store, first, twilio).run()
+    # a row added on top: the first two move down a line, and are the same callees
+    edited, _ = read_callees("number\n+12125550109\n+12125550100\n+12125550101\n")
+    await campaign(store, edited, twilio).run()
+    assert [c.outbound.to for c in twilio.calls.values()] == [
+        "+12125550100",
+        "+12125550101",
+        "+12125550109",
+    ]
+    assert tally(await store.attempts("cmp"), 3)["reached"] == 3
