@@ -24,6 +24,7 @@ from typing import Protocol
 
 from ivr.keys import Keys
 from ivr.notify.attempts import (
+    DECIDED,
     DIALING,
     INTERRUPTED,
     INVALID,
@@ -39,6 +40,9 @@ from ivr.store.campaigns import CampaignStore
 log = logging.getLogger("ivr.notify")
 MINUTE = 60.0
 IDLE = 3600.0  # the longest single sleep: a campaign waiting for a window wakes to check
+# Twilio ends a call after 4 hours at most: one with no final status well after that
+# (a status that cannot be read, a SID Twilio lost) is given up as failed, not polled forever
+LONGEST_CALL = 4 * 3600 + 600.0
 
 
 @dataclass(frozen=True)
@@ -172,8 +176,12 @@ class Campaign:
     # -- resuming ------------------------------------------------------------------------------
 
     async def _resume(self) -> None:
-        last = latest(await self.store.attempts(self.plan.campaign))
+        attempts = await self.store.attempts(self.plan.campaign)
+        last = latest(attempts)
         now = self.clock.now()
+        # the calls the last run started within the minute count against the rate
+        recent = [a.at for a in attempts if a.at > now - MINUTE and a.status not in DECIDED]
+        self.started.extend(sorted(recent))
         for row in self.rows:
             row.last = last.get(row.customer or f"line:{row.callee.line}")
             if row.last is None:
@@ -214,9 +222,15 @@ class Campaign:
             row.next_poll = now + self.plan.poll
             last = row.last
             assert last is not None
+            reason = None
+            stuck = state is None or state.status == last.status
+            if stuck and now - last.at > LONGEST_CALL:
+                state, reason = CallState("failed"), "no final status came: given up"
             if state is None or state.status == last.status:
                 continue
-            moved = last.moved(state.status, self.clock.now(), answered_by=state.answered_by)
+            moved = last.moved(
+                state.status, self.clock.now(), answered_by=state.answered_by, reason=reason
+            )
             if moved.final:
                 await self._final(row, moved)
             else:
@@ -227,9 +241,9 @@ class Campaign:
         assert row.last is not None and row.last.call_sid
         try:
             return await self.status(row.last.call_sid)
-        except Exception:  # asked again at the next poll
-            log.exception(
-                "campaign %s line %d: status not read", self.plan.campaign, row.callee.line
+        except Exception as e:  # asked again at the next poll
+            log.warning(
+                "campaign %s line %d: status not read: %s", self.plan.campaign, row.callee.line, e
             )
             return None
 

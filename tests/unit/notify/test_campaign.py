@@ -260,3 +260,21 @@ async def test_an_edited_file_under_the_same_name_calls_only_the_new_rows(
         "+12125550109",
     ]
     assert tally(await store.attempts("cmp"), 3)["reached"] == 3
+
+
+async def test_a_call_whose_status_cannot_be_read_is_given_up_not_polled_forever(
+    store: CampaignStore,
+) -> None:
+    twilio = FakeTwilio(FakeClock(TUESDAY_NOON_NY))
+    polls = 0
+
+    async def unreadable(sid: str) -> CallState:
+        nonlocal polls
+        polls += 1
+        raise RuntimeError("HTTP 503")
+
+    plan = Plan("cmp", "reminder", retries=0, poll=60.0)
+    await Campaign(plan, callees(1), store, KEYS, twilio.dial, unreadable, twilio.clock).run()
+    (attempt,) = await store.attempts("cmp")
+    assert (attempt.status, attempt.reason) == ("failed", "no final status came: given up")
+    assert 240 < polls < 260  # once a minute for a little over four hours, then no more
