@@ -15,11 +15,12 @@ campaign id polls what was in flight, and never places a call it may have placed
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from ivr.keys import Keys
@@ -113,12 +114,13 @@ class Plan:
 
 @dataclass
 class _Row:
+    """A callee as the loop sees it: their last attempt and when they are due."""
+
+    index: int
     callee: Callee
     customer: str | None
     last: Attempt | None = None
-    due: float = 0.0  # when it may be tried (again)
     next_poll: float = 0.0
-    done: bool = False
 
 
 class Campaign:
@@ -138,8 +140,12 @@ class Campaign:
         self.plan, self.store, self.dial, self.status = plan, store, dial, status
         self.clock = clock or SystemClock()
         self.on_final = on_final  # told of each attempt that reaches a final status
-        self.rows = [_Row(c, keys.customer_id(c.number)) for c in callees]
+        self.rows = [_Row(i, c, keys.customer_id(c.number)) for i, c in enumerate(callees)]
         self.started: deque[float] = deque()  # when calls were started, the last minute's
+        # rows waiting for their time (first call, retry, window) as (due, line, index), and
+        # rows in flight by index: a pass of the loop costs O(concurrency + log rows)
+        self.waiting: list[tuple[float, int, int]] = []
+        self.flying: dict[int, _Row] = {}
 
     async def reject(self, rejected: Iterable[Rejected]) -> None:
         """Keep the file's bad rows as `invalid` (once), so the report counts them."""
@@ -147,17 +153,8 @@ class Campaign:
         now = self.clock.now()
         for row in rejected:
             if row.line not in known:
-                await self._save(
-                    Attempt(
-                        self.plan.campaign,
-                        row.line,
-                        0,
-                        INVALID,
-                        reason=row.reason,
-                        at=now,
-                        updated_at=now,
-                    )
-                )
+                invalid = Attempt(self.plan.campaign, row.line, 0, INVALID, reason=row.reason)
+                await self.store.save(replace(invalid, at=now, updated_at=now))
 
     async def run(self) -> None:
         await self._resume()
@@ -185,38 +182,32 @@ class Campaign:
         for row in self.rows:
             row.last = last.get(row.customer or f"line:{row.callee.line}")
             if row.last is None:
-                continue
-            if row.last.status == DIALING:  # died while placing it: it may have gone out
-                await self._final(
-                    row,
-                    row.last.moved(
-                        INTERRUPTED,
-                        now,
-                        reason="the run was interrupted while placing it; not placed again",
-                    ),
-                )
+                self._wait(row, now)
+            elif row.last.status == DIALING:  # died while placing it: it may have gone out
+                why = "the run was interrupted while placing it; not placed again"
+                await self._final(row, row.last.moved(INTERRUPTED, now, reason=why))
             elif not row.last.final:
                 row.next_poll = now  # in flight when the last run stopped
+                self.flying[row.index] = row
             else:
                 self._after(row)
 
+    def _wait(self, row: _Row, due: float) -> None:
+        heapq.heappush(self.waiting, (due, row.callee.line, row.index))
+
     def _after(self, row: _Row) -> None:
-        """A row whose last attempt is final: done, or due again after `retry_after`."""
+        """A row whose last attempt is final: due again after `retry_after`, or done."""
+        self.flying.pop(row.index, None)
         last = row.last
         assert last is not None
         more = last.attempt and last.attempt <= self.plan.retries
         if more and last.retryable(self.plan.retry_machine):
-            row.due = last.updated_at + self.plan.retry_after
-        else:
-            row.done = True
+            self._wait(row, last.updated_at + self.plan.retry_after)
 
     # -- the loop's steps ------------------------------------------------------------------------
 
-    def _in_flight(self) -> list[_Row]:
-        return [r for r in self.rows if r.last is not None and not r.last.final and not r.done]
-
     async def _poll(self, now: float) -> None:
-        due = [r for r in self._in_flight() if r.next_poll <= now and r.last and r.last.call_sid]
+        due = [r for r in self.flying.values() if r.next_poll <= now]
         states = await asyncio.gather(*(self._state(r) for r in due))
         for row, state in zip(due, states, strict=True):
             row.next_poll = now + self.plan.poll
@@ -235,7 +226,7 @@ class Campaign:
                 await self._final(row, moved)
             else:
                 row.last = moved
-                await self._save(moved)
+                await self.store.save(moved)
 
     async def _state(self, row: _Row) -> CallState | None:
         assert row.last is not None and row.last.call_sid
@@ -248,10 +239,10 @@ class Campaign:
             return None
 
     async def _start(self, now: float) -> None:
-        flying = len(self._in_flight())
-        for row in sorted(self._waiting(), key=lambda r: (r.due, r.callee.line)):
-            if row.due > now or flying >= self.plan.concurrency or self._next_slot(now) > now:
+        while self.waiting and self.waiting[0][0] <= now:
+            if len(self.flying) >= self.plan.concurrency or self._next_slot(now) > now:
                 return
+            row = self.rows[heapq.heappop(self.waiting)[2]]
             opening = next_opening(self.plan.window, row.callee.zones, now)
             number = (row.last.attempt if row.last else 0) + 1
             if opening is None:
@@ -259,78 +250,48 @@ class Campaign:
                 reason = f"{self.plan.window.describe()} never opens in {zones}"
                 await self._final(row, self._attempt(row, number, OUTSIDE, now, reason))
             elif opening[0] > now:
-                row.due = opening[0]  # waits for its window to open
+                self._wait(row, opening[0])  # waits for its window to open
             elif row.customer and await self.store.opted_out(row.customer):
                 await self._final(row, self._attempt(row, number, OPTED_OUT, now))
             else:
                 await self._place(row, number, now)
-                flying += 1
-
-    def _waiting(self) -> list[_Row]:
-        return [r for r in self.rows if not r.done and (r.last is None or r.last.final)]
 
     def _attempt(
         self, row: _Row, number: int, status: str, now: float, reason: str | None = None
     ) -> Attempt:
-        return Attempt(
-            self.plan.campaign,
-            row.callee.line,
-            number,
-            status,
-            row.customer,
-            reason=reason,
-            at=now,
-            updated_at=now,
-        )
+        campaign, line = self.plan.campaign, row.callee.line
+        return Attempt(campaign, line, number, status, row.customer, None, None, reason, now, now)
 
     async def _place(self, row: _Row, number: int, now: float) -> None:
         attempt = self._attempt(row, number, DIALING, now)
-        await self._save(attempt)  # before the call: a re-run knows it may have gone out
-        row.last = attempt
+        await self.store.save(attempt)  # before the call: a re-run knows it may have gone out
+        row.last, row.next_poll = attempt, now + self.plan.poll
+        self.flying[row.index] = row
         self.started.append(now)
+        plan, callee = self.plan, row.callee
         outbound = Outbound(
-            row.callee.number,
-            self.plan.flow,
-            self.plan.channel,
-            row.callee.vars,
-            self.plan.campaign,
-            row.callee.line,
-            number,
+            callee.number, plan.flow, plan.channel, callee.vars, plan.campaign, callee.line, number
         )
         try:
             placed = await self.dial(outbound)
         except Exception as e:  # Twilio refused it, or did not answer: a failed attempt
-            log.warning(
-                "campaign %s line %d: not placed: %s", self.plan.campaign, row.callee.line, e
-            )
+            log.warning("campaign %s line %d: not placed: %s", plan.campaign, callee.line, e)
             reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-            await self._final(
-                row, attempt.moved("failed", self.clock.now(), reason=f"not placed: {reason}")
-            )
+            failed = attempt.moved("failed", self.clock.now(), reason=f"not placed: {reason}")
+            await self._final(row, failed)
             return
         moved = attempt.moved(placed.status, self.clock.now(), call_sid=placed.sid)
-        row.next_poll = now + self.plan.poll
         if moved.final:
             await self._final(row, moved)
         else:
             row.last = moved
-            await self._save(moved)
+            await self.store.save(moved)
 
     async def _final(self, row: _Row, attempt: Attempt) -> None:
         row.last = attempt
-        await self._save(attempt)
-        self._after(row)
-        if not row.done:
-            log.info(
-                "campaign %s line %d: %s, tried again later",
-                self.plan.campaign,
-                row.callee.line,
-                attempt.status,
-            )
-        self.on_final(attempt)
-
-    async def _save(self, attempt: Attempt) -> None:
         await self.store.save(attempt)
+        self._after(row)
+        self.on_final(attempt)
 
     # -- pacing --------------------------------------------------------------------------------
 
@@ -348,12 +309,10 @@ class Campaign:
 
     def _next_wake(self, now: float) -> float | None:
         """When the loop has something to do next; None when every row is done."""
-        flying = self._in_flight()
-        waiting = self._waiting()
-        if not flying and not waiting:
+        if not self.flying and not self.waiting:
             return None
-        times = [r.next_poll for r in flying]
-        if waiting and len(flying) < self.plan.concurrency:
-            times.append(max(min(r.due for r in waiting), self._next_slot(now)))
+        times = [r.next_poll for r in self.flying.values()]
+        if self.waiting and len(self.flying) < self.plan.concurrency:
+            times.append(max(self.waiting[0][0], self._next_slot(now)))
         wake = min(min(times), now + IDLE)
         return wake if self.plan.until is None else min(wake, self.plan.until)

@@ -173,6 +173,7 @@ class SqliteDatabase:
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._conn.execute("PRAGMA busy_timeout=5000")
         self._conn.execute("PRAGMA journal_mode=WAL")  # as the records store opens it
+        self._conn.execute("PRAGMA synchronous=NORMAL")  # durable across a crash of ivr
         migrate(self._conn)  # the records' tables first: the file is one ivr made
         for sql in schema_sql():
             self._conn.execute(sql)
