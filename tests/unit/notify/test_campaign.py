@@ -1,5 +1,6 @@
 """A campaign run against a fake Twilio and a fake clock: pacing counted (never timed),
-retries, opt-outs, calling windows, resuming after a kill, invalid rows, --until."""
+retries, opt-outs, calling windows, resuming after a kill, invalid rows, --until; its
+state in SQLite and in PostgreSQL."""
 
 from __future__ import annotations
 
@@ -23,9 +24,15 @@ TUESDAY_NOON_NY = datetime.fromisoformat("2026-12-15T12:00-05:00").timestamp()
 KEYS = Keys.for_tests()
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[CampaignStore]:
-    opened = open_campaigns(f"sqlite://{tmp_path / 'calls.db'}")
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[CampaignStore]:
+    """The campaign store in each records database: a campaign's state is the same in both."""
+    url = (
+        f"sqlite://{tmp_path / 'calls.db'}"
+        if request.param == "sqlite"
+        else str(request.getfixturevalue("postgres_url"))
+    )
+    opened = open_campaigns(url)
     yield opened
     await opened.close()
 
