@@ -201,14 +201,25 @@ class PostgresDatabase:
         self._lock = asyncio.Lock()
 
     async def rows(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        async with self._lock:
-            conn = await self._connection()
-            return list(await (await conn.execute(sql.replace("?", "%s"), args)).fetchall())
+        return list(await (await self._execute(sql, args)).fetchall())
 
     async def run(self, sql: str, args: Sequence[Any] = ()) -> int:
+        return int((await self._execute(sql, args)).rowcount)
+
+    async def _execute(self, sql: str, args: Sequence[Any]) -> Any:
+        """The statement on the connection, alone; once more on a new connection when the
+        one it found had broken while idle (a campaign waits hours for a window)."""
+        import psycopg
+
         async with self._lock:
+            reused = self._conn is not None and not self._conn.closed
             conn = await self._connection()
-            return int((await conn.execute(sql.replace("?", "%s"), args)).rowcount)
+            try:
+                return await conn.execute(sql.replace("?", "%s"), args)
+            except psycopg.OperationalError:
+                if not (reused and conn.closed):
+                    raise
+            return await (await self._connection()).execute(sql.replace("?", "%s"), args)
 
     async def _connection(self) -> Any:
         from psycopg import AsyncConnection

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from ivr.notify.attempts import Attempt
@@ -83,3 +84,17 @@ async def test_outcomes_come_from_the_calls_records(store: CampaignStore, url: s
             Attempt("cmp1", line, 1, "completed", call_sid=sid, at=1.0, updated_at=2.0)
         )
     assert await store.outcomes("cmp1") == {"contained": 1, "transferred": 1}
+
+
+async def test_postgresql_connects_again_after_the_connection_broke(postgres_url: str) -> None:
+    store = open_campaigns(postgres_url)
+    try:
+        await store.opt_out("c_ann", "sms", 1.0)
+        with psycopg.connect(postgres_url, autocommit=True) as db:  # as a server restart would
+            db.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = 'ivr'"
+            )
+        assert await store.opted_out("c_ann")  # no error: connected again
+    finally:
+        await store.close()
