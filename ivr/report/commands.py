@@ -177,14 +177,19 @@ def run_forget(args: argparse.Namespace) -> int:
     if customer is None:
         raise ConfigError(f"--number: {args.number!r} is a withheld number: it names nobody")
 
-    async def forget() -> int:
-        records = open_records(records_url(args.records, args.data))
-        try:
-            return await records.forget(customer)
+    async def forget() -> tuple[int, int]:
+        from ivr.store.campaigns import open_campaigns
+
+        url = records_url(args.records, args.data)
+        records, campaigns = open_records(url), open_campaigns(url)
+        try:  # and their campaign attempts; an opt-out stays (it names nobody)
+            return await records.forget(customer), await campaigns.forget(customer)
         finally:
             await records.close()
+            await campaigns.close()
 
-    print(f"deleted {asyncio.run(forget())} call records of {args.number}")
+    calls, attempts = asyncio.run(forget())
+    print(f"deleted {calls} call records and {attempts} campaign attempts of {args.number}")
     return 0
 
 

@@ -149,6 +149,11 @@ class CampaignStore:
         )
         return {outcome: int(n) for outcome, n in rows}
 
+    async def forget(self, customer: str) -> int:
+        """Delete a customer's attempts (`ivr forget`); how many. Their opt-out stays: it
+        is what keeps campaigns from reaching them again, and names nobody."""
+        return await self.db.run("DELETE FROM campaign_attempts WHERE customer = ?", (customer,))
+
     async def close(self) -> None:
         await self.db.close()
 
