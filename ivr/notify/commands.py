@@ -23,6 +23,8 @@ from ivr.errors import ConfigError
 
 if TYPE_CHECKING:
     from ivr.keys import Keys
+    from ivr.notify.attempts import Attempt
+    from ivr.notify.callees import Callee, Rejected
     from ivr.notify.campaign import Dial, Plan, Status
     from ivr.store.campaigns import CampaignStore
 
@@ -255,7 +257,7 @@ def _plan(args: argparse.Namespace) -> Plan:
 
 
 async def _dry_run(
-    plan: Plan, callees: list[Any], rejected: int, store: CampaignStore, keys: Keys
+    plan: Plan, callees: list[Callee], rejected: int, store: CampaignStore, keys: Keys
 ) -> int:
     """What a run would do now, and nothing written: who is opted out, who may be called
     now, who waits for their window (and until when), who is never in it."""
@@ -293,8 +295,8 @@ async def _dry_run(
 
 async def _run(
     plan: Plan,
-    callees: list[Any],
-    rejected: list[Any],
+    callees: list[Callee],
+    rejected: list[Rejected],
     rows: int,
     source: str,
     store: CampaignStore,
@@ -314,7 +316,7 @@ async def _run(
         )
     print(f"campaign {plan.campaign}: {rows} rows, flow {plan.flow}, {plan.channel}", flush=True)
 
-    def said(attempt: Any) -> None:
+    def said(attempt: Attempt) -> None:
         sid = f" {attempt.call_sid}" if attempt.call_sid else ""
         why = f": {attempt.reason}" if attempt.reason else ""
         print(

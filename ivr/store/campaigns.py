@@ -103,9 +103,11 @@ class CampaignStore:
     # -- campaigns and attempts --
 
     async def begin(self, info: CampaignInfo) -> CampaignInfo:
-        """Keep a campaign (once: a re-run finds the first run's); the one kept."""
+        """Keep a campaign; a re-run finds the first run's, with the file it runs now (an
+        edited one, under the same --name) and its count of rows. The one kept."""
         await self.db.run(
-            "INSERT INTO campaigns VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (campaign) DO NOTHING",
+            "INSERT INTO campaigns VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (campaign) "
+            "DO UPDATE SET source = excluded.source, callees = excluded.callees",
             (info.campaign, info.flow, info.channel, info.source, info.callees, info.started_at),
         )
         return (await self.campaigns(info.campaign))[0]

@@ -45,6 +45,10 @@ async def test_a_campaign_is_kept_once(store: CampaignStore) -> None:
     assert await store.begin(first) == first
     again = CampaignInfo("cmp1", "reminder", "voice", "due.csv", 3, 500.0)
     assert await store.begin(again) == first  # a re-run finds the first run's
+    edited = CampaignInfo("cmp1", "reminder", "voice", "due2.csv", 4, 600.0)
+    assert await store.begin(edited) == CampaignInfo(
+        "cmp1", "reminder", "voice", "due2.csv", 4, 100.0
+    )
     assert [c.campaign for c in await store.campaigns()] == ["cmp1"]
 
 
