@@ -82,10 +82,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--flow", help="the flow callees hear (its id)")
     p.add_argument("--csv", type=Path, metavar="FILE", help="the callees: number[,tz][,vars...]")
     p.add_argument("--name", help="the campaign's id (default: a hash of the file and flow)")
-    p.add_argument("--rate", type=_rate, default=30, metavar="N/min", help="default 30/min")
-    p.add_argument("--concurrency", type=_positive, default=5, metavar="N", help="default 5")
-    p.add_argument("--retries", type=_count, default=2, metavar="N", help="default 2")
-    p.add_argument("--retry-after", type=_span, default=600.0, metavar="SPAN", help="10m")
+    p.add_argument(
+        "--rate", type=_rate, default=30, metavar="N/min", help="calls started a minute (30)"
+    )
+    p.add_argument(
+        "--concurrency", type=_positive, default=5, metavar="N", help="calls at once (5)"
+    )
+    p.add_argument(
+        "--retries",
+        type=_count,
+        default=2,
+        metavar="N",
+        help="more tries when busy, unanswered or failed (2)",
+    )
+    p.add_argument(
+        "--retry-after", type=_span, default=600.0, metavar="SPAN", help="90s, 10m, 2h (10m)"
+    )
     p.add_argument(
         "--retry-machine", action="store_true", help="retry calls a machine answered too"
     )
@@ -93,7 +105,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--days", metavar="DAYS", help="callees' calling days (mon-fri)")
     p.add_argument("--tz", metavar="ZONE", help="the zone of numbers that have none known")
     p.add_argument("--until", metavar="TIME", help="stop then (ISO time); the rest stay pending")
-    p.add_argument("--channel", choices=CHANNELS, default="voice")
+    p.add_argument("--channel", choices=CHANNELS, default="voice", help="call, or text (voice)")
     p.add_argument(
         "--poll", type=float, default=5.0, metavar="SECONDS", help="status polls (default 5)"
     )
