@@ -285,3 +285,14 @@ async def test_a_call_whose_status_cannot_be_read_is_given_up_not_polled_forever
     (attempt,) = await store.attempts("cmp")
     assert (attempt.status, attempt.reason) == ("failed", "no final status came: given up")
     assert 240 < polls < 260  # once a minute for a little over four hours, then no more
+
+
+async def test_a_text_campaign_ends_at_the_message_statuses(store: CampaignStore) -> None:
+    ann, bob = numbers(2)
+    twilio = FakeTwilio(
+        FakeClock(TUESDAY_NOON_NY), script={ann: ["undelivered", "delivered"], bob: ["sent"]}
+    )
+    await campaign(store, callees(2), twilio, channel="sms", retry_after=60.0).run()
+    assert {c.outbound.channel for c in twilio.calls.values()} == {"sms"}
+    assert (len(twilio.starts(ann)), len(twilio.starts(bob))) == (2, 1)
+    assert tally(await store.attempts("cmp"), 2)["reached"] == 2
