@@ -17,6 +17,7 @@ from ivr import __version__
 from ivr.closures import add_command as add_hours
 from ivr.errors import ConfigError, FlowError, ModelError, Problem
 from ivr.flow import flow_files
+from ivr.notify.commands import add_commands as add_notify
 from ivr.report.commands import add_commands, add_window, graph_traffic
 from ivr.speech.commands import add_command as add_models
 from ivr.speech.placeholders import add_command as add_prompts
@@ -251,6 +252,7 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_test)
     add_commands(sub)  # report, calls
     add_hours(sub)
+    add_notify(sub)  # notify --csv, campaigns, optout
     add_models(sub)
     add_prompts(sub)
     return parser

@@ -31,6 +31,13 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--version", dest="flow_version", help="only this flow version")
     p.add_argument("--channel", help="only this channel (voice, sms, whatsapp, chat)")
     p.add_argument(
+        "--direction",
+        choices=("inbound", "outbound", "all"),
+        default="inbound",
+        help="whose calls: inbound (default: containment is a figure of callers who "
+        "called), outbound (campaigns, notifications), or all",
+    )
+    p.add_argument(
         "--compare",
         nargs=2,
         metavar=("A", "B"),
@@ -110,7 +117,11 @@ def run_report(args: argparse.Namespace) -> int:
     from ivr.report.query import connect
 
     filters = filters_of(
-        args, flow_id=args.flow, flow_version=args.flow_version, channel=args.channel
+        args,
+        flow_id=args.flow,
+        flow_version=args.flow_version,
+        channel=args.channel,
+        direction=None if args.direction == "all" else args.direction,
     )
     flows = compose.flows_dir_default()
     with connect(records_url(args.records, args.data)) as reader:
@@ -166,14 +177,19 @@ def run_forget(args: argparse.Namespace) -> int:
     if customer is None:
         raise ConfigError(f"--number: {args.number!r} is a withheld number: it names nobody")
 
-    async def forget() -> int:
-        records = open_records(records_url(args.records, args.data))
-        try:
-            return await records.forget(customer)
+    async def forget() -> tuple[int, int]:
+        from ivr.store.campaigns import open_campaigns
+
+        url = records_url(args.records, args.data)
+        records, campaigns = open_records(url), open_campaigns(url)
+        try:  # and their campaign attempts; an opt-out stays (it names nobody)
+            return await records.forget(customer), await campaigns.forget(customer)
         finally:
             await records.close()
+            await campaigns.close()
 
-    print(f"deleted {asyncio.run(forget())} call records of {args.number}")
+    calls, attempts = asyncio.run(forget())
+    print(f"deleted {calls} call records and {attempts} campaign attempts of {args.number}")
     return 0
 
 

@@ -53,6 +53,7 @@ def _sections(reader: Reader, filters: Filters, flows_dir: Path | None) -> dict[
         "prompts": sections.prompts(input_rows),
         "time_in_ivr": sections.durations(reader, filters, seconds),
         "per_day": sections.per_day(reader, filters),
+        "directions": sections.directions(reader, filters),
     }
 
 

@@ -144,6 +144,9 @@ class Filters:
     channel: str | None = None
     experiment: str | None = None
     variant: str | None = None
+    # inbound | outbound | None (both): containment is an inbound figure, so `ivr report`
+    # and the dashboard ask for inbound; campaigns' outbound calls are counted apart
+    direction: str | None = None
 
     def where(self, prefix: str = "") -> tuple[str, list[Any]]:
         """A WHERE clause (with `prefix` before column names) and its arguments."""
@@ -169,6 +172,7 @@ class Filters:
             "channel": self.channel,
             "experiment": self.experiment,
             "variant": self.variant,
+            "direction": self.direction,
         }
 
 

@@ -94,6 +94,19 @@ def headlines(r: Mapping[str, Any]) -> list[str]:
         f"{ab['before_task']:,} ({pct(ab['before_task_rate'])})",
         f"Transfers: {tr['calls']:,} ({pct(tr['rate'])})",
         f"Zero-outs (reason global): {zo['calls']:,} ({pct(zo['rate'])} of calls)",
+        *_other_directions(r),
+    ]
+
+
+def _other_directions(r: Mapping[str, Any]) -> list[str]:
+    """The calls of the direction the figures above leave out, counted apart (campaigns'
+    outbound calls never count in inbound containment)."""
+    shown = r["filters"].get("direction")
+    return [
+        f"{direction.capitalize()} calls, not counted above: {d['calls']:,}; "
+        f"contained {ci(d['containment'])} (`--direction {direction}`)"
+        for direction, d in r.get("directions", {}).items()
+        if shown is not None and direction != shown
     ]
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from ivr.engine.session import OUTCOMES, REASONS
@@ -90,6 +91,21 @@ def summary(reader: Reader, filters: Filters) -> dict[str, Any]:
         "zero_outs": {"calls": by_reason["global"], "rate": rate(by_reason["global"], calls)},
         "_seconds": dict(seconds),  # for time in IVR: the exact mean
     }
+
+
+def directions(reader: Reader, filters: Filters) -> dict[str, dict[str, Any]]:
+    """Calls, outcomes and containment per direction (inbound, outbound), whatever the
+    direction filter: the report's figures are one direction's, this says both."""
+    both = replace(filters, direction=None)
+    rows = grouped(reader, "hour_calls", ("direction", "outcome"), ("calls",), both)
+    out: dict[str, dict[str, Any]] = {}
+    for direction, outcome, n in sorted(rows):
+        found = out.setdefault(direction, {"calls": 0, "outcomes": dict.fromkeys(OUTCOMES, 0)})
+        found["calls"] += n
+        found["outcomes"][outcome] = found["outcomes"].get(outcome, 0) + n
+    for found in out.values():
+        found["containment"] = interval(found["outcomes"]["contained"], found["calls"])
+    return out
 
 
 def flows(reader: Reader, filters: Filters) -> dict[str, dict[str, Any]]:

@@ -40,7 +40,7 @@ def snapshot(records_url: str, flows_dir: Path, running: list[str]) -> dict[str,
     if records_url.startswith("sqlite://") and not Path(records_url[9:]).is_file():
         return None
     reader = connect(records_url)
-    whole = Filters()
+    whole = Filters(direction="inbound")  # containment: callers who called (outbound apart)
     with reader:
         report = compose.report(reader, whole, flows_dir)
         with reader.snapshot():

@@ -235,6 +235,7 @@ class Call:
     base_url: str | None = None  # the server this call's webhooks go to (default: the sim's)
     dial_status: str = "completed"  # what the <Dial>ed party does when the IVR hands over
     hold_transfers: bool = False  # a transfer waits for `transfer_ends` (a caller in a queue)
+    direction: str = "inbound"  # Twilio's: outbound-api for a call placed through the API
     heard: list[str] = field(default_factory=list)  # all <Say> texts and <Play> URLs
     last: list[str] = field(default_factory=list)  # heard since the caller's last action
     documents: list[tuple[str, str]] = field(default_factory=list)  # (public URL, TwiML)
@@ -413,7 +414,7 @@ class Call:
             "CalledCountry": "US",
             "Caller": self.from_,
             "CallerCountry": "US",
-            "Direction": "inbound",
+            "Direction": self.direction,
             "From": self.from_,
             "FromCountry": "US",
             "To": self.to,

@@ -19,6 +19,8 @@ FORBIDDEN = (
     "webrtcvad",
 )
 PURE = ("ivr.flow", "ivr.engine", "ivr.engine.actions", "ivr.engine.events", "ivr.speech.intent")
+# campaigns' decisions: the file, the windows, the statuses, the SMS keywords
+PURE += ("ivr.notify.callees", "ivr.notify.windows", "ivr.notify.attempts", "ivr.notify.optout")
 
 
 def modules_after_importing(*names: str) -> set[str]:

@@ -58,6 +58,7 @@ def test_report_json(known_url: str, capsys: pytest.CaptureFixture[str]) -> None
         "prompts",
         "time_in_ivr",
         "per_day",
+        "directions",
     ]
 
 

@@ -16,7 +16,9 @@ from ivr.cli import main
 from ivr.config import retention
 from ivr.errors import ConfigError
 from ivr.keys import Keys
+from ivr.notify.attempts import Attempt
 from ivr.store import RecordStore, open_records
+from ivr.store.campaigns import open_campaigns
 from ivr.store.records import record_of
 from tests.unit.store.test_records import KEYS, counted, ended, records, records_url
 
@@ -70,19 +72,38 @@ def test_ivr_forget_on_the_command_line(
     keys = Keys.load(tmp_path / "data")  # the server's, made into its data directory
     url = f"sqlite://{tmp_path / 'calls.db'}"
 
+    customer = keys.customer_id("+15550123")
+    assert customer
+
     async def fill() -> None:
         store = open_records(url)
         await store.add([record_of(ended(f"CA{n}"), keys) for n in range(2)])
         await store.close()
+        campaigns = open_campaigns(url)  # a campaign called them, and they said STOP
+        await campaigns.save(Attempt("cmp", 2, 1, "completed", customer, "CA0", at=1.0))
+        await campaigns.opt_out(customer, "sms", 2.0)
+        await campaigns.close()
+
+    async def left() -> tuple[int, bool]:
+        campaigns = open_campaigns(url)
+        try:
+            return len(await campaigns.attempts("cmp")), await campaigns.opted_out(customer)
+        finally:
+            await campaigns.close()
 
     asyncio.run(fill())
     for name in [k for k in os.environ if k.startswith("IVR_")]:
         monkeypatch.delenv(name)
     argv = ["forget", "--number", "+15550123", "--records", url, "--data", str(tmp_path / "data")]
     assert main(argv) == 0
-    assert capsys.readouterr().out == "deleted 2 call records of +15550123\n"
+    assert capsys.readouterr().out == (
+        "deleted 2 call records and 1 campaign attempts of +15550123\n"
+    )
+    assert asyncio.run(left()) == (0, True)  # the opt-out stays: it names nobody
     assert main(argv) == 0  # nothing more
-    assert capsys.readouterr().out == "deleted 0 call records of +15550123\n"
+    assert capsys.readouterr().out == (
+        "deleted 0 call records and 0 campaign attempts of +15550123\n"
+    )
     withheld = ["forget", "--number", "anonymous", "--records", url]
     assert main([*withheld, "--data", str(tmp_path / "data")]) == 2
     assert "withheld" in capsys.readouterr().err
