@@ -33,6 +33,7 @@ from ivr.speech.service import SpeechService
 from ivr.speech.tts import TTS, from_setting
 from ivr.speech.vosk_speech import VoskSpeech
 from ivr.store import open_records, open_sessions
+from ivr.store.campaigns import open_campaigns
 from ivr.store.health import PING_EVERY, StoreHealth
 from ivr.store.records import RecordStore, RecordWriter
 from ivr.store.spool import Spool
@@ -183,7 +184,8 @@ def build_app(config: Config, tts: TTS | None = None) -> web.Application:
         )
         app[HOOKS] = hooks
         texts = app[TEXTS] = TextConversations(calls, keys)
-        app[MESSAGING] = MessagingWebhook(texts, signature, metrics)
+        optouts = open_campaigns(config.records_url)  # who said STOP: campaigns skip them
+        app[MESSAGING] = MessagingWebhook(texts, signature, metrics, optouts)
         # /phone's calls are rehearsals: in memory, in metrics nobody scrapes, unrecorded
         rehearsals = Calls(flows, open_sessions("memory://"), runner, None, Metrics())
         app[STREAMS] = MediaStreams(
@@ -213,6 +215,7 @@ def build_app(config: Config, tts: TTS | None = None) -> web.Application:
         await backend.close()
         await sessions.close()
         await records.close()
+        await optouts.close()
 
     app.cleanup_ctx.append(lifetime)
     speech = app[SPEECH] = VoskSpeech(config.vosk_models)

@@ -98,6 +98,35 @@ class TextConversations:
             return await self._resume(key, flow, channel, session, text, at)
         return await self._continue(key, flow, session, text, at)
 
+    async def going_on(self, channel: str, address: str) -> bool:
+        """Whether a conversation of this customer on `channel` waits for their message."""
+        key = self.key(channel, address)
+        sid = None if key is None else await self.sessions.linked(key)
+        stored = None if sid is None else await self.sessions.load(sid)
+        return stored is not None and stored.session.outcome is None
+
+    async def stop(self, channel: str, address: str, at: float | None = None) -> None:
+        """The customer said STOP: their conversation on `channel` ends where it was,
+        abandoned (a call's window for text closes: the call is final)."""
+        at = time.time() if at is None else at
+        key = self.key(channel, address)
+        if key is None:
+            return
+        async with self.sessions.lock(key):
+            sid = await self.sessions.linked(key)
+            if sid is None:
+                return
+            async with self.sessions.lock(sid):
+                stored = await self.sessions.load(sid)
+                if stored is None or stored.session.ended:
+                    return
+                if stored.session.outcome is not None:  # a call's window: closed
+                    session = stored.session.copy()
+                    session.handoff = None
+                    await self.calls.save(session, stored.reply)
+                else:
+                    await self._end(stored, HangUp(at=at), "abandoned")
+
     async def expire(self, now: float | None = None) -> int:
         """End the text conversations nobody wrote to for their flow's idle time, as
         abandoned at the moment it ran out; returns how many."""

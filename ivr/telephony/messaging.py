@@ -17,6 +17,8 @@ from twilio.twiml.messaging_response import MessagingResponse
 from ivr.channels.conversations import TextConversations
 from ivr.logs import hide
 from ivr.metrics import Metrics
+from ivr.notify.optout import OptOuts, keyword, record_start, record_stop
+from ivr.registry import Route
 from ivr.telephony.signature import SignatureCheck
 from ivr.telephony.webhook import _form, xml
 
@@ -28,9 +30,15 @@ EMPTY = str(MessagingResponse())
 
 class MessagingWebhook:
     def __init__(
-        self, conversations: TextConversations, signature: SignatureCheck, metrics: Metrics
+        self,
+        conversations: TextConversations,
+        signature: SignatureCheck,
+        metrics: Metrics,
+        optouts: OptOuts | None = None,
     ) -> None:
+        """`optouts`, when given, keeps who said STOP (campaigns call and text them no more)."""
         self.conversations, self.signature, self.metrics = conversations, signature, metrics
+        self.optouts = optouts
         self._timed = metrics.webhook("messaging")
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -67,13 +75,48 @@ class MessagingWebhook:
     async def message(self, request: web.Request, sender: str, to: str, text: str) -> str:
         channel = "whatsapp" if sender.startswith("whatsapp:") else "sms"
         number = to.removeprefix("whatsapp:")
-        flows = self.conversations.flows
-        route = flows.route_call(
-            number, sender.removeprefix("whatsapp:"), "", request.query.get("flow")
-        )
+        caller, flow = sender.removeprefix("whatsapp:"), request.query.get("flow")
+        route = self.conversations.flows.route_call(number, caller, "", flow)
+        word = keyword(text)
+        if word is not None:
+            answer = await self.keyword(word, channel, sender, caller, route)
+            if answer is not None:
+                return answer
         reply = await self.conversations.receive(channel, sender, text, route, number)
         if not reply.messages:
             return EMPTY
-        twiml = MessagingResponse()
-        twiml.message("\n\n".join(reply.messages))
-        return str(twiml)
+        return _message("\n\n".join(reply.messages))
+
+    async def keyword(
+        self, word: str, channel: str, sender: str, caller: str, route: Route | None
+    ) -> str | None:
+        """Twilio's opt-out keywords, honoured before the flow: STOP ends the conversation
+        and keeps campaigns away (Twilio confirms it); START (or YES, UNSTOP) lets them
+        back, when the number had stopped; HELP outside a conversation says how to go on
+        and how to stop. None: the message is the conversation's (a "yes" to a question)."""
+        keys = self.conversations.keys
+        if word == "stop":
+            log.info("a %s sender said STOP: opted out", channel)
+            if self.optouts is not None and keys is not None:
+                await record_stop(self.optouts, keys, caller, source=channel)
+            await self.conversations.stop(channel, sender)
+            return EMPTY
+        going_on = await self.conversations.going_on(channel, sender)
+        if word == "start" and self.optouts is not None and keys is not None and not going_on:
+            customer = keys.customer_id(caller)
+            if customer is not None and await self.optouts.opted_out(customer):
+                await record_start(self.optouts, keys, caller)
+                log.info("a %s sender said START: opted in again", channel)
+                return EMPTY
+        if word == "help" and not going_on and route is not None:
+            return _message(HELP_TEXT)  # in a conversation, the flow's own help answers
+        return None
+
+
+HELP_TEXT = "Write what you need and we will answer. Reply STOP to stop messages."
+
+
+def _message(text: str) -> str:
+    twiml = MessagingResponse()
+    twiml.message(text)
+    return str(twiml)

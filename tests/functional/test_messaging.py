@@ -6,8 +6,10 @@ import time
 
 import pytest
 
-from ivr.server import TEXTS
+from ivr.server import KEYS, TEXTS
+from ivr.store.campaigns import open_campaigns
 from ivr.store.records import CallRecord
+from ivr.telephony.messaging import HELP_TEXT
 from tests.functional.conftest import OPEN, Backend, MakeServer, Server, metric
 from tests.functional.twilio_sim import TwilioSim, wait_until
 
@@ -123,3 +125,23 @@ async def test_bad_messaging_requests(server: Server, sim: TwilioSim) -> None:
     assert no_sid.status == 400
     nobody = await sim.text("+15559999999", CUSTOMER, "hi")  # no flow at that number
     assert nobody == []  # no flow answers there: nothing is sent
+
+
+async def test_stop_ends_the_conversation_and_opts_out(server: Server, sim: TwilioSim) -> None:
+    await sim.text(SHOP, CUSTOMER, "hi")
+    assert await sim.text(SHOP, CUSTOMER, "STOP") == []  # Twilio's Advanced Opt-Out confirms
+    [record] = await records_of(server, 1)
+    assert (record.outcome, record.last_node) == ("abandoned", "ask_order")
+    campaigns = open_campaigns(server.config.records_url)
+    keys = server.app[KEYS]
+    try:
+        assert await campaigns.opted_out(str(keys.customer_id(CUSTOMER)))
+        # a YES from a number that stopped opts it in again, not a turn of a flow
+        assert await sim.text(SHOP, CUSTOMER, "yes") == []
+        assert not await campaigns.opted_out(str(keys.customer_id(CUSTOMER)))
+    finally:
+        await campaigns.close()
+    # HELP outside a conversation says how to stop; inside one, "yes" and "help" are the flow's
+    assert await sim.text(SHOP, CUSTOMER, "help") == [HELP_TEXT]
+    await sim.text(SHOP, CUSTOMER, "hi")
+    assert (await sim.text(SHOP, CUSTOMER, "help"))[0] != HELP_TEXT
