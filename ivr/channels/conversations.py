@@ -18,7 +18,7 @@ import time
 
 import orjson
 
-from ivr.channels.text import Reply, event_of, render
+from ivr.channels.text import Reply, choices, event_of, render
 from ivr.engine import actions as act
 from ivr.engine import new_session, step
 from ivr.engine.events import CallStarted, HangUp, Recorded
@@ -78,6 +78,30 @@ class TextConversations:
                 log.warning("no flow answers %s messages to %s", channel, to[:32])
                 return Reply(ended=True)
             return await self._start(key, channel, address, route, text, to, at)
+
+    async def resume(
+        self, channel: str, address: str, flow_id: str, at: float | None = None
+    ) -> Reply | None:
+        """The customer's conversation going on in flow `flow_id`, as its last turn said it
+        (messages and choices: a chat page reloaded shows where it was); None when there is
+        none. One going on in another flow is ended abandoned: the customer left it."""
+        at = time.time() if at is None else at
+        key = self.key(channel, address)
+        if key is None:
+            return None
+        async with self.sessions.lock(key):
+            stored = await self._current(key, at)
+            if stored is None:
+                return None
+            session = stored.session
+            flow = self.flows.get(session.flow_id, session.version)
+            if flow is None or session.flow_id != flow_id:
+                await self._end(stored, HangUp(at=at), "abandoned")
+                return None
+            last = Reply(messages=_said(stored.reply))
+            if (listen := listening(flow, session)) is not None:
+                last.choices = choices(flow, listen)
+            return last
 
     async def expire(self, now: float | None = None) -> int:
         """End the text conversations nobody wrote to for their flow's idle time, as
@@ -210,6 +234,15 @@ def _answers(flow: Flow, session: Session, text: str) -> bool:
         return False
     probe, _ = step(flow, session, event_of(text, node.listen, session.updated_at))
     return any(k.startswith(f"{node.name}:") and k.endswith(":match") for k in probe.inputs)
+
+
+def _said(reply: str) -> list[str]:
+    """The messages of a conversation's last turn, as `_save` stored them."""
+    try:
+        said = orjson.loads(reply)
+    except orjson.JSONDecodeError:
+        return []
+    return [m for m in said if isinstance(m, str)] if isinstance(said, list) else []
 
 
 def _unasked(actions: list[act.Action]) -> list[act.Action]:
