@@ -145,6 +145,7 @@
       }),
     );
     choices.hidden = buttons.length === 0;
+    log.scrollTop = log.scrollHeight; // the buttons took room from the list: its end in view
   }
 
   function write(text, shown) {
@@ -152,6 +153,7 @@
     socket.send(JSON.stringify({ type: "message", text }));
     add("me", shown || text);
     show([]);
+    say("");
   }
 
   const handlers = {
