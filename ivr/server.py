@@ -372,6 +372,8 @@ def serve(config: Config) -> None:
     from ivr.web.pages import urls
 
     log.info("in a browser: %s", "  ".join(urls(config)))
+    local = "127.0.0.1" if config.host in ("", "0.0.0.0", "::") else config.host
+    log.info("web chat to try: http://%s:%d/chat?flow=FLOW", local, config.port)
     if config.admin_token:
         log.info("the pages ask for IVR_ADMIN_TOKEN once, at /login")
     import uvloop
