@@ -11,6 +11,7 @@ HELLO_WAIT seconds. Nothing the customer wrote is logged.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
@@ -114,6 +115,7 @@ class Chat:
     def __init__(self, sockets: ChatSockets, ws: web.WebSocketResponse, flow: str | None) -> None:
         self.sockets, self.ws, self.flow = sockets, ws, flow
         self.visitor: str | None = None
+        self.idle = 1800.0  # seconds without a message before it closes: the flow's idle
         self.bucket = TokenBucket(sockets.rate, time.monotonic())
         self.errors = 0
 
@@ -123,11 +125,12 @@ class Chat:
 
     async def run(self) -> None:
         while not self.ws.closed:
+            # around the whole read: the pongs to the heartbeat's pings are no messages
             try:
-                message = await self.ws.receive(timeout=None if self.visitor else HELLO_WAIT)
+                wait = HELLO_WAIT if self.visitor is None else self.idle
+                message = await asyncio.wait_for(self.ws.receive(), wait)
             except TimeoutError:
-                log.warning("closed a chat socket that sent no hello in %g s (1008)", HELLO_WAIT)
-                await self.ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"no hello")
+                await self.timed_out()
                 return
             if message.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
                 return
@@ -181,6 +184,7 @@ class Chat:
         if route is None:
             await self.gone()
             return
+        self.idle = route.flow.idle
         texts = self.sockets.texts()
         last = await texts.resume(CHANNEL, self.address, route.flow.id)
         if hello:
@@ -211,6 +215,16 @@ class Chat:
             await self.ws.send_str(message)
 
     # -- limits ----------------------------------------------------------------------------------
+
+    async def timed_out(self) -> None:
+        """No hello in time (1008), or no message for the flow's idle time, after which its
+        conversation is over anyway (1000): a socket left open holds a descriptor."""
+        if self.visitor is None:
+            log.warning("closed a chat socket that sent no hello in %g s (1008)", HELLO_WAIT)
+            await self.ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"no hello")
+        else:
+            log.info("closed a chat socket idle for %g s (its flow's defaults.idle)", self.idle)
+            await self.ws.close(code=WSCloseCode.OK, message=b"idle")
 
     async def refuse(self, why: str) -> None:
         """A message not understood: an error back; too many of them close the socket."""

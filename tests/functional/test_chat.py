@@ -325,6 +325,17 @@ async def test_a_socket_without_hello_is_closed(
     assert ws.close_code == 1008
 
 
+async def test_a_socket_idle_past_the_flows_idle_time_is_closed(
+    server: Server, http: aiohttp.ClientSession
+) -> None:
+    """Its conversation is over then (abandoned): the socket is closed 1000."""
+    server.edit_flow("order_status.yaml", "defaults:\n", "defaults:\n  idle: 0.5\n")
+    ws = await connect(server, http)
+    await hello(ws)
+    sent = await closed(ws)
+    assert texts(sent)[-1] == ORDER_ASK and ws.close_code == 1000
+
+
 @pytest.mark.parametrize("origin", ["https://evil.example", "null", "http://127.0.0.1:1"])
 async def test_a_page_of_another_site_may_not_open_the_chat(
     server: Server, http: aiohttp.ClientSession, origin: str, caplog: pytest.LogCaptureFixture
