@@ -358,6 +358,15 @@ async def test_ivr_chat_origins_lets_other_sites_in(
         await connect(server, http, origin="https://other.example")
 
 
+async def test_the_public_urls_origin_is_this_servers_own(
+    make_server: MakeServer, http: aiohttp.ClientSession
+) -> None:
+    """Behind a proxy the page's origin is the public one, not the Host the proxy sends."""
+    server = await make_server(public_url="https://ivr.example.com")
+    ws = await connect(server, http, origin="https://ivr.example.com")
+    assert (await hello(ws))["type"] == "welcome"
+
+
 async def test_the_widget_and_its_page_are_on_the_public_listener(
     server: Server, http: aiohttp.ClientSession
 ) -> None:
