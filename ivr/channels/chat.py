@@ -92,6 +92,7 @@ def replies(reply: Reply) -> list[str]:
 
 
 def error(why: str) -> str:
+    """An error the widget shows: what was wrong with the client's message."""
     return _json({"type": "error", "error": why})
 
 

@@ -261,13 +261,17 @@ async def test_hello_comes_first_and_once(server: Server, http: aiohttp.ClientSe
 
 
 async def test_too_many_messages_not_understood_close_the_socket(
-    server: Server, http: aiohttp.ClientSession
+    server: Server, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.WARNING)
     ws = await connect(server, http)
     for _ in range(chat_module.MAX_ERRORS):
         await ws.send_str("?")
     sent = await closed(ws)
     assert len(sent) == chat_module.MAX_ERRORS and ws.close_code == 1008
+    assert "closed a chat socket after 20 messages not understood (1008)" in caplog.text
+    rejected = metric(await server.metrics(), "ivr_webhook_rejected_total", reason="bad_request")
+    assert rejected == 1
 
 
 CLOSE = {"size": (1009, "ws_message_size"), "rate": (1008, "ws_rate")}
@@ -317,12 +321,17 @@ async def test_an_unknown_flow_is_refused(
 
 
 async def test_a_socket_without_hello_is_closed(
-    server: Server, http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+    server: Server,
+    http: aiohttp.ClientSession,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.WARNING)
     monkeypatch.setattr(chat_module, "HELLO_WAIT", 0.2)
     ws = await connect(server, http)
     assert await closed(ws) == []
     assert ws.close_code == 1008
+    assert "closed a chat socket that sent no hello in 0.2 s (1008)" in caplog.text
 
 
 async def test_a_socket_idle_past_the_flows_idle_time_is_closed(
