@@ -50,6 +50,37 @@ class TextConversations:
         customer = customer_of(address, self.keys)
         return None if customer is None else f"{channel}:{customer}"
 
+    async def resume(
+        self, channel: str, address: str, flow_id: str, at: float | None = None
+    ) -> Reply | None:
+        """The customer's conversation going on in flow `flow_id`, as its last turn said it
+        (messages and choices: a chat page reloaded shows where it was); None when there is
+        none (one past its idle time is ended by the next message). One going on in
+        another flow is ended abandoned: the customer left it."""
+        at = time.time() if at is None else at
+        key = self.key(channel, address)
+        if key is None:
+            return None
+        async with self.sessions.lock(key):
+            sid = await self.sessions.linked(key)
+            if sid is None:
+                return None
+            async with self.sessions.lock(sid):
+                stored = await self.sessions.load(sid)
+                if stored is None or stored.session.ended or stored.session.medium == "voice":
+                    return None
+                session = stored.session
+                flow = self.flows.get(session.flow_id, session.version)
+                if flow is None or session.flow_id != flow_id:
+                    await self._end(stored, HangUp(at=at), "abandoned")
+                    return None
+                if session.updated_at + flow.idle <= at:
+                    return None
+                last = Reply(messages=_said(stored.reply))
+                if (listen := listening(flow, session)) is not None:
+                    last.choices = choices(flow, listen)
+                return last
+
     async def receive(
         self,
         channel: str,
@@ -78,30 +109,6 @@ class TextConversations:
                 log.warning("no flow answers %s messages to %s", channel, to[:32])
                 return Reply(ended=True)
             return await self._start(key, channel, address, route, text, to, at)
-
-    async def resume(
-        self, channel: str, address: str, flow_id: str, at: float | None = None
-    ) -> Reply | None:
-        """The customer's conversation going on in flow `flow_id`, as its last turn said it
-        (messages and choices: a chat page reloaded shows where it was); None when there is
-        none. One going on in another flow is ended abandoned: the customer left it."""
-        at = time.time() if at is None else at
-        key = self.key(channel, address)
-        if key is None:
-            return None
-        async with self.sessions.lock(key):
-            stored = await self._current(key, at)
-            if stored is None:
-                return None
-            session = stored.session
-            flow = self.flows.get(session.flow_id, session.version)
-            if flow is None or session.flow_id != flow_id:
-                await self._end(stored, HangUp(at=at), "abandoned")
-                return None
-            last = Reply(messages=_said(stored.reply))
-            if (listen := listening(flow, session)) is not None:
-                last.choices = choices(flow, listen)
-            return last
 
     async def expire(self, now: float | None = None) -> int:
         """End the text conversations nobody wrote to for their flow's idle time, as
