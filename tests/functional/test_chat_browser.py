@@ -113,6 +113,15 @@ async def test_a_customer_chats_in_the_widget(server: Server, driver: Any, tmp_p
         }};""",
     )
     assert named == {"live": "polite", "label": "Your message", "expanded": "true"}
+    # the keyboard: Escape closes the panel and gives focus back to the bubble, Enter opens it
+    from selenium.webdriver.common.keys import Keys
+
+    await do((await part(driver, ".again")).send_keys, Keys.ESCAPE)
+    state = f"""const root = {WIDGET};
+        return [root.querySelector('.panel').hidden, root.activeElement?.className]"""
+    assert await do(driver.execute_script, state) == [True, "bubble"]
+    await do((await part(driver, ".bubble")).send_keys, Keys.ENTER)
+    assert (await do(driver.execute_script, state))[0] is False
     [record] = await wait_until(server.records, timeout=WAIT)
     assert (record.channel, record.outcome, record.tasks) == (
         "chat",

@@ -164,6 +164,7 @@
       offer("");
       say(m.resumed ? "Continuing your conversation." : "");
       ready(true);
+      if (root.activeElement) input.focus(); // the customer is in the widget: on to typing
     },
     message(m) {
       add("ivr", m.text);
@@ -212,12 +213,12 @@
     });
   }
 
-  function open() {
+  function open(focus = true) {
     panel.hidden = false;
     bubble.setAttribute("aria-expanded", "true");
     stored(sessionStorage, OPENED, "1");
     if (!socket && !ended) connect();
-    (input.disabled ? panel.querySelector("button:not([hidden])") : input).focus();
+    if (focus) (input.disabled ? panel.querySelector("button:not([hidden])") : input).focus();
   }
 
   function close() {
@@ -259,9 +260,10 @@
 
   const mount = () => {
     document.body.append(host);
-    if (script.hasAttribute("data-open") || stored(sessionStorage, OPENED)) open();
+    // opened by the page (or left open before a reload): the page keeps its focus
+    if (script.hasAttribute("data-open") || stored(sessionStorage, OPENED)) open(false);
   };
   if (document.body) mount();
   else document.addEventListener("DOMContentLoaded", mount);
-  window.ivrChat = { open, close };
+  window.ivrChat = { open: () => open(), close };
 })();
