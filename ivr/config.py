@@ -93,6 +93,35 @@ def admin_hosts(text: str, name: str = "IVR_ADMIN_HOSTS") -> tuple[str, ...]:
     return hosts
 
 
+def web_origin(url: str) -> str | None:
+    """`url`'s origin as a browser sends it (`https://shop.example:8443`), in lower case and
+    without its scheme's default port; None when it is not an http(s) origin."""
+    parts = urlsplit(url.strip().lower())
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username:
+        return None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    default = 80 if parts.scheme == "http" else 443
+    return f"{parts.scheme}://{host}" + (f":{port}" if port not in (None, default) else "")
+
+
+def chat_origins(text: str, name: str = "IVR_CHAT_ORIGINS") -> tuple[str, ...]:
+    """`text` as the comma-separated origins whose pages may open the web chat."""
+    found = []
+    for given in (o.strip() for o in text.split(",") if o.strip()):
+        origin, parts = web_origin(given), urlsplit(given)
+        if origin is None or parts.path not in ("", "/") or parts.query or parts.fragment:
+            raise ConfigError(
+                f"{name}: expected origins such as https://shop.example,"
+                f"http://localhost:3000 (scheme, host, port; no path), got {given!r}"
+            )
+        found.append(origin)
+    return tuple(found)
+
+
 def sessions_url(text: str, name: str = "IVR_SESSIONS") -> str:
     """`text` as a session store URL of a kind ivr has."""
     if urlsplit(text).scheme not in SESSION_STORES:
@@ -195,6 +224,8 @@ class Config:
     caller_limit: int = 20  # new calls one number may make a minute (IVR_CALLER_LIMIT; 0: any)
     max_calls: int = 500  # calls in progress in this process at once (IVR_MAX_CALLS; 0: any)
     ws_rate: int = 200  # messages a second a WebSocket may send (IVR_WS_RATE; 0: any)
+    # IVR_CHAT_ORIGINS: the origins besides this server's own whose pages may open the chat
+    chat_origins: tuple[str, ...] = ()
     demo: bool = False  # serve the example flows' demo backends too (ivr/demo.py)
     admin: tuple[str, int] = ("127.0.0.1", 8081)  # the admin listener: /metrics, /healthz
     # IVR_ADMIN_TOKEN: the admin listener's bearer token, needed beyond loopback; a secret
@@ -240,6 +271,7 @@ class Config:
             caller_limit=_count(env, "IVR_CALLER_LIMIT", cls.caller_limit),
             max_calls=_count(env, "IVR_MAX_CALLS", cls.max_calls),
             ws_rate=_count(env, "IVR_WS_RATE", cls.ws_rate),
+            chat_origins=chat_origins(env.get("IVR_CHAT_ORIGINS", "")),
             reap_after=(
                 seconds(env["IVR_REAP_AFTER"], "IVR_REAP_AFTER")
                 if env.get("IVR_REAP_AFTER")

@@ -46,6 +46,7 @@ REJECTIONS = (
     "max_calls",
     "ws_message_size",
     "ws_rate",
+    "origin",  # a web chat socket opened by a page of another site (IVR_CHAT_ORIGINS)
 )
 NO_FLOW = "unknown"  # the flow of a call no flow took (its number routes nowhere)
 LEFT = ("abandoned", "transferred")  # the drop-off: exits that start at 0 at every node
@@ -307,7 +308,7 @@ class Metrics:
         """A webhook refused (`signature`, `bad_request`), a new call refused
         (`caller_rate`, `max_calls`), a connection closed by the guard (`slow_client`,
         `connections`) or a WebSocket closed for a message too big (`ws_message_size`) or
-        messages too fast (`ws_rate`)."""
+        messages too fast (`ws_rate`), or a chat socket from another site (`origin`)."""
         self._rejected.inc(reason)
 
     def store_error(self, store: str, operation: str) -> None:

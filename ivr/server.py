@@ -48,6 +48,7 @@ from ivr.telephony.stream import PATH as STREAM_PATH
 from ivr.telephony.stream import MediaStreams, StreamRoute
 from ivr.telephony.twiml import Voice
 from ivr.telephony.webhook import TwilioWebhooks
+from ivr.web.chat import add_chat
 from ivr.web.hours import add_hours
 from ivr.web.phone import add_phone
 
@@ -229,6 +230,10 @@ def build_app(config: Config, tts: TTS | None = None) -> web.Application:
     app.on_shutdown.append(_close_streams)  # before the server waits for its handlers
     app.router.add_get("/healthz", health(flows, stores))  # for load balancers: both listeners
     app.router.add_get(PLAY_ROUTE, recordings(prompts))  # converted copies for <Play>
+    # the web chat: /chat/ws, its widget /static/chat.js and a page to try it, /chat
+    add_chat(
+        app, flows, lambda: app[TEXTS], metrics, signature, config.chat_origins, config.ws_rate
+    )
     return app
 
 
@@ -370,6 +375,8 @@ def serve(config: Config) -> None:
     from ivr.web.pages import urls
 
     log.info("in a browser: %s", "  ".join(urls(config)))
+    local = "127.0.0.1" if config.host in ("", "0.0.0.0", "::") else config.host
+    log.info("web chat to try: http://%s:%d/chat?flow=FLOW", local, config.port)
     if config.admin_token:
         log.info("the pages ask for IVR_ADMIN_TOKEN once, at /login")
     import uvloop

@@ -18,7 +18,7 @@ import time
 
 import orjson
 
-from ivr.channels.text import Reply, event_of, render
+from ivr.channels.text import Reply, choices, event_of, render
 from ivr.engine import actions as act
 from ivr.engine import new_session, step
 from ivr.engine.events import CallStarted, HangUp, Recorded, Resumed
@@ -50,6 +50,37 @@ class TextConversations:
         """The link key of a customer on a channel; None when the address is withheld."""
         customer = customer_of(address, self.keys)
         return None if customer is None else f"{channel}:{customer}"
+
+    async def resume(
+        self, channel: str, address: str, flow_id: str, at: float | None = None
+    ) -> Reply | None:
+        """The customer's conversation going on in flow `flow_id`, as its last turn said it
+        (messages and choices: a chat page reloaded shows where it was); None when there is
+        none (one past its idle time is ended by the next message). One going on in
+        another flow is ended abandoned: the customer left it."""
+        at = time.time() if at is None else at
+        key = self.key(channel, address)
+        if key is None:
+            return None
+        async with self.sessions.lock(key):
+            sid = await self.sessions.linked(key)
+            if sid is None:
+                return None
+            async with self.sessions.lock(sid):
+                stored = await self.sessions.load(sid)
+                if stored is None or stored.session.ended or stored.session.medium == "voice":
+                    return None
+                session = stored.session
+                flow = self.flows.get(session.flow_id, session.version)
+                if flow is None or session.flow_id != flow_id:
+                    await self._end(stored, HangUp(at=at), "abandoned")
+                    return None
+                if session.updated_at + flow.idle <= at:
+                    return None
+                last = Reply(messages=_said(stored.reply))
+                if (listen := listening(flow, session)) is not None:
+                    last.choices = choices(flow, listen)
+                return last
 
     async def receive(
         self,
@@ -285,6 +316,15 @@ def _answers(flow: Flow, session: Session, text: str) -> bool:
         return False
     probe, _ = step(flow, session, event_of(text, node.listen, session.updated_at))
     return any(k.startswith(f"{node.name}:") and k.endswith(":match") for k in probe.inputs)
+
+
+def _said(reply: str) -> list[str]:
+    """The messages of a conversation's last turn, as `_save` stored them."""
+    try:
+        said = orjson.loads(reply)
+    except orjson.JSONDecodeError:
+        return []
+    return [m for m in said if isinstance(m, str)] if isinstance(said, list) else []
 
 
 def _unasked(actions: list[act.Action]) -> list[act.Action]:

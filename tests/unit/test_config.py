@@ -44,6 +44,12 @@ def test_defaults():
         ({}, "ws_rate", 200),
         ({"IVR_WS_RATE": "1000"}, "ws_rate", 1000),
         ({"IVR_ADMIN_TOKEN": ""}, "admin_token", None),
+        ({}, "chat_origins", ()),
+        (
+            {"IVR_CHAT_ORIGINS": "https://Shop.example/, http://localhost:3000,https://a.b:443"},
+            "chat_origins",
+            ("https://shop.example", "http://localhost:3000", "https://a.b"),
+        ),
         (
             {"IVR_HTTP_ALLOW": "a.example, 127.0.0.1:8099"},
             "http_allow",
@@ -76,6 +82,9 @@ BAD = {
     "IVR_SPEECH": ("google", "expected one of twilio, vosk, got 'google'"),
     "IVR_MAX_CALLS": ("-5", "expected a whole number of 0 or more, got '-5'"),
     "IVR_WS_RATE": ("fast", "expected a whole number of 0 or more, got 'fast'"),
+    "IVR_CHAT_ORIGINS": ("shop.example", "expected origins such as https://shop.example"),
+    "IVR_CHAT_ORIGINS=path": ("https://a.example/shop", "expected origins such as"),
+    "IVR_CHAT_ORIGINS=port": ("https://a.example:99999", "expected origins such as"),
     "IVR_SESSIONS": (
         "postgres://db",
         "unknown store 'postgres://db' (use sqlite:///path, memory:// or redis://host:port/db)",
