@@ -13,7 +13,8 @@ import psycopg
 import pytest
 
 from ivr.flow.hours import Closure
-from ivr.store import RecordStore, open_records
+from ivr.store import RecordStore, closures, open_records
+from ivr.store.postgres_records import MIGRATIONS as POSTGRES_MIGRATIONS
 from ivr.store.postgres_records import VERSION, PostgresRecords
 from ivr.store.sqlite_records import MIGRATIONS, SqliteRecords
 
@@ -58,7 +59,8 @@ async def test_a_sqlite_database_of_the_version_before_gets_the_table(tmp_path: 
     SqliteRecords(path)._db.close()  # made at the current version
     with contextlib.closing(sqlite3.connect(path)) as db, db:  # back to the version before
         db.execute("DROP TABLE hours_closures")
-        db.execute("UPDATE schema_version SET version = ?", (len(MIGRATIONS) - 1,))
+        before = MIGRATIONS.index(closures.add_table_sqlite)
+        db.execute("UPDATE schema_version SET version = ?", (before,))
     store = SqliteRecords(path)
     try:
         await store.close_hours(Closure("support", closed_at=1.0), now=1.0)
@@ -77,7 +79,8 @@ async def test_a_postgresql_database_of_the_version_before_gets_the_table(
     await first.close()
     with psycopg.connect(postgres_url, autocommit=True) as db:  # back to the version before
         db.execute("DROP TABLE hours_closures")
-        db.execute("UPDATE schema_version SET version = %s", (VERSION - 1,))
+        before = 1 + POSTGRES_MIGRATIONS.index(closures.add_table_postgres)
+        db.execute("UPDATE schema_version SET version = %s", (before,))
     store = PostgresRecords(postgres_url)
     try:
         await store.close_hours(Closure("support", closed_at=1.0), now=1.0)
