@@ -15,7 +15,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, tzinfo
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from ivr.flow.model import Flow
+    from ivr.keys import Keys
 
 log = logging.getLogger("ivr.history")
 
@@ -89,3 +93,19 @@ async def lookup(
         why = type(e).__name__
         log.warning("the caller's history could not be read (%s): the call goes on without", why)
         return EMPTY
+
+
+def zone(flow: Flow) -> tzinfo:
+    """Where a flow's day begins for `calls_today`: its (first) hours' time zone, else UTC."""
+    return next((hours.tz for hours in flow.hours.values()), UTC)
+
+
+async def of_caller(
+    store: HistoryStore | None, keys: Keys | None, flow: Flow, address: str, now: float
+) -> Mapping[str, Any]:
+    """What a conversation starting now on `flow` puts in `CallStarted.history`: the history
+    of the customer behind `address` (a number, `whatsapp:+...`, `chat:ID`), keyed by
+    `keys`; empty for a withheld number, without a store, or when it fails. Every channel's
+    adapter calls this before the first step."""
+    customer = keys.customer_id(address) if keys is not None else None
+    return (await lookup(store, customer, now, zone(flow))).as_vars()
