@@ -11,6 +11,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from ivr.cli import main
 from ivr.engine.session import Session
 from ivr.server import HOOKS, KEYS, RECOGNITION
 from ivr.speech.vosk_speech import VoskSpeech
@@ -61,7 +62,7 @@ async def bank(make_server: MakeServer, backend: Backend) -> Server:
 
 
 async def test_a_caller_who_blocked_a_card_is_asked_about_it_and_routed_to_the_card_team(
-    bank: Server,
+    bank: Server, capsys: pytest.CaptureFixture[str]
 ) -> None:
     async with bank.twilio() as sim:
         first = await block_a_card(sim, bank, CALLER, agent=False)
@@ -89,6 +90,17 @@ async def test_a_caller_who_blocked_a_card_is_asked_about_it_and_routed_to_the_c
         assert stranger.heard == ["Welcome to Example Bank.", stranger.last[-1]]
         assert stranger.last[-1].startswith(MENU)
         await stranger.hangup()
+        await bank.record(stranger.sid)
+
+    # ops read the customer's two calls, newest first, the account number masked
+    where = ["--records", bank.config.records_url, "--data", str(bank.config.data)]
+    capsys.readouterr()
+    assert main(["customers", "show", "--number", CALLER, *where]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"customer {first.customer}: 2 conversation(s), newest first")
+    assert out.index(again.sid) < out.index(first.call_sid) and stranger.sid not in out
+    assert "pressed '****': matched" in out and "12345674" not in out
+    assert CALLER.lstrip("+") not in out
 
 
 async def test_a_returning_caller_goes_to_the_queue_that_served_them_last(bank: Server) -> None:
