@@ -87,12 +87,22 @@ async def lookup(
     or when the store fails or takes longer than TIMEOUT (logged: the call goes on)."""
     if store is None or customer is None:
         return EMPTY
+    read = asyncio.ensure_future(store.history(customer, now, tz))
     try:
-        return await asyncio.wait_for(store.history(customer, now, tz), TIMEOUT)
+        # shielded: a slow read is left to finish, not cut off mid-query on a connection
+        # the records writer shares
+        return await asyncio.wait_for(asyncio.shield(read), TIMEOUT)
     except Exception as e:  # TimeoutError too
+        read.add_done_callback(_unheard)
         why = type(e).__name__
         log.warning("the caller's history could not be read (%s): the call goes on without", why)
         return EMPTY
+
+
+def _unheard(read: asyncio.Future[History]) -> None:
+    """A read nobody waits for any more: its error was logged (or is of no interest)."""
+    if not read.cancelled():
+        read.exception()
 
 
 def zone(flow: Flow) -> tzinfo:
