@@ -66,14 +66,14 @@ async def _migrate_v1(conn: AsyncConnection[Any]) -> None:
         await conn.execute(sql)
 
 
-async def _migrate_v3(conn: AsyncConnection[Any]) -> None:
+async def _add_customer_index(conn: AsyncConnection[Any]) -> None:
     await conn.execute(INDEX_SQL)  # customers' histories (ivr.store.history)
 
 
 MIGRATIONS: list[Callable[[AsyncConnection[Any]], Awaitable[None]]] = [
     _migrate_v1,
     closures.add_table_postgres,
-    _migrate_v3,
+    _add_customer_index,
 ]
 VERSION = len(MIGRATIONS) + 1  # never out of step with the list
 INSERT_NEW = insert_sql("%s") + " ON CONFLICT (call_sid) DO NOTHING RETURNING call_sid"

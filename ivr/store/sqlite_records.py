@@ -174,8 +174,8 @@ def _migrate_v1(db: sqlite3.Connection) -> None:
         db.execute(sql)
 
 
-def _migrate_v3(db: sqlite3.Connection) -> None:
-    """Version 3 to 4: customers' histories are read by an index (ivr.store.history)."""
+def _add_customer_index(db: sqlite3.Connection) -> None:
+    """Customers' histories are read by an index (ivr.store.history)."""
     db.execute(INDEX_SQL)
 
 
@@ -209,7 +209,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _migrate_v0,
     _migrate_v1,
     closures.add_table_sqlite,
-    _migrate_v3,
+    _add_customer_index,
 ]
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from ivr.flow.hours import Closure
 from ivr.store import RecordStore, closures, open_records
-from ivr.store.postgres_records import MIGRATIONS as POSTGRES_MIGRATIONS
+from ivr.store.postgres_records import MIGRATIONS as PG_MIGRATIONS
 from ivr.store.postgres_records import VERSION, PostgresRecords
 from ivr.store.sqlite_records import MIGRATIONS, SqliteRecords
 
@@ -59,7 +59,7 @@ async def test_a_sqlite_database_of_the_version_before_gets_the_table(tmp_path: 
     SqliteRecords(path)._db.close()  # made at the current version
     with contextlib.closing(sqlite3.connect(path)) as db, db:  # back to the version before
         db.execute("DROP TABLE hours_closures")
-        before = MIGRATIONS.index(closures.add_table_sqlite)
+        before = MIGRATIONS.index(closures.add_table_sqlite)  # the version before the table
         db.execute("UPDATE schema_version SET version = ?", (before,))
     store = SqliteRecords(path)
     try:
@@ -79,7 +79,7 @@ async def test_a_postgresql_database_of_the_version_before_gets_the_table(
     await first.close()
     with psycopg.connect(postgres_url, autocommit=True) as db:  # back to the version before
         db.execute("DROP TABLE hours_closures")
-        before = 1 + POSTGRES_MIGRATIONS.index(closures.add_table_postgres)
+        before = PG_MIGRATIONS.index(closures.add_table_postgres) + 1
         db.execute("UPDATE schema_version SET version = %s", (before,))
     store = PostgresRecords(postgres_url)
     try:
