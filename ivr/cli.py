@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import signal
 import sys
@@ -157,6 +158,13 @@ def _parser() -> argparse.ArgumentParser:
         help="backend host the flow may call (adds to IVR_HTTP_ALLOW)",
     )
     p.add_argument("--caller", default="+15550000000", help="the caller's number")
+    p.add_argument(
+        "--history",
+        type=_history,
+        metavar="JSON",
+        help="pretend the caller's history (history.* in the flow), e.g. "
+        '\'{"last_task": "card_blocked", "last_queue": "cards", "calls_today": 1}\'',
+    )
     p.add_argument(
         "--clock",
         metavar="TIME",
@@ -409,6 +417,23 @@ def _graph(args: argparse.Namespace) -> int:
     return 0
 
 
+def _history(text: str) -> dict[str, Any]:
+    """`--history`: a JSON object of the fields of `history.*` (the others are null)."""
+    from ivr.engine.events import NO_HISTORY
+
+    try:
+        given = json.loads(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"not JSON ({e})") from None
+    if not isinstance(given, dict):
+        raise argparse.ArgumentTypeError("expected a JSON object such as '{\"calls_today\": 1}'")
+    unknown = sorted(set(given) - set(NO_HISTORY))
+    if unknown:
+        known = ", ".join(NO_HISTORY)
+        raise argparse.ArgumentTypeError(f"unknown field {unknown[0]!r} (expected: {known})")
+    return given
+
+
 def _call(args: argparse.Namespace) -> int:
     import time
 
@@ -432,7 +457,8 @@ def _call(args: argparse.Namespace) -> int:
         backend = Backend(allow)
         try:
             runner = Runner(backend, clock=clock, closures=lambda: closures)
-            return await call(flow, runner, caller=args.caller, voice=voice)
+            history = args.history
+            return await call(flow, runner, caller=args.caller, voice=voice, history=history)
         finally:
             await backend.close()
 

@@ -17,15 +17,16 @@ import re
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ivr.engine import actions as act
 from ivr.engine import new_session
 from ivr.engine.events import (
+    NO_HISTORY,
     CallStarted,
     Digits,
     Event,
@@ -178,14 +179,17 @@ async def call(
     out: TextIO | None = None,
     caller: str = "console",
     voice: Voice | None = None,
+    history: Mapping[str, Any] | None = None,
 ) -> str:
     """Run one call on the console (stdin and stdout unless told); returns its outcome.
-    With a `voice`, speech goes through its recogniser."""
+    With a `voice`, speech goes through its recogniser; `history` pretends the caller's
+    (`history.*`: a first-time caller's when None)."""
     inp, out = inp or sys.stdin, out or sys.stdout
     echo = not inp.isatty()
     clock = runner.clock
     session = new_session(flow, f"console-{int(clock())}")
-    event: Event = CallStarted(caller, flow.numbers[0] if flow.numbers else "", at=clock())
+    called = flow.numbers[0] if flow.numbers else ""
+    event: Event = CallStarted(caller, called, at=clock(), history=history or NO_HISTORY)
     while True:
         turn = await runner.run(flow, session, event)
         session = turn.session

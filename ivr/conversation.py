@@ -31,6 +31,7 @@ from ivr.backend import Backend
 from ivr.engine import actions as act
 from ivr.engine import new_session
 from ivr.engine.events import (
+    NO_HISTORY,
     CallStarted,
     Digits,
     Event,
@@ -57,7 +58,9 @@ if TYPE_CHECKING:
 
 DEFAULT_CLOCK = "2026-11-25T12:00:00+00:00"  # a Wednesday, noon UTC
 FILE_KEYS = frozenset({"flow", "env", "backend", "tests"})
-TEST_KEYS = frozenset({"name", "clock", "caller", "called", "backend", "steps", "closed"})
+TEST_KEYS = frozenset(
+    {"name", "clock", "caller", "called", "backend", "steps", "closed", "history"}
+)
 CALLER_STEPS = ("press", "say", "say_audio", "silence", "record", "agent", "hangup")
 STEPS = frozenset({*CALLER_STEPS, "clock", "expect"})
 EXPECT_KEYS = frozenset(
@@ -68,6 +71,7 @@ EXPECT_KEYS = frozenset(
 )
 RESPONSE_KEYS = frozenset({"status", "json", "text", "headers", "delay"})
 TRANSFER_KEYS = frozenset({"to", "queue", "reason", "attributes", "caller_id", "timeout"})
+HISTORY_KEYS = frozenset(NO_HISTORY)  # a test's `history:` pretends the caller's
 _UNSET = object()
 
 
@@ -283,7 +287,8 @@ class _Call:
             wrong = f"the flow has no hours named {', '.join(unknown)} (it has: {known})"
             return TestResult(self.name, False, [self.where(("closed",), "closed", wrong)], 0)
         called = self.test.get("called", self.flow.numbers[0] if self.flow.numbers else "")
-        await self.feed(CallStarted(str(self.test.get("caller", "")), str(called), at=self.at))
+        caller, history = str(self.test.get("caller", "")), self.test.get("history") or {}
+        await self.feed(CallStarted(caller, str(called), at=self.at, history=history))
         failures: list[str] = []
         number = 0
         for number, item in enumerate(self.test["steps"], 1):
@@ -541,6 +546,9 @@ def _check(doc: Document) -> list[Problem]:
                         (*spot, kind), str(e) if isinstance(e, ValueError) else f"{kind}: bad value"
                     )
         _clock_problem(doc, (*here, "clock"), test.get("clock", DEFAULT_CLOCK), out)
+        if "history" in test and keys((*here, "history"), test["history"], HISTORY_KEYS):
+            if not isinstance(test["history"].get("calls_today", 0), int):
+                bad((*here, "history", "calls_today"), "calls_today: a whole number")
         try:
             _closures(test.get("closed"))
         except (TypeError, ValueError) as e:

@@ -37,6 +37,8 @@ SEALED = "s1:"  # how a sealed session starts (JSON starts with "{")
 PAIRED = "s2:"
 # what Twilio and carriers send for a caller who hides their number
 WITHHELD = frozenset({"", "anonymous", "restricted", "unknown", "private", "+266696687"})
+# Twilio's address prefixes that carry a phone number: the same customer as the number
+PHONE_SCHEMES = frozenset({"whatsapp", "sms", "tel"})
 
 
 @dataclass(frozen=True)
@@ -71,12 +73,13 @@ class Keys:
         return cls(secrets.token_urlsafe(32).encode(), Fernet.generate_key())
 
     def customer_id(self, number: str) -> str | None:
-        """A stable id for the caller behind `number`; None for a withheld number."""
-        number = number.strip()
-        if number.lower() in WITHHELD:
+        """A stable id for the customer behind `number` (a phone number, `whatsapp:+...`,
+        or a chat identity `chat:ID`); None for a withheld number or an empty identity."""
+        address = customer_address(number)
+        if address is None:
             return None
         mac = self._hmac.copy()  # keyed once: a copy costs a third of a new one
-        mac.update(number.encode())
+        mac.update(address.encode())
         digest = mac.digest()
         return "c_" + base64.b32encode(digest[:15]).decode().lower()
 
@@ -143,6 +146,19 @@ class Keys:
             return self._fernet.decrypt(token.encode()).decode()
         except InvalidToken:
             return None
+
+
+def customer_address(address: str) -> str | None:
+    """What a customer is keyed by: the phone number of a voice, SMS or WhatsApp address
+    (`whatsapp:+15550001` is the customer who calls from +15550001), or a chat identity as
+    given (`chat:ID`: a namespace no phone number shares); None when nobody is known."""
+    address = address.strip()
+    scheme, colon, rest = address.partition(":")
+    if colon and scheme.lower() in PHONE_SCHEMES:
+        address = rest.strip()
+    elif colon and not rest.strip():
+        return None  # `chat:` with no identity
+    return None if address.lower() in WITHHELD else address
 
 
 class _Nonces:

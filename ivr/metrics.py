@@ -247,7 +247,7 @@ class Metrics:
             elif node.kind == "http":
                 for status in STATUSES:
                     self._backend(fid, node.name, status)
-            elif node.kind == "transfer":
+            elif node.kind == "transfer" and not node.spec.queued:  # a template: known per call
                 for reason in REASONS:
                     self._transfers.zero(fid, node.spec.queue or "", reason)
 

@@ -13,6 +13,7 @@ from typing import Any
 from ivr.engine import actions as act
 from ivr.engine import apologies
 from ivr.engine.events import (
+    NO_HISTORY,
     CallStarted,
     Digits,
     Event,
@@ -168,6 +169,7 @@ class _Turn:
                 "call_id": s.call_id,
                 "flow_id": self.flow.id,
                 "language": self.flow.language_by_number.get(event.called, self.flow.language),
+                "history": {**NO_HISTORY, **event.history},  # every field, null when unknown
             }
             s.sensitive = sorted(self.flow.sensitive)
             self.run(self.flow.start)
@@ -432,10 +434,11 @@ class _Turn:
         ctx = self.ctx(reason=reason)
         self.say(t.say, "say")
         whisper = t.whisper.render(ctx) if t.whisper is not None else ()
+        queue = t.queue_in(ctx)
         self.out.append(
             act.Transfer(
                 str(t.to(ctx)),
-                t.queue,
+                queue,
                 reason,
                 {k: str(v(ctx)) for k, v in t.attributes},
                 t.caller_id,
@@ -445,7 +448,7 @@ class _Turn:
                 tasks=tuple(s.tasks),
             )
         )
-        s.reason, s.queue = reason, t.queue
+        s.reason, s.queue = reason, queue
         s.transfer, s.transfer_at = reason, s.reason_at
         if t.continues:  # Twilio tells how the transfer ended (TransferEnded), and on we go
             s.waiting = "transfer"

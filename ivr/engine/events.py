@@ -7,18 +7,32 @@ opening hours, durations and the call record all come from these times.
 
 from __future__ import annotations
 
-from dataclasses import KW_ONLY, dataclass
+from collections.abc import Mapping
+from dataclasses import KW_ONLY, dataclass, field
+from types import MappingProxyType
 from typing import Any
+
+# a customer's history as flows read it (`history.*`), for a first-time caller: the fields
+# of ivr.store.history.History, which the transport loads
+NO_HISTORY: Mapping[str, Any] = MappingProxyType(
+    {
+        **dict.fromkeys(("last_task", "last_outcome", "last_queue", "last_channel", "last_at")),
+        "calls_today": 0,
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
 class CallStarted:
-    """A new call reached a flow (made by the transport when it first hears of the call)."""
+    """A new call reached a flow (made by the transport when it first hears of the call).
+    `history` is the caller's, loaded by the transport before the first step (the engine
+    reads no store): the flow reads it as `history.*`."""
 
     caller: str = ""
     called: str = ""
     _: KW_ONLY
     at: float
+    history: Mapping[str, Any] = field(default_factory=lambda: NO_HISTORY)
 
 
 @dataclass(frozen=True, slots=True)

@@ -786,6 +786,9 @@ class _Compiler:
         return Transfer(
             to=self.template((*path, "to"), spec["to"], spoken=False),
             queue=spec.get("queue"),
+            queued=self.template((*path, "queue"), spec["queue"], spoken=False)
+            if is_template(spec.get("queue") or "")
+            else None,
             say=self.prompt((*path, "say"), spec["say"]) if "say" in spec else None,
             caller_id=spec.get("caller_id"),
             timeout=spec.get("timeout"),

@@ -216,6 +216,14 @@ class Transfer:
     after: str | None = None  # an agent took the call and the agent's leg ended
     whisper: PromptTemplate | None = None  # said to the agent before the caller is put through
     wait: Wait | None = None  # set: the caller waits in `queue` (<Enqueue>)
+    # `queue` written as a template ("{{ history.last_queue or 'general' }}"): rendered per call
+    queued: Render | None = None
+
+    def queue_in(self, ctx: Mapping[str, Any]) -> str | None:
+        """The queue a call goes to: `queue`, or its template rendered (None when empty)."""
+        if self.queued is None:
+            return self.queue
+        return str(self.queued(ctx)).strip()[:64] or None
 
     def then(self, result: str) -> str | None:
         """The node the flow goes on at after the transfer ended with Twilio's `result`."""

@@ -21,7 +21,7 @@ TIME_HELP = "2026-11-01, 2026-11-01T09:00 (UTC unless an offset is given), or 24
 
 
 def add_commands(sub: Any) -> None:
-    """Add `report` and `calls` to the `ivr` command's subparsers."""
+    """Add `report`, `calls`, `customers` and `forget` to the `ivr` command's subparsers."""
     p = sub.add_parser(
         "report",
         help="containment, outcomes, transfers, funnel, inputs and times from the call records",
@@ -69,6 +69,24 @@ def add_commands(sub: Any) -> None:
     c.add_argument("--data", type=Path, help="the server's data directory, for its keys")
     c.add_argument("--reveal", action="store_true", help="show the caller's number in full")
     c.set_defaults(run=run_calls_show)
+
+    p = sub.add_parser("customers", help="one customer's conversations across channels")
+    customers = p.add_subparsers(dest="customers_command", required=True)
+    c = customers.add_parser(
+        "show",
+        help="a customer's conversations, newest first, with their masked transcripts",
+        description="List the conversations (calls, SMS, WhatsApp, chat) of the customer "
+        "behind --number (found by its keyed id, as `ivr forget` finds it) or with the id "
+        "--key, newest first, each with its transcript (sensitive values were masked "
+        "before it was stored) decrypted with the data key. The number is not printed.",
+    )
+    who = c.add_mutually_exclusive_group(required=True)
+    who.add_argument("--number", help="the customer's number (+15550001, whatsapp:+15550001)")
+    who.add_argument("--key", help="the customer's keyed id (c_...), as call records keep it")
+    c.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    c.add_argument("--records", help=RECORDS_HELP)
+    c.add_argument("--data", type=Path, help="the server's data directory, for its keys")
+    c.set_defaults(run=run_customers_show)
 
     p = sub.add_parser(
         "forget",
@@ -190,6 +208,34 @@ def run_forget(args: argparse.Namespace) -> int:
 
     calls, attempts = asyncio.run(forget())
     print(f"deleted {calls} call records and {attempts} campaign attempts of {args.number}")
+    return 0
+
+
+def run_customers_show(args: argparse.Namespace) -> int:
+    from ivr.errors import ConfigError
+    from ivr.report.customers import CUSTOMER, conversations, render
+    from ivr.report.query import connect
+
+    keys = _keys(args.data)
+    if args.number is not None:
+        if keys is None:
+            raise ConfigError(
+                "no keys to find the customer by: give the server's --data directory, or "
+                "set IVR_CUSTOMER_KEY and IVR_DATA_KEY (or give --key)"
+            )
+        customer = keys.customer_id(args.number)
+        if customer is None:
+            raise ConfigError("--number: a withheld number or an empty identity names nobody")
+    elif CUSTOMER.fullmatch(args.key):
+        customer = args.key
+    else:
+        raise ConfigError(
+            f"--key {args.key[:40]!r}: expected a customer id as records keep it: c_ and 24 "
+            "letters a-z or digits 2-7"
+        )
+    with connect(records_url(args.records, args.data)) as reader:
+        found = conversations(reader, customer, max(1, args.limit))
+    sys.stdout.write(render(customer, found, keys))
     return 0
 
 

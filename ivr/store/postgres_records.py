@@ -15,6 +15,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import tzinfo
 from typing import Any, TypeVar
 
 import psycopg
@@ -24,6 +25,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from ivr.errors import ConfigError
 from ivr.flow.hours import Closure
 from ivr.store import closures
+from ivr.store.history import INDEX_SQL, History, history_of, history_sql, midnight
 from ivr.store.records import CallRecord, rollup
 from ivr.store.sqlite_records import (
     COLUMNS,
@@ -71,10 +73,15 @@ async def _migrate_v3(conn: AsyncConnection[Any]) -> None:
         await conn.execute(sql.replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS"))
 
 
+async def _add_customer_index(conn: AsyncConnection[Any]) -> None:
+    await conn.execute(INDEX_SQL)  # customers' histories (ivr.store.history)
+
+
 MIGRATIONS: list[Callable[[AsyncConnection[Any]], Awaitable[None]]] = [
     _migrate_v1,
     closures.add_table_postgres,
     _migrate_v3,
+    _add_customer_index,
 ]
 VERSION = len(MIGRATIONS) + 1  # never out of step with the list
 INSERT_NEW = insert_sql("%s") + " ON CONFLICT (call_sid) DO NOTHING RETURNING call_sid"
@@ -117,6 +124,14 @@ class PostgresRecords:
 
     async def forget(self, customer: str) -> int:
         return await self._erase("customer = %s", customer)
+
+    async def history(self, customer: str, now: float, tz: tzinfo) -> History:
+        args = (customer, midnight(now, tz), customer)
+
+        async def read(conn: AsyncConnection[Any]) -> list[Any]:
+            return await (await conn.execute(history_sql("%s"), args)).fetchall()
+
+        return history_of(await self._run(read))
 
     async def _erase(self, where: str, value: Any) -> int:
         async def delete(conn: AsyncConnection[Any]) -> int:

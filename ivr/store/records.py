@@ -15,6 +15,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import tzinfo
 from itertools import pairwise
 from typing import Any, Protocol
 
@@ -24,6 +25,7 @@ from ivr.engine.session import MASK, Session
 from ivr.flow.hours import Closure
 from ivr.keys import Keys
 from ivr.store.base import SessionStore
+from ivr.store.history import History
 
 log = logging.getLogger("ivr.records")
 
@@ -239,6 +241,10 @@ class RecordStore(Protocol):
 
     async def forget(self, customer: str) -> int:
         """Delete every record of one customer (a keyed id: `Keys.customer_id`); how many."""
+
+    async def history(self, customer: str, now: float, tz: tzinfo) -> History:
+        """One customer's history at `now` (ivr.store.history), `calls_today` counted
+        from the last midnight in `tz`: one indexed query."""
 
     # the ops state kept beside the records (ivr/store/closures.py): hours ops closed
 

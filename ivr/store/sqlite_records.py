@@ -12,12 +12,14 @@ import json
 import logging
 import sqlite3
 from collections.abc import Callable, Sequence
+from datetime import tzinfo
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from ivr.flow.hours import Closure
 from ivr.store import closures
+from ivr.store.history import INDEX_SQL, History, history_of, history_sql, midnight
 from ivr.store.records import DIMENSIONS, ROLLUPS, CallRecord, rollup
 from ivr.store.sqlite import Statements, WalDatabase
 
@@ -44,6 +46,7 @@ def schema_sql(real: str = "REAL", integer: str = "INTEGER") -> list[str]:
         calls,
         "CREATE INDEX calls_ended ON calls (ended_at)",
         "CREATE INDEX calls_flow_ended ON calls (flow_id, ended_at)",
+        INDEX_SQL,
     ]
     for table, (keys, counts) in ROLLUPS.items():
         key_columns = ("hour", *DIMENSIONS, *keys)
@@ -188,6 +191,11 @@ def _migrate_v3(db: sqlite3.Connection) -> None:
         db.execute(sql)
 
 
+def _add_customer_index(db: sqlite3.Connection) -> None:
+    """Customers' histories are read by an index (ivr.store.history)."""
+    db.execute(INDEX_SQL)
+
+
 def _create(db: sqlite3.Connection) -> None:
     for sql in schema_sql():
         db.execute(sql)
@@ -219,6 +227,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _migrate_v1,
     closures.add_table_sqlite,
     _migrate_v3,
+    _add_customer_index,
 ]
 
 
@@ -247,6 +256,9 @@ class SqliteRecords:
 
     async def forget(self, customer: str) -> int:
         return await self._erase("customer = ?", customer)
+
+    async def history(self, customer: str, now: float, tz: tzinfo) -> History:
+        return history_of(self._db.execute(history_sql(), (customer, midnight(now, tz), customer)))
 
     async def _erase(self, where: str, value: Any) -> int:
         """Delete rows, their bytes overwritten (secure_delete) and the WAL that held them

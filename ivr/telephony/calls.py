@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from ivr.engine import actions as act
@@ -28,8 +29,10 @@ from ivr.keys import Keys
 from ivr.metrics import Metrics
 from ivr.registry import FlowRegistry, Route
 from ivr.runner import Runner, Turn
+from ivr.store import history
 from ivr.store.base import SessionStore, Stored, StoreUnavailable
 from ivr.store.health import Pingable, StoreHealth
+from ivr.store.history import EMPTY
 from ivr.store.records import RecordWriter
 from ivr.store.spool import Spool
 from ivr.telephony.admission import InProgress
@@ -85,6 +88,14 @@ class Calls:
             f" (experiment {route.experiment})" if route.experiment else "",
         )
         return session
+
+    async def history(self, flow: Flow, caller: str, now: float) -> Mapping[str, Any]:
+        """The caller's history for a call starting now (`CallStarted.history`): empty for
+        rehearsals, which keep no records, and when the records store fails."""
+        writer = self.writer
+        if writer is None:
+            return EMPTY.as_vars()
+        return await history.of_caller(writer.records, writer.keys, flow, caller, now)
 
     async def save(self, session: Session, reply: str) -> None:
         """Save the session with the answer a retried request gets; an ended call is
@@ -172,10 +183,11 @@ class Calls:
         failed = self.runner.fail(flow, session, error, apology)
         s, spec = failed.session, node.spec
         where = s.node or node.name
-        s.outcome, s.reason, s.reason_at, s.queue = "transferred", STORE_DOWN, where, spec.queue
+        ctx = {**flow.vars, **s.vars, "reason": STORE_DOWN}
+        queue = _value(spec.queue_in, ctx)
+        s.outcome, s.reason, s.reason_at, s.queue = "transferred", STORE_DOWN, where, queue
         s.node = node.name
         s.path.append(node.name)
-        ctx = {**flow.vars, **s.vars, "reason": STORE_DOWN}
         actions: list[act.Action] = [apology]
         words = _rendered(spec.say.in_language(language) if spec.say else None, ctx)
         if words:
@@ -183,7 +195,7 @@ class Calls:
         attributes = {k: str(v) for k, v in ((k, _value(r, ctx)) for k, r in spec.attributes) if v}
         to = str(spec.to(ctx))  # static: the compiler checked
         actions.append(
-            act.Transfer(to, spec.queue, STORE_DOWN, attributes, spec.caller_id, spec.timeout)
+            act.Transfer(to, queue, STORE_DOWN, attributes, spec.caller_id, spec.timeout)
         )
         log.warning("the caller goes to the fallback transfer %s", node.name)
         return Turn(s, actions)

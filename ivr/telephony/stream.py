@@ -433,8 +433,9 @@ class StreamCall:
         if self.recognition is None and _listens_for_speech(flow):
             log.warning("no speech model for %s: the call goes on with keys only", flow.language)
             self.speech_lost()
-        event = CallStarted(custom.get("caller", ""), custom.get("called", ""), at=time.time())
-        await self.turn(event)
+        caller, now = custom.get("caller", ""), time.time()
+        known = await self.calls.history(flow, caller, now)  # before the greeting
+        await self.turn(CallStarted(caller, custom.get("called", ""), at=now, history=known))
 
     def start(self, work: Coroutine[Any, Any, None]) -> None:
         """Run a turn or a recognition beside the socket's messages (one at a time)."""

@@ -211,9 +211,10 @@ class TwilioWebhooks:
                 return self.stream.connect(request, route, form)  # the stream starts the call
             session = self.calls.start(route, sid, form.get("Direction", ""))
             caller, called = form.get("From", "")[:32], form.get("To", "")[:32]
-            return await self._advance(
-                flow, session, CallStarted(caller, called, at=time.time()), received
-            )
+            now = time.time()
+            known = await self.calls.history(flow, caller, now)  # before the greeting
+            started = CallStarted(caller, called, at=now, history=known)
+            return await self._advance(flow, session, started, received)
 
     async def gather(self, request: web.Request, form: Mapping[str, str], received: float) -> str:
         now = time.time()

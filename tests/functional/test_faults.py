@@ -48,21 +48,21 @@ SCRIPTS = (
         ("1", "55555551#", "1", "3", "22222228#", "2"),
         "Your last transactions: $12.00 at Corner Coffee.",
         ("balance_inquiry", "transactions"),
-        "welcome main ask_account lookup route balance anything_else main ask_account lookup"
-        " route transactions anything_else goodbye",
+        "welcome returning main ask_account lookup route balance anything_else main ask_account"
+        " lookup route transactions anything_else goodbye",
     ),
     Script(
         ("2", "12345674#", "1", "2"),
         "Your card has been blocked. A new card will arrive in five working days.",
         ("card_blocked",),
-        "welcome main ask_account lookup route confirm_block block_card blocked anything_else"
-        " goodbye",
+        "welcome returning main ask_account lookup route confirm_block block_card blocked"
+        " anything_else goodbye",
     ),
     Script(
         ("1", "12345674#", "2"),
         "Your balance is $1,234.50.",
         ("balance_inquiry",),
-        "welcome main ask_account lookup route balance anything_else goodbye",
+        "welcome returning main ask_account lookup route balance anything_else goodbye",
     ),
 )
 

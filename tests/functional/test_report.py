@@ -148,7 +148,7 @@ async def test_the_report_of_a_known_mix(
     assert {t: v["calls"] for t, v in found["tasks"].items()} == {"balance_inquiry": 3}
 
     funnel = {n["node"]: n for n in found["funnel"]["telebanking"]}
-    assert list(funnel)[:4] == ["welcome", "main", "ask_account", "lookup"]
+    assert list(funnel)[:5] == ["welcome", "returning", "main", "ask_account", "lookup"]
     assert (funnel["main"]["reached"], funnel["main"]["transferred"]) == (8, 3)
     assert funnel["main"]["abandoned"] == 1
     assert (funnel["ask_account"]["reached"], funnel["ask_account"]["abandoned"]) == (4, 1)

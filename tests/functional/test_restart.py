@@ -69,6 +69,7 @@ async def test_a_call_survives_a_crash(
     assert record.tasks == ("balance_inquiry",)
     assert record.path == (
         "welcome",
+        "returning",  # a first-time caller: on to the menu
         "main",
         "ask_account",
         "lookup",

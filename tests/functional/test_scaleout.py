@@ -20,8 +20,8 @@ SLOW_ACCOUNT = "55555551"  # its lookup is slowed: webhooks are in flight when o
 AT_THE_KILL = 6  # slow lookups under way when a process is killed: some of them on it
 GOODBYE = "Thank you for calling Example Bank. Goodbye."
 PATH = (
-    "welcome main ask_account lookup route balance anything_else main ask_account lookup"
-    " route transactions anything_else goodbye"
+    "welcome returning main ask_account lookup route balance anything_else main ask_account"
+    " lookup route transactions anything_else goodbye"
 ).split()
 DEADLINE = 180.0  # a bound on the whole run, not a measure of it
 

@@ -208,7 +208,7 @@ async def test_redis_down_callers_go_to_the_fallback_and_every_call_is_recorded(
         "store",
     )
     # the call as Redis knew it, ended where the caller was when Redis went away
-    assert record.path == ("welcome", "main", "ask_account", "agent")
+    assert record.path == ("welcome", "returning", "main", "ask_account", "agent")
     assert record.transfer_from == "ask_account" and record.queue == "support"
     assert (record.status, record.transfer_result) == ("completed", "completed")
     assert records[new.sid].outcome == "transferred" and records[new.sid].reason == "on_error"
@@ -216,7 +216,7 @@ async def test_redis_down_callers_go_to_the_fallback_and_every_call_is_recorded(
         records[shop.sid].error or ""
     )
     assert records[leaving.sid].outcome == "abandoned"
-    assert records[leaving.sid].path == ("welcome", "main", "ask_account")
+    assert records[leaving.sid].path == ("welcome", "returning", "main", "ask_account")
     assert records[leaving.sid].status == "completed"
 
     await asyncio.sleep(1.5)  # another round of pings and writes: nothing is written twice
@@ -261,7 +261,7 @@ async def test_redis_stalled_the_webhook_answers_before_twilio_gives_up(
         "on_error",
         "store",
     )
-    assert record.path == ("welcome", "main", "ask_account", "agent")
+    assert record.path == ("welcome", "returning", "main", "ask_account", "agent")
     assert records[new.sid].outcome == "transferred"
     await asyncio.sleep(1.5)
     assert len(await server.records()) == 2 and counted_calls(server) == 2

@@ -892,7 +892,7 @@ async def test_flow_with_a_schema_error_is_refused(
     sim: TwilioSim, server: Server, backend, caplog: pytest.LogCaptureFixture
 ) -> None:
     v1 = server.app[FLOWS].current["telebanking"].version
-    assert server.edit_flow("telebanking.yaml", "next: main", "next: nowhere") == []
+    assert server.edit_flow("telebanking.yaml", "next: returning", "next: nowhere") == []
     assert "telebanking.yaml" in caplog.text and "nowhere" in caplog.text
     assert server.app[FLOWS].current["telebanking"].version == v1
     call = await sim.start(BANK, CALLER)

@@ -52,3 +52,33 @@ def test_a_session_and_its_reply_seal_together_and_open_with_their_call_only() -
             opener.open_pair(call, token)
     with pytest.raises(ValueError):
         ours.open_pair("CA1", ours.seal_session("CA1", session))  # one text, not a pair
+
+
+def test_a_whatsapp_address_is_the_customer_of_its_number() -> None:
+    ours = Keys.for_tests()
+    plain = ours.customer_id("+15550001")
+    assert plain is not None and plain.startswith("c_")
+    assert ours.customer_id("whatsapp:+15550001") == plain
+    assert ours.customer_id(" WhatsApp:+15550001 ") == plain
+    assert ours.customer_id("+15550002") != plain
+    assert "15550001" not in plain  # a keyed hash, never the number
+
+
+def test_a_chat_identity_is_a_customer_of_its_own() -> None:
+    ours = Keys.for_tests()
+    chat = ours.customer_id("chat:visitor-42")
+    assert chat is not None and chat == ours.customer_id("chat:visitor-42")
+    assert chat not in (ours.customer_id("visitor-42"), ours.customer_id("chat:visitor-43"))
+    assert "visitor" not in chat
+
+
+@pytest.mark.parametrize(
+    "address", ["", "anonymous", "Restricted", "+266696687", "whatsapp:", "chat:", "chat:  "]
+)
+def test_a_withheld_number_or_empty_identity_has_no_customer(address: str) -> None:
+    assert Keys.for_tests().customer_id(address) is None
+
+
+def test_the_customer_of_a_number_does_not_depend_on_the_key_holder_only() -> None:
+    # another key, another id: the HMAC is keyed, so ids cannot be looked up from numbers
+    assert Keys.for_tests().customer_id("+15550001") != Keys.for_tests().customer_id("+15550001")

@@ -15,7 +15,7 @@ from ivr.flow.graph import UNDRAWN, Traffic, edges, to_dot, to_mermaid
 FLOWS = Path(__file__).resolve().parents[3] / "flows"
 TRAFFIC = Traffic(
     edges={
-        ("welcome", "main"): 10,
+        ("welcome", "returning"): 10,  # the greeting, then the history check
         ("main", "ask_account"): 6,
         ("main", "check_hours"): 3,
         ("main", "gone"): 1,
@@ -33,7 +33,10 @@ def flow():  # type: ignore[no-untyped-def]
 def test_shares_heat_and_widths() -> None:
     assert TRAFFIC.share("main", "ask_account") == 0.6
     assert TRAFFIC.share("nowhere", "main") is None
-    assert (TRAFFIC.width("welcome", "main"), TRAFFIC.colour("welcome", "main")) == (8.0, "#b71c1c")
+    assert (TRAFFIC.width("welcome", "returning"), TRAFFIC.colour("welcome", "returning")) == (
+        8.0,
+        "#b71c1c",
+    )
     assert (TRAFFIC.width("a", "b"), TRAFFIC.colour("a", "b")) == (1.0, "#b0bec5")
 
 
@@ -64,7 +67,7 @@ def test_mermaid_heat_map(flow) -> None:  # type: ignore[no-untyped-def]
 def test_dot_heat_map_renders(flow) -> None:  # type: ignore[no-untyped-def]
     text = to_dot(flow, TRAFFIC)
     assert (
-        '"welcome" -> "main" [label="next\\n10 calls (100%)", penwidth=8.0, color="#b71c1c"];'
+        '"welcome" -> "returning" [label="next\\n10 calls (100%)", penwidth=8.0, color="#b71c1c"];'
         in text
     )
     assert "style=dashed, penwidth=1.7" in text  # the way not drawn in the flow
