@@ -219,12 +219,15 @@ class TextConversations:
     ) -> Reply:
         flow = route.flow
         session = new_session(flow, "TX" + secrets.token_hex(16))
-        session.channel = channel
+        session.channel, session.address = channel, address
         session.experiment, session.variant = route.experiment, route.variant
         self.calls.metrics.started(session)
         log.info("text conversation started on %s (%s)", flow.id, channel)
         number = "" if channel == "chat" else address.removeprefix("whatsapp:")
-        started = await self.runner.run(flow, session, CallStarted(number, to, at=at))
+        known = await self.calls.history(flow, address, at)  # before the greeting
+        started = await self.runner.run(
+            flow, session, CallStarted(number, to, at=at, history=known)
+        )
         first = started
         if text.strip() and _answers(flow, started.session, text):
             answered = await self._turn(flow, started.session, text, at)

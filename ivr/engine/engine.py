@@ -426,15 +426,15 @@ class _Turn:
         if s.reason is None:
             s.reason, s.reason_at = f"node:{came_from}", came_from
         reason = s.reason
+        ctx = self.ctx(reason=reason)
+        queue = t.queue_in(ctx)
         if s.medium != "voice":  # agents take calls: the customer is told where to call
-            s.queue, s.transfer, s.transfer_at = t.queue, reason, s.reason_at
+            s.queue, s.transfer, s.transfer_at = queue, reason, s.reason_at
             self.call_us("agent_by_voice")
             self.finish("transferred")
             return None
-        ctx = self.ctx(reason=reason)
         self.say(t.say, "say")
         whisper = t.whisper.render(ctx) if t.whisper is not None else ()
-        queue = t.queue_in(ctx)
         self.out.append(
             act.Transfer(
                 str(t.to(ctx)),

@@ -51,6 +51,7 @@ class Session:
     transcript: list[list[Any]] = field(default_factory=list)
     channel: str = "voice"  # voice | sms | whatsapp | chat: where the conversation started
     direction: str = "inbound"  # inbound | outbound
+    address: str = ""  # a text conversation's sender (`chat:ID`, `whatsapp:+...`): the customer
     experiment: str | None = None  # the experiment that chose this call's flow
     variant: str | None = None  # the flow it chose
     # what the telephony told of the end, after the flow was done: not the engine's

@@ -113,7 +113,9 @@ def record_of(session: Session, keys: Keys | None) -> CallRecord:
         direction=session.direction,
         experiment=session.experiment or "",
         variant=session.variant or "",
-        customer=keys.customer_id(caller) if keys and caller else None,
+        customer=keys.customer_id(session.address or caller)
+        if keys and (session.address or caller)
+        else None,
         caller=keys.seal(caller) if keys and caller else None,
         reason=kind if transferred and kind else None,
         reason_detail=detail or None if transferred else None,

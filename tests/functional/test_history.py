@@ -179,3 +179,24 @@ async def test_a_media_stream_call_starts_with_the_callers_history(
     assert seen[0]["last_task"] is None and seen[0]["calls_today"] == 0
     assert (seen[1]["last_task"], seen[1]["last_outcome"]) == ("hours", "contained")
     assert seen[1]["calls_today"] == 1 and seen[1]["last_channel"] == "voice"
+
+
+async def test_a_customer_who_blocked_a_card_by_phone_and_texts_is_asked_about_it(
+    bank: Server,
+) -> None:
+    async with bank.twilio() as sim:
+        call = await block_a_card(sim, bank, CALLER, agent=False)
+        asked = await sim.text(BANK, f"whatsapp:{CALLER}", "hello")  # the same customer
+        assert asked[0] == "Welcome to Example Bank."
+        assert asked[1] == "Is this about the card you blocked earlier today? Reply YES or NO."
+        told = await sim.text(BANK, f"whatsapp:{CALLER}", "yes")
+        assert told[-1] == "To speak to an agent, please call us at +15550100."
+
+        async def both() -> list[CallRecord]:
+            found = await bank.records()
+            return found if len(found) == 2 else []
+
+        records = {r.channel: r for r in await wait_until(both)}
+        text = records["whatsapp"]
+        assert (text.outcome, text.queue) == ("transferred", "cards")
+        assert text.customer == call.customer is not None
