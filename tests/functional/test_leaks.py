@@ -267,6 +267,10 @@ nodes:
       save_as: account
       sensitive: true
     channels: [voice, sms]
+    next: check
+  check:  # a host no one allows: the error logged names it, and with it the account
+    http: {method: GET, url: "http://a{{ account }}.invalid/check", timeout: 1, save_as: checked}
+    on_error: confirm
     next: confirm
   confirm:
     menu:
