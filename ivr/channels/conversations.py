@@ -216,8 +216,6 @@ class TextConversations:
         await self.calls.save(session, orjson.dumps(reply.messages).decode())
         if not reply.ended:
             await self.sessions.link(key, session.call_id, flow.idle + LINGER)
-        elif session.ended:  # nothing left to find: the link (a customer's hash) goes too
-            await self.sessions.unlink(key)
         return reply
 
     async def _end(self, stored: Stored, event: HangUp, outcome: str) -> None:

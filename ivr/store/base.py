@@ -144,9 +144,6 @@ class SessionStore(Protocol):
     async def linked(self, key: str) -> str | None:
         """The conversation `key` finds, while its link lasts."""
 
-    async def unlink(self, key: str) -> None:
-        """Forget `key`'s link: its conversation ended (a new message starts another)."""
-
     async def put_fetch(self, call_id: str, pending: PendingFetch) -> None:
         """Keep a call's pending backend call, where every process serving it sees it."""
 
@@ -190,9 +187,6 @@ class LocalLinks:
     async def linked(self, key: str) -> str | None:
         found = self._links.get(key)
         return found[0] if found is not None and found[1] > time.time() else None
-
-    async def unlink(self, key: str) -> None:
-        self._links.pop(key, None)
 
 
 class LocalLocks:

@@ -245,10 +245,6 @@ class RedisSessions:
             found = await self._client.get(f"ivr:link:{key}")
         return None if found is None else str(found)
 
-    async def unlink(self, key: str) -> None:
-        with self._reaching("save"):
-            await self._client.delete(f"ivr:link:{key}")
-
     async def put_fetch(self, call_id: str, pending: PendingFetch) -> None:
         keep = int((max(0.0, pending.deadline - time.time()) + FETCH_KEPT) * 1000)
         text = self._sealing.seal(call_id, pending.to_json().decode())  # a backend's answer

@@ -268,9 +268,6 @@ class SqliteSessions(LocalFetches):
         )
         return str(rows[0][0]) if rows else None
 
-    async def unlink(self, key: str) -> None:
-        await self._db.write("DELETE FROM links WHERE key = ?", (key,))
-
     async def stale(self, before: float) -> list[str]:
         rows = self._db.execute(
             "SELECT call_id FROM sessions WHERE active = 1 AND expires < ?", (before + ACTIVE_TTL,)

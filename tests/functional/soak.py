@@ -273,11 +273,12 @@ def ask(path: Path, sql: str) -> int:
 
 
 def session_rows(data: Path, sessions: str | None) -> int:
-    """The sessions kept: SQLite's rows, or all of Redis's keys (sessions, outbox, locks)."""
+    """The sessions kept: SQLite's rows, or Redis's keys (sessions, outbox, locks) but for
+    the links of text conversations, which outlive them by their flow's idle time."""
     if sessions is None:
         return ask(data / "sessions.db", "SELECT count(*) FROM sessions")
     with redis.Redis.from_url(sessions) as client:
-        return int(client.dbsize())
+        return int(client.dbsize()) - sum(1 for _ in client.scan_iter("ivr:link:*", 1000))
 
 
 def record_rows(data: Path) -> int:

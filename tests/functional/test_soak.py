@@ -27,8 +27,7 @@ async def test_soak(tmp_path: Path, store: str, request: pytest.FixtureRequest) 
     assert sum(result.outcomes.values()) == CALLS
     start, middle, end = result.snapshots
     assert middle.calls_done == CALLS // 2
-    # every call's and conversation's record is final: its session (keys, a conversation's
-    # link) went with it
+    # every call's and conversation's record is final: its session (keys) went with it
     assert end.sessions == 0
     assert end.size("sessions.db-wal") <= WAL_LIMIT
     assert end.rss < middle.rss + MEMORY_SLACK
