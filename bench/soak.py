@@ -1,6 +1,7 @@
 """The soak, long (reliability issue): many calls at once through the example flows against
 a real `ivr serve`, each walking a script (keys, speech, silence, hang-ups, transfers,
-backend calls) to its status callback; then every record is checked against its script.
+backend calls) to its status callback, SMS conversations among them; then every record is
+checked against its script.
 
 It runs the code of the short soak in the tests (`tests/functional/soak.py`) at the size
 given, and prints the errors, the records missing or wrong, the turn latency, the server's

@@ -21,10 +21,11 @@ import orjson
 from ivr.channels.text import Reply, choices, event_of, render
 from ivr.engine import actions as act
 from ivr.engine import new_session, step
-from ivr.engine.events import CallStarted, HangUp, Recorded, Resumed
+from ivr.engine.events import CallStarted, Digits, HangUp, Recorded, Resumed
 from ivr.engine.session import Session
 from ivr.flow.model import Ask, Callback, Flow, Menu, Record
 from ivr.keys import Keys
+from ivr.logs import hide
 from ivr.registry import FlowRegistry, Route
 from ivr.runner import Turn
 from ivr.store.base import Stored
@@ -117,6 +118,7 @@ class TextConversations:
         if stored is None:
             return None
         session = stored.session
+        hide(*(session.vars.get(name) for name in session.sensitive))
         flow = self.flows.get(session.flow_id, session.version)
         if flow is None:
             log.warning("a text conversation's flow is gone: it starts again")
@@ -265,6 +267,9 @@ class TextConversations:
         node = flow.nodes.get(session.node or "")
         digits = node is not None and isinstance(node.spec, Ask) and node.spec.input == "digits"
         event = event_of(text, listening(flow, session), at, digits)
+        # the webhook hides the message; what the flow keeps of it is less ("it is 1234"
+        # gives 1234), and a line logged in this turn may quote that
+        hide(event.digits if isinstance(event, Digits) else getattr(event, "text", None))
         return await self.runner.run(flow, session, event)
 
     async def _save(self, key: str, flow: Flow, turn: Turn) -> Reply:

@@ -339,8 +339,9 @@ class RecordWriter:
         try:
             for session in sessions:
                 # Twilio's status callback is the call's last webhook (or the reaper closed
-                # it): its record is final, and the session would only sit out ENDED_TTL
-                final = session.call_status is not None
+                # it): its record is final, and the session would only sit out ENDED_TTL.
+                # A text conversation has no status callback: ended, it is final at once
+                final = session.call_status is not None or session.medium != "voice"
                 await self.sessions.mark_recorded(session.call_id, final)
             self._wait = RETRY_FIRST
         except Exception:  # the session store is down: written again (idempotent) later

@@ -2,8 +2,10 @@
 `bench/soak.py` (long): a real `ivr serve` process, the functional tests' backend, and
 many calls at once from the Twilio sim through the example flows, each call walking one
 of `SCRIPTS` (keys, speech, silence, hang-ups, transfers, backend calls) to its status
-callback. Afterwards every call's record must be there with the outcome its script
-expects, and the sessions of ended calls gone; the server's memory and data directory
+callback, and among them SMS conversations (each from a number of its own) to their last
+message. Afterwards every call's and conversation's record must be there with the outcome
+(and, for conversations, the path) its script expects, and the sessions of ended calls and
+conversations gone; the server's memory and data directory
 are read at the start, the middle and the end."""
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from aiohttp import web
 
 from tests.conftest import free_port
 from tests.functional.conftest import BANK, OPEN, REPO, SHOP, Backend, backend_app, read_records
-from tests.functional.processes import TOKEN, Ivr, server_env
+from tests.functional.processes import KEYS, TOKEN, Ivr, server_env
 from tests.functional.twilio_sim import Call, Reply, Request, TwilioSim
 
 RECORDS_WAIT = 120.0  # seconds for the last records to be written once the calls are over
@@ -37,13 +39,22 @@ ACCOUNT, BROKEN = "12345674", "44444446"  # the backend answers the second with 
 @dataclass(frozen=True)
 class Script:
     """What one caller does (steps as `TwilioSim.call` takes them: press, say, silence,
-    hangup) and the outcome its record must have."""
+    hangup; or `text:` messages of an SMS conversation) and the outcome its record must
+    have; a conversation's record has its `path` too (`tail`: the path ends so), and its
+    last reply says `said`."""
 
     name: str
     to: str
     steps: tuple[str, ...]
     outcome: str
     voice_path: str = "/twilio/voice"
+    path: tuple[str, ...] = ()
+    tail: bool = False
+    said: str = ""
+
+    @property
+    def channel(self) -> str:
+        return "sms" if self.steps[0].startswith("text:") else "voice"
 
 
 SCRIPTS = (
@@ -94,6 +105,62 @@ SCRIPTS = (
     Script("order, then someone else", SHOP, ("press:123456#", "say:someone else"), "transferred"),
     Script(
         "order by voice, then silence", SHOP, ("say:6 5 4 3 2 1",) + ("silence",) * 2, "contained"
+    ),
+    # SMS conversations: no status callback, the flow's end ends them
+    Script(
+        "order by SMS, in words",
+        SHOP,
+        ("text:hi", "text:it's 123 456 thanks", "text:no thanks"),
+        "contained",
+        path=("welcome", "ask_order", "lookup", "by_status", "shipped", "anything_else", "goodbye"),
+        said="Goodbye.",
+    ),
+    Script(
+        "two orders by SMS, one mistyped",
+        SHOP,
+        (
+            "text:where is my order?",
+            "text:12",
+            "text:order 123-456",
+            "text:1",
+            "text:654321",
+            "text:2",
+        ),
+        "contained",
+        path=(
+            "welcome",
+            "ask_order",
+            "lookup",
+            "by_status",
+            "shipped",
+            "anything_else",
+            "ask_order",
+            "lookup",
+            "by_status",
+            "delivered",
+            "anything_else",
+            "goodbye",
+        ),
+        said="Goodbye.",
+    ),
+    Script(
+        "an order the shop cannot find, by SMS",
+        SHOP,
+        ("text:hello", "text:404404"),
+        "transferred",  # agents are reached by calling
+        path=("welcome", "ask_order", "lookup", "backend_down", "agent"),
+        said="call us",
+    ),
+    Script(
+        "balance by SMS: told to call",
+        BANK,
+        ("text:balance",),
+        "transferred",
+        # the account number is not asked by text: told at the menu. The way to the menu
+        # depends on the experiment's variant (a keyed hash of the number) and the flow
+        path=("main",),
+        tail=True,
+        said="call us",
     ),
 )
 
@@ -153,7 +220,8 @@ class Result:
     def lines(self) -> list[str]:
         """The figures, as `bench/soak.py` prints them."""
         out = [
-            f"{self.calls} calls, {self.concurrency} at a time, in {self.seconds:.0f} s "
+            f"{self.calls} calls (SMS conversations among them), {self.concurrency} at a time, "
+            f"in {self.seconds:.0f} s "
             f"({self.calls / max(self.seconds, 1e-9):.1f} calls/s, "
             f"{len(self.latencies)} webhooks), sessions in {self.sessions or 'SQLite'}",
             f"errors: {len(self.errors)} in calls, {len(self.server_errors)} logged by the server",
@@ -210,11 +278,12 @@ def ask(path: Path, sql: str) -> int:
 
 
 def session_rows(data: Path, sessions: str | None) -> int:
-    """The sessions kept: SQLite's rows, or all of Redis's keys (sessions, outbox, locks)."""
+    """The sessions kept: SQLite's rows, or Redis's keys (sessions, outbox, locks) but for
+    the links of text conversations, which outlive them by their flow's idle time."""
     if sessions is None:
         return ask(data / "sessions.db", "SELECT count(*) FROM sessions")
     with redis.Redis.from_url(sessions) as client:
-        return int(client.dbsize())
+        return int(client.dbsize()) - sum(1 for _ in client.scan_iter("ivr:link:*", 1000))
 
 
 def record_rows(data: Path) -> int:
@@ -297,12 +366,16 @@ async def _drive(server: Ivr, result: Result) -> None:
         nonlocal done
         for n in numbers:
             script = SCRIPTS[n % len(SCRIPTS)]
-            call = sim.new_call(script.to, caller(n), voice_path=script.voice_path)
-            result.expected[call.sid] = script
             try:
-                await _walk(call, script)
+                if script.channel == "sms":
+                    result.expected[f"sms:{KEYS.customer_id(caller(n))}"] = script
+                    await _converse(sim, caller(n), script)
+                else:
+                    call = sim.new_call(script.to, caller(n), voice_path=script.voice_path)
+                    result.expected[call.sid] = script
+                    await _walk(call, script)
             except Exception as e:  # counted and shown: the run goes on
-                result.errors.append(f"{script.name} ({call.sid}): {type(e).__name__}: {e}")
+                result.errors.append(f"{script.name} ({caller(n)}): {type(e).__name__}: {e}")
             done += 1
             if done == result.calls // 2:
                 result.snapshots.append(snapshot(server, done, result.sessions))
@@ -333,8 +406,21 @@ async def _walk(call: Call, script: Script) -> None:
         raise AssertionError(f"the call did not end; it heard {call.heard[-3:]}")
 
 
+async def _converse(sim: TwilioSim, number: str, script: Script) -> None:
+    """An SMS conversation from `number`: each message, then its last reply checked."""
+    said: list[str] = []
+    for item in script.steps:
+        said = await sim.text(script.to, number, item.removeprefix("text:"))
+    if not any(script.said in paragraph for paragraph in said):
+        raise AssertionError(f"the last reply was {said}, not {script.said!r}")
+
+
 async def _check_records(server: Ivr, result: Result) -> None:
-    records = {r.call_sid: r for r in await read_records(server.data / "calls.db")}
+    # a call by its SID; a conversation (its id is the server's) by its channel and customer
+    records = {
+        r.call_sid if r.channel == "voice" else f"{r.channel}:{r.customer}": r
+        for r in await read_records(server.data / "calls.db")
+    }
     expected = result.expected
     for sid, script in expected.items():
         record = records.get(sid)
@@ -342,7 +428,11 @@ async def _check_records(server: Ivr, result: Result) -> None:
             result.missing.append(f"no record of {script.name} ({sid})")
             continue
         result.outcomes[record.outcome] = result.outcomes.get(record.outcome, 0) + 1
-        if record.outcome != script.outcome or record.status != "completed":
+        status = "completed" if script.channel == "voice" else None  # no status by text
+        path = tuple(record.path)
+        if script.path:
+            path = path[-len(script.path) :] if script.tail else path
+        if (record.outcome, record.status, path) != (script.outcome, status, script.path or path):
             result.wrong.append(
                 f"{script.name} ({sid}): {record.outcome}, status {record.status}, "
                 f"expected {script.outcome}; path {' > '.join(record.path)}"

@@ -8,7 +8,13 @@ numbers, each also in its digit-only form:
   dump of `SAVE`, taken in the middle of a call and after the calls, with every key's
   `DUMP`; every file of PostgreSQL's data directory (tables and pg_wal) after `CHECKPOINT`.
 The values are 8 digits or more, so a match is never a timestamp by chance; the Redis and
-PostgreSQL ones are new each run (those servers keep what other tests wrote)."""
+PostgreSQL ones are new each run (those servers keep what other tests wrote).
+
+Text conversations the same way: by SMS, a long account number answers a sensitive ask a
+flow opts in to SMS (`channels: [voice, sms]`), and a long card number is typed at the menu
+before a sensitive ask left to voice (refused: told to call); a word of the customer's is
+searched for too (no log line may carry a message's body). Only the messages the customer
+sent hold them: the replies must not echo them."""
 
 from __future__ import annotations
 
@@ -29,7 +35,7 @@ import redis
 from tests.functional.conftest import ACCOUNTS, BANK, Backend
 from tests.functional.processes import IVR, Ivr, server_env, twilio
 from tests.functional.test_store_down import RedisProcess
-from tests.functional.twilio_sim import Call, wait_until
+from tests.functional.twilio_sim import Call, TwilioSim, wait_until
 
 
 @dataclass(frozen=True)
@@ -235,3 +241,200 @@ async def test_no_account_or_caller_number_in_redis_or_postgres(
         assert {"base", "pg_wal"} <= found, found
     written |= {f"postgres: {name}": data for name, data in tables.items()}
     assert leaks(values, written) == []
+
+
+# -- text conversations ----------------------------------------------------------------------
+
+PAY = "+15550177"
+TEXT_FLOW = """\
+flow: pay_by_text
+description: Payments by SMS; the leak test's flow (the example flows keep sensitive asks off text).
+language: en-US
+numbers: ["+15550177"]
+start: main
+nodes:
+  main:
+    menu:
+      prompt: "Reply 1 to pay from your account, 2 to pay by card."
+      options:
+        account: {dtmf: "1", speech: [account], goto: ask_account}
+        card: {dtmf: "2", speech: [card, pay by card], goto: ask_card}
+  ask_account:
+    ask:
+      prompt: "Your account number, please."
+      input: digits
+      digits: {min: 8, max: 24}
+      save_as: account
+      sensitive: true
+    channels: [voice, sms]
+    next: check
+  check:  # a host no one allows: the error logged names it, and with it the account
+    http: {method: GET, url: "http://a{{ account }}.invalid/check", timeout: 1, save_as: checked}
+    on_error: confirm
+    next: confirm
+  confirm:
+    menu:
+      prompt: "Reply 1 to pay now, 2 to cancel."
+      options:
+        pay: {dtmf: "1", speech: [pay], goto: paid}
+        cancel: {dtmf: "2", speech: [cancel], goto: paid}
+  ask_card:
+    ask:
+      prompt: "Your card number, please."
+      input: digits
+      digits: {min: 12, max: 24}
+      save_as: card
+      sensitive: true
+    next: paid
+  paid:
+    end: {say: "Thank you. Goodbye."}
+"""
+
+
+@dataclass(frozen=True)
+class TextSecrets:
+    """What two customers text: their numbers, an account number (at the ask opted in to
+    SMS), a card number (at the menu, before the ask left to voice), and a word."""
+
+    customers: tuple[str, str]
+    account: str
+    card: str
+    word: str
+
+    def forms(self) -> dict[str, str]:
+        digits = {
+            "account": self.account,
+            "card": self.card,
+            **{f"customer{i}": c.lstrip("+") for i, c in enumerate(self.customers)},
+        }
+        out = {name: value for name, value in digits.items()}
+        out |= {f"{name} spaced": " ".join(value) for name, value in digits.items()}
+        return out | {"word": self.word, "customer0 +": self.customers[0]}
+
+
+def fresh_text_secrets() -> TextSecrets:
+    pick = random.SystemRandom()
+    long_ = "".join(pick.choice("0123456789") for _ in range(19))
+    return TextSecrets(
+        ("+1555" + str(pick.randrange(10**6, 10**7)), "+1555" + str(pick.randrange(10**6, 10**7))),
+        "9" + long_,
+        "4" + long_[::-1],
+        "zq" + "".join(pick.choice("bcdfghjklmnpqrstvwxz") for _ in range(14)),
+    )
+
+
+def text_flows(flows_dir: Path) -> Path:
+    (flows_dir / "pay_by_text.yaml").write_text(TEXT_FLOW)
+    return flows_dir
+
+
+async def text_conversations(
+    server: Ivr, values: TextSecrets, midway: Callable[[], None] = lambda: None
+) -> list[str]:
+    """Two SMS conversations: one gives its account where the flow asks for it by SMS and
+    pays; the other types a word and its card number at the menu and is told to call.
+    `midway` runs while the first holds its account. Every reply is returned."""
+    sim: TwilioSim = twilio(server.url, server.url)
+    replies: list[str] = []
+
+    async def text(customer: str, body: str) -> str:
+        said = "\n".join(await sim.text(PAY, customer, body))
+        replies.append(said)
+        return said
+
+    try:
+        first, second = values.customers
+        assert "Reply 1 for account" in await text(first, "hi")
+        assert "Your account number" in await text(first, "1")
+        assert "Reply 1 for pay" in await text(first, f"it is {values.account} thanks")
+        midway()
+        assert "Goodbye." in await text(first, "1")
+        await text(second, "hello")
+        assert "didn't catch that" in await text(second, f"{values.word} please")
+        told = await text(second, f"pay by card {values.card}")
+        assert "call us" in told, told
+    finally:
+        await sim.session.close()
+    return replies
+
+
+def echoed(values: TextSecrets, replies: list[str]) -> list[str]:
+    return [
+        f"{name} in a reply: {reply!r}"
+        for name, value in values.forms().items()
+        for reply in replies
+        if value in reply
+    ]
+
+
+def text_leaks(values: TextSecrets, written: dict[str, bytes]) -> list[str]:
+    return [
+        f"{name} ({value}) in {where}"
+        for name, value in values.forms().items()
+        for where, data in written.items()
+        if value.encode() in data
+    ]
+
+
+async def test_no_sensitive_text_message_in_anything_written(
+    processes: Callable[[str], Ivr], flows_dir: Path, backend: Backend
+) -> None:
+    values = fresh_text_secrets()
+    server = processes("one")
+    env = server_env(backend) | {"IVR_LOG_LEVEL": "DEBUG"}
+    await server.start(text_flows(flows_dir), server.url, env)
+    replies = await text_conversations(server, values)
+    assert echoed(values, replies) == []
+    metrics = await metrics_of(server)
+    tools = os.environ | {"IVR_DATA": str(server.data)}
+
+    async def both_recorded() -> bool:
+        listed = subprocess.run(
+            [str(IVR), "calls", "list"], env=tools, capture_output=True, text=True, check=True
+        )
+        return listed.stdout.count("pay_by_text") == 2
+
+    await wait_until(both_recorded)
+    assert await server.kill(signal.SIGKILL) == -signal.SIGKILL
+    report = [
+        subprocess.run([str(IVR), *args], env=tools, capture_output=True, text=True, check=True)
+        for args in (["report", "--json"], ["calls", "list"], ["report"])
+    ]
+    written = {str(path): path.read_bytes() for path in server.data.rglob("*") if path.is_file()}
+    log = server.log.read_bytes()
+    assert b"/twilio/messaging" in log or b"text conversation" in log  # logged at DEBUG
+    written["log"] = log
+    written["metrics"] = metrics.encode()
+    written |= {f"ivr {r.args[1:]}": (r.stdout + r.stderr).encode() for r in report}
+    assert text_leaks(values, written) == []
+
+
+async def test_no_sensitive_text_message_in_redis_or_postgres(
+    processes: Callable[[str], Ivr],
+    flows_dir: Path,
+    backend: Backend,
+    redis_aof: RedisProcess,
+    postgres_url: str,
+) -> None:
+    values = fresh_text_secrets()
+    server = processes("one")
+    env = server_env(backend, sessions=redis_aof.url) | {"IVR_RECORDS": postgres_url}
+    await server.start(text_flows(flows_dir), server.url, env)
+    written: dict[str, bytes] = {}
+
+    def midway() -> None:  # the account is in the conversation's session, sealed
+        written.update(redis_bytes(redis_aof.url, redis_aof.workdir, "mid-conversation"))
+        assert any(b"TX" in name.encode() for name in written)  # its session's key
+
+    replies = await text_conversations(server, values, midway)
+    assert echoed(values, replies) == []
+    records = await wait_until(lambda: _both_recorded(postgres_url))
+    assert sorted(outcome for _, outcome in records) == ["contained", "transferred"]
+    assert await server.kill(signal.SIGKILL) == -signal.SIGKILL
+    written |= redis_bytes(redis_aof.url, redis_aof.workdir, "after")
+    tables = postgres_bytes(postgres_url)
+    for sid, _ in records:
+        found = {name.split("/")[0] for name, data in tables.items() if sid.encode() in data}
+        assert {"base", "pg_wal"} <= found, found
+    written |= {f"postgres: {name}": data for name, data in tables.items()}
+    assert text_leaks(values, written) == []

@@ -40,6 +40,15 @@ async def test_sms_order_status_conversation(stored: Server, backend: Backend) -
     server = stored
     async with server.twilio() as sim:
         await order_status_by_sms(server, sim)
+    # ended by goodbye: its record is final at once (no status callback comes by text), so
+    # its session goes
+    texts = server.app[TEXTS]
+    [record] = await server.records()
+
+    async def gone() -> bool:
+        return await texts.sessions.load(record.call_sid) is None
+
+    await wait_until(gone)
 
 
 async def order_status_by_sms(server: Server, sim: TwilioSim) -> None:

@@ -1,6 +1,7 @@
 """The soak, short (reliability issue): 300 calls, 30 at a time, through the example flows
-against a real `ivr serve` (tests/functional/soak.py; `bench/soak.py` runs it long). No call
-goes wrong, every record is there with its script's outcome, the sessions of ended calls
+against a real `ivr serve` (tests/functional/soak.py; `bench/soak.py` runs it long), SMS
+conversations among them. No call goes wrong, every record is there with its script's
+outcome (a conversation's with its path), the sessions of ended calls and conversations
 are gone, and memory does not keep growing. No timing is asserted: the figures print."""
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ async def test_soak(tmp_path: Path, store: str, request: pytest.FixtureRequest) 
     assert sum(result.outcomes.values()) == CALLS
     start, middle, end = result.snapshots
     assert middle.calls_done == CALLS // 2
-    assert end.sessions == 0  # every call's record is final: its session (keys) went with it
+    # every call's and conversation's record is final: its session (keys) went with it
+    assert end.sessions == 0
     assert end.size("sessions.db-wal") <= WAL_LIMIT
     assert end.rss < middle.rss + MEMORY_SLACK
     assert end.records == CALLS and result.record_bytes_per_call > 0

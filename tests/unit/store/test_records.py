@@ -387,3 +387,28 @@ async def wait_until(check: Callable[[], bool], timeout: float = 10.0) -> None:
     while not check():
         assert asyncio.get_running_loop().time() < deadline, "still false"
         await asyncio.sleep(0.01)
+
+
+@pytest.mark.parametrize(
+    ("changes", "kept"),
+    [
+        ({"call_status": None}, True),  # a call: kept for its status callback
+        ({"call_status": "completed"}, False),
+        ({"call_status": None, "channel": "sms"}, False),  # no status callback comes by text
+        ({"call_status": None, "channel": "whatsapp"}, False),
+        # a call that went on by SMS and ended there (its own status came earlier)
+        ({"legs": [{"channel": "voice"}, {"channel": "sms"}]}, False),
+    ],
+)
+async def test_a_session_goes_once_its_record_is_final(
+    records: RecordStore, changes: dict[str, object], kept: bool
+) -> None:
+    sessions = MemorySessions()
+    writer = RecordWriter(sessions, records, KEYS, linger=0)
+    await writer.start()
+    session = ended("TX1", **changes)
+    await sessions.save(session, "[]")
+    writer.submit(session)
+    await writer.stop()
+    assert [r.call_sid for r in await records.all()] == ["TX1"]
+    assert (await sessions.load("TX1") is not None) is kept
