@@ -157,6 +157,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--caller", default="+15550000000", help="the caller's number")
     p.add_argument(
+        "--channel",
+        choices=("voice", "sms", "whatsapp", "chat"),
+        default="voice",
+        help="rehearse the flow as a text conversation on this channel: its messages are "
+        "shown, each typed line is a message (default: voice)",
+    )
+    p.add_argument(
         "--clock",
         metavar="TIME",
         help="the call's time: '2026-12-25 10:00' in the time zone of the flow's hours, or "
@@ -430,7 +437,7 @@ def _call(args: argparse.Namespace) -> int:
         backend = Backend(allow)
         try:
             runner = Runner(backend, clock=clock, closures=lambda: closures)
-            return await call(flow, runner, caller=args.caller, voice=voice)
+            return await call(flow, runner, caller=args.caller, voice=voice, channel=args.channel)
         finally:
             await backend.close()
 

@@ -48,7 +48,7 @@ from ivr.flow.hours import Closure
 from ivr.flow.loader import Document, parse_flow
 from ivr.flow.loader import Path as DocPath
 from ivr.flow.model import TRANSFER_ENDS, Flow
-from ivr.runner import Runner
+from ivr.runner import Runner, Turn
 
 if TYPE_CHECKING:
     from ivr.speech.offline import Hearing, Models
@@ -57,13 +57,16 @@ if TYPE_CHECKING:
 
 DEFAULT_CLOCK = "2026-11-25T12:00:00+00:00"  # a Wednesday, noon UTC
 FILE_KEYS = frozenset({"flow", "env", "backend", "tests"})
-TEST_KEYS = frozenset({"name", "clock", "caller", "called", "backend", "steps", "closed"})
+TEST_KEYS = frozenset(
+    {"name", "clock", "caller", "called", "backend", "steps", "closed", "channel"}
+)
+CHANNELS = ("voice", "sms", "whatsapp", "chat")  # a test's `channel`: text ones are messages
 CALLER_STEPS = ("press", "say", "say_audio", "silence", "record", "agent", "hangup")
 STEPS = frozenset({*CALLER_STEPS, "clock", "expect"})
 EXPECT_KEYS = frozenset(
     {
         *("heard", "not_heard", "node", "var", "outcome", "transfer", "tasks", "fetched"),
-        *("listening", "recognised", "survey", "callback"),
+        *("listening", "recognised", "survey", "callback", "said", "not_said"),
     }
 )
 RESPONSE_KEYS = frozenset({"status", "json", "text", "headers", "delay"})
@@ -266,6 +269,10 @@ class _Call:
         self.index, self.test, self.name = index, test, str(test["name"])
         self.at = _timestamp(test.get("clock", DEFAULT_CLOCK))
         self.session = new_session(flow, f"test-{index + 1}")
+        self.channel = str(test.get("channel", "voice"))
+        self.session.channel = self.channel
+        self.started = self.channel == "voice"  # a text conversation starts at a message
+        self.said: list[str] = []  # the text messages sent since the customer wrote
         self.heard: list[str] = []
         self.fetched: list[str] = []
         self.transfer: act.Transfer | None = None
@@ -282,8 +289,8 @@ class _Call:
             known = ", ".join(self.flow.hours) or "none"
             wrong = f"the flow has no hours named {', '.join(unknown)} (it has: {known})"
             return TestResult(self.name, False, [self.where(("closed",), "closed", wrong)], 0)
-        called = self.test.get("called", self.flow.numbers[0] if self.flow.numbers else "")
-        await self.feed(CallStarted(str(self.test.get("caller", "")), str(called), at=self.at))
+        if self.started:
+            await self.feed(self.call_started())
         failures: list[str] = []
         number = 0
         for number, item in enumerate(self.test["steps"], 1):
@@ -301,6 +308,42 @@ class _Call:
         s = self.session
         return TestResult(self.name, not failures, failures, number, list(s.path), s.outcome)
 
+    def call_started(self) -> CallStarted:
+        called = self.test.get("called", self.flow.numbers[0] if self.flow.numbers else "")
+        caller = "" if self.channel == "chat" else str(self.test.get("caller", ""))
+        return CallStarted(caller, str(called), at=self.at)
+
+    async def start_text(self, text: str) -> None:
+        """The customer's first message starts the conversation; when it answers the menu
+        the flow starts at, that menu's question is not sent (as on the channels)."""
+        from ivr.channels.rehearsal import answers_first, message_event, unasked
+
+        self.started = True
+        turn = await self.runner.run(self.flow, self.session, self.call_started())
+        if answers_first(self.flow, turn.session, text):
+            event = message_event(self.flow, turn.session, text, self.at)
+            answered = await self.runner.run(self.flow, turn.session, event)
+            actions = unasked(turn.actions) + answered.actions
+            turn = Turn(answered.session, actions, turn.fetched + answered.fetched)
+        self.took(turn)
+
+    async def message(self, kind: str, value: Any) -> str | None:
+        """A `say` or `press` step in a text conversation: the customer's message."""
+        from ivr.channels.rehearsal import message_event
+
+        text = str(value.get("text") if isinstance(value, dict) else value)
+        self.heard, self.fetched, self.said, self.hearing = [], [], [], None
+        if not self.started:
+            await self.start_text(text)
+            return None
+        s = self.session
+        if s.ended:
+            return f"the conversation has already ended{self.state()}"
+        if s.waiting not in ("listen", "confirm", "record"):
+            return f"the conversation does not wait for a message{self.state()}"
+        await self.feed(message_event(self.flow, s, text, self.at))
+        return None
+
     def where(self, path: DocPath, what: str, problem: str) -> str:
         line = self.doc.mark(("tests", self.index, *path))[0]
         return f"{self.doc.file}:{line}: {self.name}: {what}: {problem}"
@@ -309,6 +352,10 @@ class _Call:
         if kind == "clock":
             self.at = _timestamp(value)
             return None
+        if self.channel != "voice" and kind in ("say", "press"):
+            return await self.message(kind, value)
+        if not self.started:  # a text conversation the test looks at before any message
+            await self.start_text("")
         if kind == "expect":
             return self.expect(value)
         if kind == "say_audio":
@@ -326,7 +373,7 @@ class _Call:
             if wanted is not None and s.waiting not in wanted:
                 return f"the call does not wait for this{self.state()}"
             if i == 0:  # what this step brings replaces what the previous one brought
-                self.heard, self.fetched, self.hearing = [], [], None
+                self.heard, self.fetched, self.said, self.hearing = [], [], [], None
             await self.feed(event)
         return None
 
@@ -360,8 +407,15 @@ class _Call:
 
     async def feed(self, event: Event) -> None:
         """One turn through the runner: backend calls happen for real, at the test's clock."""
-        turn = await self.runner.run(self.flow, self.session, event)
+        self.took(await self.runner.run(self.flow, self.session, event))
+
+    def took(self, turn: Turn) -> None:
+        """What a turn said, fetched and transferred, and where the call waits now."""
         self.session = turn.session
+        if self.channel != "voice":
+            from ivr.channels.text import render
+
+            self.said += render(self.flow, turn.actions).messages
         self.listen = next((a for a in turn.actions if isinstance(a, act.Listen)), None)
         for a in turn.actions:
             if isinstance(a, act.Prompt):
@@ -380,6 +434,8 @@ class _Call:
         else:
             where = f"at node {s.node}, waiting for {s.waiting}, no outcome yet"
         said = " | ".join(self.heard) or "(nothing)"
+        if self.channel != "voice":
+            said = " | ".join(self.said) or "(no message)"
         fetched = f"\n    fetched: {', '.join(self.fetched)}" if self.fetched else ""
         hearing = self.hearing.lines(self.hearing_sensitive) if self.hearing else []
         recognised = "".join(f"\n    audio: {line}" for line in hearing)
@@ -395,6 +451,7 @@ class _Call:
             for t in _texts(want.get("not_heard"))
             if t.casefold() in said
         ]
+        wrong += self.messages(want)
         if "node" in want and s.node != want["node"]:
             wrong.append(f"expected node {want['node']}, but the call is at {s.node}")
         if "outcome" in want and s.outcome != want["outcome"]:
@@ -428,6 +485,23 @@ class _Call:
             if not _same(got, value):
                 wrong.append(f"expected callback {key} {value!r}, got {got!r}")
         return "\n    ".join(wrong) + self.state() if wrong else None
+
+    def messages(self, want: dict[str, Any]) -> list[str]:
+        """`said` and `not_said`: in the text messages sent since the customer wrote."""
+        if ("said" in want or "not_said" in want) and self.channel == "voice":
+            return ["said and not_said check text messages: give the test a text `channel`"]
+        sent = " | ".join(self.said).casefold()
+        wrong = [
+            f"expected a message saying {t!r}"
+            for t in _texts(want.get("said"))
+            if t.casefold() not in sent
+        ]
+        wrong += [
+            f"expected no message saying {t!r}"
+            for t in _texts(want.get("not_said"))
+            if t.casefold() in sent
+        ]
+        return wrong
 
     def recognised(self, want: Any) -> list[str]:
         if self.hearing is None:
@@ -540,6 +614,8 @@ def _check(doc: Document) -> list[Problem]:
                     bad(
                         (*spot, kind), str(e) if isinstance(e, ValueError) else f"{kind}: bad value"
                     )
+        if test.get("channel", "voice") not in CHANNELS:
+            bad((*here, "channel"), f"channel is one of: {', '.join(CHANNELS)}")
         _clock_problem(doc, (*here, "clock"), test.get("clock", DEFAULT_CLOCK), out)
         try:
             _closures(test.get("closed"))

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 from ivr.errors import Problem
 from ivr.flow.loader import Document, Path
-from ivr.flow.model import Ask, Menu, Node, Text
+from ivr.flow.model import Ask, Menu, Node, PromptTemplate, Text
 
 TEXT_CHANNELS = ("sms", "whatsapp", "chat")
 CALL_US = "\0call us"  # the built-in end a node without `on_text` becomes on text
@@ -97,8 +97,15 @@ def _warnings(node: Node, reached: bool, place: _Places) -> list[Problem]:
             "(allowed; a secure link or a call is safer)"
         )
         out.append(place.at(node, ("channels",), message, "warning"))
-    if reached and isinstance(node.spec, Menu) and node.spec.prompt.shown is None:
+    if reached and isinstance(node.spec, Menu) and not _has_text(node.spec.prompt):
         why = _more_than_choices(node.spec)
+        if node.spec.prompt.shown is not None:  # (it reads a value out: `spell`, `digits`)
+            message = (
+                "this menu's prompt has no `text:`: text channels show its spoken words "
+                '("press 1 ..."), values written: add a `text:` to say it in a message'
+            )
+            out.append(place.at(node, ("menu", "prompt"), message, "warning"))
+            why = None
         if why:
             message = (
                 f"this menu's prompt {why}; text channels show only its choices "
@@ -106,6 +113,12 @@ def _warnings(node: Node, reached: bool, place: _Places) -> list[Problem]:
             )
             out.append(place.at(node, ("menu", "prompt"), message, "warning"))
     return out
+
+
+def _has_text(prompt: PromptTemplate) -> bool:
+    """Whether a `text:` is written (a prompt that only reads a value out gets a text
+    version of its spoken words, values written)."""
+    return prompt.shown is not None and prompt.shown.source != prompt.source
 
 
 def _more_than_choices(menu: Menu) -> str | None:

@@ -171,10 +171,15 @@ MENU = """  main:
             "says more than its choices ('Your card is blocked.')",
         ),
         ('[{say: "Your card is blocked. Press 1.", text: "Blocked. Reply 1 for more."}]', None),
+        (
+            '"Card {{ last4 | spell }}: press 1 for yes."',
+            None,  # not the choices: its spoken words, the number written (below)
+        ),
     ],
 )
 def test_a_menu_that_says_more_than_its_choices_wants_a_text(prompt: str, why: str) -> None:
     warned = [p for p in problems(MENU.format(prompt=prompt)) if "menu's prompt" in p.message]
+    warned = [p for p in warned if "spoken words" not in p.message]
     if why is None:
         assert warned == []
     else:
@@ -199,3 +204,12 @@ def test_what_only_a_transfer_leads_to_is_not_walked_on_text() -> None:
         again: {dtmf: "1", goto: main}
 """
     assert [p for p in problems(flow) if "text" in p.message] == []
+
+
+def test_a_menu_that_reads_a_value_out_shows_its_spoken_words_on_text() -> None:
+    prompt = '"Card {{ last4 | spell }}: press 1 for yes."'
+    warned = [p.message for p in problems(MENU.format(prompt=prompt)) if "menu's" in p.message]
+    assert warned == [
+        "this menu's prompt has no `text:`: text channels show its spoken words "
+        '("press 1 ..."), values written: add a `text:` to say it in a message'
+    ]
