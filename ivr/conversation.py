@@ -90,6 +90,8 @@ class TestResult:
     steps: int  # steps run
     visited: list[str] = field(default_factory=list)  # the call's path through the nodes
     outcome: str | None = None
+    # (node, the node off the text channel it led to): passed by for its `on_text`
+    detours: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -106,7 +108,8 @@ class Suite:
 
     @property
     def visited(self) -> set[str]:
-        return {n for r in self.results for n in r.visited}
+        """The nodes entered, and those a text conversation was sent past to `on_text`."""
+        return {n for r in self.results for n in (*r.visited, *(off for _, off in r.detours))}
 
     @property
     def unvisited(self) -> list[str]:
@@ -118,6 +121,8 @@ class Suite:
         """The flow's ways between two nodes that no call took, as `node -(label)-> target`
         (re-prompts, which stay at a node, are not counted)."""
         taken = {pair for r in self.results for pair in pairwise(r.visited)}
+        for source, off in (pair for r in self.results for pair in r.detours):
+            taken |= {(source, off), (off, self.flow.nodes[off].on_text or "")}
         return [
             f"{n.name} -({label})-> {to}"
             for n in self.flow.nodes.values()
@@ -306,7 +311,12 @@ class _Call:
                 self.where((), "end", f"the call did not end: add steps or hangup{self.state()}")
             )
         s = self.session
-        return TestResult(self.name, not failures, failures, number, list(s.path), s.outcome)
+        detours = [
+            (str(ln[1] or ""), str(ln[3])) for ln in s.transcript if ln[2:3] == ["off_channel"]
+        ]
+        return TestResult(
+            self.name, not failures, failures, number, list(s.path), s.outcome, detours
+        )
 
     def call_started(self) -> CallStarted:
         called = self.test.get("called", self.flow.numbers[0] if self.flow.numbers else "")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ivr.conversation import ConversationError, run_file
+from ivr.conversation import ConversationError, run_file, run_suite
 
 FLOW = """\
 flow: tiny
@@ -92,3 +92,42 @@ def test_an_unknown_channel_is_a_located_error(tmp_path: Path) -> None:
         f"{tmp_path / 'tiny_test.yaml'}:4:14: tests[0].channel: channel is one of: "
         "voice, sms, whatsapp, chat"
     ]
+
+
+def test_a_node_passed_by_for_its_on_text_counts_as_covered(tmp_path: Path) -> None:
+    """Coverage: the ways into a node off the channel and out by its `on_text` are taken
+    when a text conversation was sent past it, though it never entered it."""
+    (tmp_path / "pin.yaml").write_text(
+        """\
+flow: pin
+start: pin
+nodes:
+  pin:
+    ask: {prompt: "Your PIN?", input: digits, digits: {min: 4, max: 4}, save_as: pin,
+          sensitive: true}
+    on_text: link
+    next: bye
+  link: {end: {say: "Sign in at example.com."}}
+  bye: {end: {say: "Bye."}}
+"""
+    )
+    path = tmp_path / "pin_test.yaml"
+    path.write_text(
+        """\
+flow: pin.yaml
+tests:
+  - name: by voice
+    steps:
+      - press: "1234"
+      - expect: {outcome: contained, node: bye}
+  - name: by SMS, sent to the link
+    channel: sms
+    steps:
+      - say: "hi"
+      - expect: {said: "Sign in at example.com.", not_said: PIN, outcome: contained}
+"""
+    )
+    suite = run_suite(path)
+    assert [f for r in suite.results for f in r.failures] == []
+    assert suite.results[1].detours == [("", "pin")]  # at the start: from no node
+    assert (suite.unvisited, suite.untaken) == ([], [])
