@@ -943,7 +943,7 @@ def _check_graph(
     if any(p.severity == "error" for p in (*problems, *c.problems)):
         return problems  # the text channels' walk of a broken graph would say nothing new
     docs = [doc, *(d for d, _, _ in c.refs)]  # subflows' too: text problems are located there
-    return problems + text_problems(docs, start, nodes, _terminal)
+    return problems + text_problems(docs, start, nodes, _terminal, _passes)
 
 
 def _loops(nodes: Mapping[str, Node]) -> list[Problem]:

@@ -29,18 +29,22 @@ _SENTENCES = re.compile(r"(?<=[.!?])\s+")
 
 
 def text_problems(
-    docs: Iterable[Document], start: str, nodes: Mapping[str, Node], ends: Callable[[Node], bool]
+    docs: Iterable[Document],
+    start: str,
+    nodes: Mapping[str, Node],
+    ends: Callable[[Node], bool],
+    passes: Callable[[Node], bool],
 ) -> list[Problem]:
-    """Errors and warnings about the text channels; `docs`: the documents the nodes come
-    from (for locations), `ends`: whether a node may end a voice call (the compiler's)."""
+    """Errors and warnings about the text channels, for a flow whose graph has no error on
+    voice; `docs`: the documents the nodes come from (for locations), `ends` and `passes`:
+    whether a node may end a call, and goes on without waiting (the compiler's)."""
     if start not in nodes:
         return []
     place = _Places({d.file: d for d in docs})
-    on_voice = {name: _ways(node, True) for name, node in nodes.items()}
-    stuck_on_voice = set(nodes) - _rescued(nodes, on_voice, ends)  # an error already
     ended: dict[str, list[str]] = {}  # node -> the channels a conversation is told to call at
     stuck: dict[str, list[str]] = {}
     loops: dict[str, list[str]] = {}
+    cycles: dict[tuple[str, ...], list[str]] = {}  # never waiting, made by `on_text`s
     reached: set[str] = set()
     for channel in TEXT_CHANNELS:
         walk = _Walk(nodes, channel)
@@ -51,12 +55,22 @@ def text_problems(
                 ended.setdefault(name, []).append(channel)
         for name in walk.looped:
             loops.setdefault(name, []).append(channel)
-        ways = {n: [walk.resolve(t) for t in _ways(nodes[n], False)] for n in seen}
-        for name in sorted(seen - _rescued(nodes, ways, ends) - stuck_on_voice):
+        ways = {n: [walk.resolve(t) for t in _ways(nodes[n])] for n in seen}
+        going = {n for n in seen if passes(nodes[n])}
+        looping: set[str] = set()
+        for cycle in _cycles({n: [t for t in ways[n] if t in going] for n in going}):
+            members = tuple(sorted(cycle, key=lambda n: (nodes[n].file, nodes[n].line)))
+            cycles.setdefault(members, []).append(channel)
+            looping |= set(cycle)
+        for name in sorted(seen - _rescued(nodes, ways, ends) - looping):  # (said: a loop)
             stuck.setdefault(name, []).append(channel)
     out = [place.at(nodes[n], (), f"{_on(c)}: {STUCK}", "error", True) for n, c in stuck.items()]
     for name, channels in loops.items():
         out.append(place.at(nodes[name], ("on_text",), f"{_on(channels)}: {LOOPS}", "error"))
+    for members, channels in cycles.items():
+        loop = " -> ".join((*members, members[0]))
+        message = f"{_on(channels)}: these nodes loop without ever waiting ({loop}): {CYCLE}"
+        out.append(place.at(nodes[members[0]], (), message, "error", True))
     out += [
         place.at(nodes[n], (), _called(nodes[n], c), "warning", key=True) for n, c in ended.items()
     ]
@@ -70,6 +84,9 @@ LOOPS = (
     "these nodes' `on_text` lead round to one another: a text conversation would loop; "
     "send one of them to a node that runs on text"
 )
+
+
+CYCLE = "their `on_text` lead back into the loop; send one of them on to a node that waits"
 
 
 def _on(channels: list[str]) -> str:
@@ -179,7 +196,7 @@ class _Walk:
         seen = {first} if first in self.nodes else set()
         todo = deque(seen)
         while todo:
-            for target in _ways(self.nodes[todo.popleft()], False):
+            for target in _ways(self.nodes[todo.popleft()]):
                 found = self.resolve(target)
                 if found in self.nodes and found not in seen:
                     seen.add(found)
@@ -187,11 +204,38 @@ class _Walk:
         return seen
 
 
-def _ways(node: Node, voice: bool) -> list[str]:
-    """Where `node` may lead: on voice every edge; on text none from a transfer (the
-    conversation ends there) and no `on_text` (taken instead of the node, not after it)."""
-    if voice:
-        return [t for _, t in node.edges()]
+def _cycles(ways: Mapping[str, list[str]]) -> list[list[str]]:
+    """The groups of nodes that lead round to one another (strongly connected components,
+    Tarjan's algorithm; flows are far shallower than the recursion limit)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    out: list[list[str]] = []
+
+    def visit(name: str) -> None:
+        index[name] = low[name] = len(index)
+        stack.append(name)
+        for target in ways[name]:
+            if target not in index:
+                visit(target)
+                low[name] = min(low[name], low[target])
+            elif target in stack:
+                low[name] = min(low[name], index[target])
+        if low[name] == index[name]:
+            component = stack[stack.index(name) :]
+            del stack[stack.index(name) :]
+            if len(component) > 1 or name in ways[name]:
+                out.append(component)
+
+    for name in ways:
+        if name not in index:
+            visit(name)
+    return out
+
+
+def _ways(node: Node) -> list[str]:
+    """Where `node` may lead on text: nowhere from a transfer (the conversation ends
+    there), and not by `on_text` (taken instead of the node, not after it)."""
     if node.kind == "transfer":
         return []
     return [t for label, t in node.edges() if label != "on_text"]

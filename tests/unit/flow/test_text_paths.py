@@ -54,7 +54,7 @@ def test_an_on_text_loop_is_an_error_at_its_first_node() -> None:
     ]
 
 
-def test_a_node_that_leads_back_to_itself_on_text_is_stuck() -> None:
+def test_a_node_that_leads_back_to_itself_on_text_loops() -> None:
     flow = """  main:
     say: hi
     next: call_only
@@ -67,8 +67,34 @@ def test_a_node_that_leads_back_to_itself_on_text_is_stuck() -> None:
     end:
 """
     assert found(flow, "error") == [
-        "f.yaml:4:3: nodes.main: on text: no end, transfer or record can be reached from "
-        "here: a text conversation would be stuck"
+        "f.yaml:4:3: nodes.main: on text: these nodes loop without ever waiting (main -> "
+        "main): their `on_text` lead back into the loop; send one of them on to a node that "
+        "waits"
+    ]
+
+
+def test_a_loop_made_by_on_text_is_an_error_even_with_a_way_out() -> None:
+    """On voice `spoken` goes on to the end; on text the branch and the say go round
+    until the engine gives up (whenever `more` stays true), as voice's own loops would."""
+    flow = """  main:
+    branch:
+      - {if: "more", goto: tell}
+      - {else: bye}
+  tell:
+    say: "one more thing"
+    next: spoken
+  spoken:
+    say: "a recording"
+    channels: [voice, chat]
+    on_text: main
+    next: bye
+  bye:
+    end:
+"""
+    assert found(flow, "error") == [
+        "f.yaml:4:3: nodes.main: on sms and whatsapp: these nodes loop without ever waiting "
+        "(main -> tell -> main): their `on_text` lead back into the loop; send one of them "
+        "on to a node that waits"
     ]
 
 
