@@ -46,24 +46,31 @@ def text_problems(
     loops: dict[str, list[str]] = {}
     cycles: dict[tuple[str, ...], list[str]] = {}  # never waiting, made by `on_text`s
     reached: set[str] = set()
+    out_of = {name: _ways(node) for name, node in nodes.items()}
+    # channels whose flows are the same (the same nodes off them: most often all three)
+    # are walked once
+    alike: dict[frozenset[str], list[str]] = {}
     for channel in TEXT_CHANNELS:
-        walk = _Walk(nodes, channel)
+        off = frozenset(n for n, node in nodes.items() if not node.runs_on(channel))
+        alike.setdefault(off, []).append(channel)
+    for group in alike.values():
+        walk = _Walk(nodes, group[0], out_of)
         seen = walk.reach(start)
         reached |= seen
         for name in walk.called:  # (a sensitive ask's refusal is the default: not warned)
             if nodes[name].channels:
-                ended.setdefault(name, []).append(channel)
+                ended.setdefault(name, []).extend(group)
         for name in walk.looped:
-            loops.setdefault(name, []).append(channel)
-        ways = {n: [walk.resolve(t) for t in _ways(nodes[n])] for n in seen}
+            loops.setdefault(name, []).extend(group)
+        ways = {n: [walk.resolve(t) for t in out_of[n]] for n in seen}
         going = {n for n in seen if passes(nodes[n])}
         looping: set[str] = set()
         for cycle in _cycles({n: [t for t in ways[n] if t in going] for n in going}):
             members = tuple(sorted(cycle, key=lambda n: (nodes[n].file, nodes[n].line)))
-            cycles.setdefault(members, []).append(channel)
+            cycles.setdefault(members, []).extend(group)
             looping |= set(cycle)
         for name in sorted(seen - _rescued(nodes, ways, ends) - looping):  # (said: a loop)
-            stuck.setdefault(name, []).append(channel)
+            stuck.setdefault(name, []).extend(group)
     out = [place.at(nodes[n], (), f"{_on(c)}: {STUCK}", "error", True) for n, c in stuck.items()]
     for name, channels in loops.items():
         out.append(place.at(nodes[name], ("on_text",), f"{_on(channels)}: {LOOPS}", "error"))
@@ -90,7 +97,9 @@ CYCLE = "their `on_text` lead back into the loop; send one of them on to a node 
 
 
 def _on(channels: list[str]) -> str:
-    return "on text" if len(channels) == len(TEXT_CHANNELS) else "on " + " and ".join(channels)
+    if len(channels) == len(TEXT_CHANNELS):
+        return "on text"
+    return "on " + " and ".join(sorted(channels, key=TEXT_CHANNELS.index))
 
 
 def _called(node: Node, channels: list[str]) -> str:
@@ -162,8 +171,10 @@ def _informs(sentence: str) -> bool:
 class _Walk:
     """A flow as a conversation on one text channel walks it."""
 
-    def __init__(self, nodes: Mapping[str, Node], channel: str) -> None:
-        self.nodes, self.channel = nodes, channel
+    def __init__(
+        self, nodes: Mapping[str, Node], channel: str, out_of: Mapping[str, list[str]]
+    ) -> None:
+        self.nodes, self.channel, self.out_of = nodes, channel, out_of
         self.called: list[str] = []  # off this channel, no on_text: the customer told to call
         self.looped: list[str] = []  # an on_text chain that goes round starts here
 
@@ -196,7 +207,7 @@ class _Walk:
         seen = {first} if first in self.nodes else set()
         todo = deque(seen)
         while todo:
-            for target in _ways(self.nodes[todo.popleft()]):
+            for target in self.out_of[todo.popleft()]:
                 found = self.resolve(target)
                 if found in self.nodes and found not in seen:
                     seen.add(found)
