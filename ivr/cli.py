@@ -428,6 +428,10 @@ def _call(args: argparse.Namespace) -> int:
     allow = [*allowed_hosts(), *(urlsplit(f"//{h}").netloc or h for h in args.allow)]
 
     voice = None
+    if args.channel != "voice" and (args.speech or args.audio):
+        raise ConfigError(
+            f"--speech, --wav and --say are for voice calls, not --channel {args.channel}"
+        )
     if args.speech == "vosk" or args.audio:
         from ivr.console import voice_for
 

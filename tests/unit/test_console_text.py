@@ -86,3 +86,12 @@ def test_the_channel_flag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsy
     assert main(["call", str(path), "--channel", "sms"]) == 0
     shown = capsys.readouterr().out
     assert "sms> Hi, this is the shop." in shown and "sms> Bye." in shown
+
+
+def test_audio_flags_are_for_voice_calls(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "shop.yaml"
+    path.write_text(FLOW)
+    assert main(["call", str(path), "--channel", "chat", "--say", "hello"]) == 2
+    assert capsys.readouterr().err == (
+        "ivr: --speech, --wav and --say are for voice calls, not --channel chat\n"
+    )
