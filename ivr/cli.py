@@ -166,6 +166,13 @@ def _parser() -> argparse.ArgumentParser:
         '\'{"last_task": "card_blocked", "last_queue": "cards", "calls_today": 1}\'',
     )
     p.add_argument(
+        "--channel",
+        choices=("voice", "sms", "whatsapp", "chat"),
+        default="voice",
+        help="rehearse the flow as a text conversation on this channel: its messages are "
+        "shown, each typed line is a message (default: voice)",
+    )
+    p.add_argument(
         "--clock",
         metavar="TIME",
         help="the call's time: '2026-12-25 10:00' in the time zone of the flow's hours, or "
@@ -448,6 +455,10 @@ def _call(args: argparse.Namespace) -> int:
     allow = [*allowed_hosts(), *(urlsplit(f"//{h}").netloc or h for h in args.allow)]
 
     voice = None
+    if args.channel != "voice" and (args.speech or args.audio):
+        raise ConfigError(
+            f"--speech, --wav and --say are for voice calls, not --channel {args.channel}"
+        )
     if args.speech == "vosk" or args.audio:
         from ivr.console import voice_for
 
@@ -458,7 +469,9 @@ def _call(args: argparse.Namespace) -> int:
         try:
             runner = Runner(backend, clock=clock, closures=lambda: closures)
             history = args.history
-            return await call(flow, runner, caller=args.caller, voice=voice, history=history)
+            return await call(
+                flow, runner, caller=args.caller, voice=voice, history=history, channel=args.channel
+            )
         finally:
             await backend.close()
 

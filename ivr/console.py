@@ -2,6 +2,8 @@
 
 A line of digits, `*` or `#` is DTMF; other words are speech; an empty line is silence;
 `/hangup` (or end of input) hangs up. `/say 0.4 words` sets the recogniser's confidence.
+With `--channel sms|whatsapp|chat` it is a text conversation instead: the messages the
+channel would send, typed lines read as messages (`ivr.channels.rehearsal`).
 
 With `--speech vosk` (a `Voice`) the caller's speech goes through the real recogniser,
 as on a Media Streams call (`ivr.speech.offline`): the audio given (`--wav`, `--say`)
@@ -180,11 +182,15 @@ async def call(
     caller: str = "console",
     voice: Voice | None = None,
     history: Mapping[str, Any] | None = None,
+    channel: str = "voice",
 ) -> str:
     """Run one call on the console (stdin and stdout unless told); returns its outcome.
     With a `voice`, speech goes through its recogniser; `history` pretends the caller's
-    (`history.*`: a first-time caller's when None)."""
+    (`history.*`: a first-time caller's when None). On a text `channel` (sms, whatsapp,
+    chat) it is a text conversation (`texting`)."""
     inp, out = inp or sys.stdin, out or sys.stdout
+    if channel != "voice":
+        return await texting(flow, runner, inp, out, caller, channel, history)
     echo = not inp.isatty()
     clock = runner.clock
     session = new_session(flow, f"console-{int(clock())}")
@@ -198,10 +204,7 @@ async def call(
             stored = RecordingStatus("completed", event.reference, at=clock())
             session = (await runner.run(flow, session, stored)).session
         if session.ended:
-            tasks = ", ".join(session.tasks) or "none"
-            print(f"== path: {' > '.join(session.path)}", file=out)
-            print(f"== outcome: {session.outcome} (tasks resolved: {tasks})", file=out)
-            return str(session.outcome)
+            return _ended(session, out)
         listening = next((a for a in reversed(turn.actions) if isinstance(a, act.Listen)), None)
         spoken = voice is not None and listening is not None and "speech" in listening.modes
         if voice is not None and listening is not None and spoken and voice.audio:
@@ -233,6 +236,58 @@ async def call(
                 voice.follow(flow, listening)
                 pcm = await voice.say(line.strip())
                 event = await voice.hear(flow, session, listening, pcm, clock(), out)
+
+
+async def texting(
+    flow: Flow,
+    runner: Runner,
+    inp: TextIO,
+    out: TextIO,
+    caller: str,
+    channel: str,
+    history: Mapping[str, Any] | None = None,
+) -> str:
+    """A text conversation on the console: each turn shown as the messages the channel
+    sends, each typed line a message (`ivr.channels.rehearsal`); `/hangup` or the end
+    of input leaves it (abandoned, as the idle timeout would end it)."""
+    from ivr.channels.rehearsal import message_event
+    from ivr.channels.text import render
+
+    echo, clock = not inp.isatty(), runner.clock
+    session = new_session(flow, f"console-{int(clock())}")
+    session.channel = channel
+    number = "" if channel == "chat" else caller
+    called = flow.numbers[0] if flow.numbers else ""
+    event: Event = CallStarted(number, called, at=clock(), history=history or NO_HISTORY)
+    while True:
+        turn = await runner.run(flow, session, event)
+        session = turn.session
+        _show([a for a in turn.actions if isinstance(a, act.Fetch)], iter(turn.fetched), out)
+        reply = render(flow, turn.actions)
+        for message in reply.messages:
+            print(f"{channel}> {message}", file=out)
+        if reply.choices and channel == "chat":
+            buttons = " | ".join(f"{c.key} {c.label}" for c in reply.choices)
+            print(f"  [buttons: {buttons}]", file=out)
+        if session.ended:
+            return _ended(session, out)
+        line = inp.readline()
+        if echo and line:
+            listen = session.waiting == "listen" and any(
+                isinstance(a, act.Listen) and a.sensitive for a in turn.actions
+            )
+            print(f"you> {MASK if listen and line.strip() else line.rstrip()}", file=out)
+        if not line or line.strip() in ("/hangup", "/bye"):
+            event = HangUp(at=clock())
+        else:
+            event = message_event(flow, session, line, clock())
+
+
+def _ended(session: Session, out: TextIO) -> str:
+    tasks = ", ".join(session.tasks) or "none"
+    print(f"== path: {' > '.join(session.path)}", file=out)
+    print(f"== outcome: {session.outcome} (tasks resolved: {tasks})", file=out)
+    return str(session.outcome)
 
 
 def _show(actions: list[act.Action], results: Iterator[FetchResult], out: TextIO) -> None:

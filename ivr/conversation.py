@@ -49,7 +49,7 @@ from ivr.flow.hours import Closure
 from ivr.flow.loader import Document, parse_flow
 from ivr.flow.loader import Path as DocPath
 from ivr.flow.model import TRANSFER_ENDS, Flow
-from ivr.runner import Runner
+from ivr.runner import Runner, Turn
 
 if TYPE_CHECKING:
     from ivr.speech.offline import Hearing, Models
@@ -59,14 +59,15 @@ if TYPE_CHECKING:
 DEFAULT_CLOCK = "2026-11-25T12:00:00+00:00"  # a Wednesday, noon UTC
 FILE_KEYS = frozenset({"flow", "env", "backend", "tests"})
 TEST_KEYS = frozenset(
-    {"name", "clock", "caller", "called", "backend", "steps", "closed", "history"}
+    {"name", "clock", "caller", "called", "backend", "steps", "closed", "history", "channel"}
 )
+CHANNELS = ("voice", "sms", "whatsapp", "chat")  # a test's `channel`: text ones are messages
 CALLER_STEPS = ("press", "say", "say_audio", "silence", "record", "agent", "hangup")
 STEPS = frozenset({*CALLER_STEPS, "clock", "expect"})
 EXPECT_KEYS = frozenset(
     {
         *("heard", "not_heard", "node", "var", "outcome", "transfer", "tasks", "fetched"),
-        *("listening", "recognised", "survey", "callback"),
+        *("listening", "recognised", "survey", "callback", "said", "not_said"),
     }
 )
 RESPONSE_KEYS = frozenset({"status", "json", "text", "headers", "delay"})
@@ -91,6 +92,8 @@ class TestResult:
     steps: int  # steps run
     visited: list[str] = field(default_factory=list)  # the call's path through the nodes
     outcome: str | None = None
+    # (node, the node off the text channel it led to): passed by for its `on_text`
+    detours: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -107,7 +110,8 @@ class Suite:
 
     @property
     def visited(self) -> set[str]:
-        return {n for r in self.results for n in r.visited}
+        """The nodes entered, and those a text conversation was sent past to `on_text`."""
+        return {n for r in self.results for n in (*r.visited, *(off for _, off in r.detours))}
 
     @property
     def unvisited(self) -> list[str]:
@@ -119,6 +123,8 @@ class Suite:
         """The flow's ways between two nodes that no call took, as `node -(label)-> target`
         (re-prompts, which stay at a node, are not counted)."""
         taken = {pair for r in self.results for pair in pairwise(r.visited)}
+        for source, off in (pair for r in self.results for pair in r.detours):
+            taken |= {(source, off), (off, self.flow.nodes[off].on_text or "")}
         return [
             f"{n.name} -({label})-> {to}"
             for n in self.flow.nodes.values()
@@ -270,6 +276,10 @@ class _Call:
         self.index, self.test, self.name = index, test, str(test["name"])
         self.at = _timestamp(test.get("clock", DEFAULT_CLOCK))
         self.session = new_session(flow, f"test-{index + 1}")
+        self.channel = str(test.get("channel", "voice"))
+        self.session.channel = self.channel
+        self.started = self.channel == "voice"  # a text conversation starts at a message
+        self.said: list[str] = []  # the text messages sent since the customer wrote
         self.heard: list[str] = []
         self.fetched: list[str] = []
         self.transfer: act.Transfer | None = None
@@ -286,9 +296,8 @@ class _Call:
             known = ", ".join(self.flow.hours) or "none"
             wrong = f"the flow has no hours named {', '.join(unknown)} (it has: {known})"
             return TestResult(self.name, False, [self.where(("closed",), "closed", wrong)], 0)
-        called = self.test.get("called", self.flow.numbers[0] if self.flow.numbers else "")
-        caller, history = str(self.test.get("caller", "")), self.test.get("history") or {}
-        await self.feed(CallStarted(caller, str(called), at=self.at, history=history))
+        if self.started:
+            await self.feed(self.call_started())
         failures: list[str] = []
         number = 0
         for number, item in enumerate(self.test["steps"], 1):
@@ -304,7 +313,49 @@ class _Call:
                 self.where((), "end", f"the call did not end: add steps or hangup{self.state()}")
             )
         s = self.session
-        return TestResult(self.name, not failures, failures, number, list(s.path), s.outcome)
+        detours = [
+            (str(ln[1] or ""), str(ln[3])) for ln in s.transcript if ln[2:3] == ["off_channel"]
+        ]
+        return TestResult(
+            self.name, not failures, failures, number, list(s.path), s.outcome, detours
+        )
+
+    def call_started(self) -> CallStarted:
+        called = self.test.get("called", self.flow.numbers[0] if self.flow.numbers else "")
+        caller = "" if self.channel == "chat" else str(self.test.get("caller", ""))
+        history = self.test.get("history") or {}
+        return CallStarted(caller, str(called), at=self.at, history=history)
+
+    async def start_text(self, text: str) -> None:
+        """The customer's first message starts the conversation; when it answers the menu
+        the flow starts at, that menu's question is not sent (as on the channels)."""
+        from ivr.channels.rehearsal import answers_first, message_event, unasked
+
+        self.started = True
+        turn = await self.runner.run(self.flow, self.session, self.call_started())
+        if answers_first(self.flow, turn.session, text):
+            event = message_event(self.flow, turn.session, text, self.at)
+            answered = await self.runner.run(self.flow, turn.session, event)
+            actions = unasked(turn.actions) + answered.actions
+            turn = Turn(answered.session, actions, turn.fetched + answered.fetched)
+        self.took(turn)
+
+    async def message(self, kind: str, value: Any) -> str | None:
+        """A `say` or `press` step in a text conversation: the customer's message."""
+        from ivr.channels.rehearsal import message_event
+
+        text = str(value.get("text") if isinstance(value, dict) else value)
+        self.heard, self.fetched, self.said, self.hearing = [], [], [], None
+        if not self.started:
+            await self.start_text(text)
+            return None
+        s = self.session
+        if s.ended:
+            return f"the conversation has already ended{self.state()}"
+        if s.waiting not in ("listen", "confirm", "record"):
+            return f"the conversation does not wait for a message{self.state()}"
+        await self.feed(message_event(self.flow, s, text, self.at))
+        return None
 
     def where(self, path: DocPath, what: str, problem: str) -> str:
         line = self.doc.mark(("tests", self.index, *path))[0]
@@ -314,6 +365,10 @@ class _Call:
         if kind == "clock":
             self.at = _timestamp(value)
             return None
+        if self.channel != "voice" and kind in ("say", "press"):
+            return await self.message(kind, value)
+        if not self.started:  # a text conversation the test looks at before any message
+            await self.start_text("")
         if kind == "expect":
             return self.expect(value)
         if kind == "say_audio":
@@ -331,7 +386,7 @@ class _Call:
             if wanted is not None and s.waiting not in wanted:
                 return f"the call does not wait for this{self.state()}"
             if i == 0:  # what this step brings replaces what the previous one brought
-                self.heard, self.fetched, self.hearing = [], [], None
+                self.heard, self.fetched, self.said, self.hearing = [], [], [], None
             await self.feed(event)
         return None
 
@@ -365,8 +420,15 @@ class _Call:
 
     async def feed(self, event: Event) -> None:
         """One turn through the runner: backend calls happen for real, at the test's clock."""
-        turn = await self.runner.run(self.flow, self.session, event)
+        self.took(await self.runner.run(self.flow, self.session, event))
+
+    def took(self, turn: Turn) -> None:
+        """What a turn said, fetched and transferred, and where the call waits now."""
         self.session = turn.session
+        if self.channel != "voice":
+            from ivr.channels.text import render
+
+            self.said += render(self.flow, turn.actions).messages
         self.listen = next((a for a in turn.actions if isinstance(a, act.Listen)), None)
         for a in turn.actions:
             if isinstance(a, act.Prompt):
@@ -385,6 +447,8 @@ class _Call:
         else:
             where = f"at node {s.node}, waiting for {s.waiting}, no outcome yet"
         said = " | ".join(self.heard) or "(nothing)"
+        if self.channel != "voice":
+            said = " | ".join(self.said) or "(no message)"
         fetched = f"\n    fetched: {', '.join(self.fetched)}" if self.fetched else ""
         hearing = self.hearing.lines(self.hearing_sensitive) if self.hearing else []
         recognised = "".join(f"\n    audio: {line}" for line in hearing)
@@ -400,6 +464,7 @@ class _Call:
             for t in _texts(want.get("not_heard"))
             if t.casefold() in said
         ]
+        wrong += self.messages(want)
         if "node" in want and s.node != want["node"]:
             wrong.append(f"expected node {want['node']}, but the call is at {s.node}")
         if "outcome" in want and s.outcome != want["outcome"]:
@@ -433,6 +498,23 @@ class _Call:
             if not _same(got, value):
                 wrong.append(f"expected callback {key} {value!r}, got {got!r}")
         return "\n    ".join(wrong) + self.state() if wrong else None
+
+    def messages(self, want: dict[str, Any]) -> list[str]:
+        """`said` and `not_said`: in the text messages sent since the customer wrote."""
+        if ("said" in want or "not_said" in want) and self.channel == "voice":
+            return ["said and not_said check text messages: give the test a text `channel`"]
+        sent = " | ".join(self.said).casefold()
+        wrong = [
+            f"expected a message saying {t!r}"
+            for t in _texts(want.get("said"))
+            if t.casefold() not in sent
+        ]
+        wrong += [
+            f"expected no message saying {t!r}"
+            for t in _texts(want.get("not_said"))
+            if t.casefold() in sent
+        ]
+        return wrong
 
     def recognised(self, want: Any) -> list[str]:
         if self.hearing is None:
@@ -545,6 +627,8 @@ def _check(doc: Document) -> list[Problem]:
                     bad(
                         (*spot, kind), str(e) if isinstance(e, ValueError) else f"{kind}: bad value"
                     )
+        if test.get("channel", "voice") not in CHANNELS:
+            bad((*here, "channel"), f"channel is one of: {', '.join(CHANNELS)}")
         _clock_problem(doc, (*here, "clock"), test.get("clock", DEFAULT_CLOCK), out)
         if "history" in test and keys((*here, "history"), test["history"], HISTORY_KEYS):
             if not isinstance(test["history"].get("calls_today", 0), int):

@@ -52,6 +52,7 @@ from ivr.flow.templates import (
     is_template,
     names_used,
 )
+from ivr.flow.text_paths import text_problems
 from ivr.speech.intent import Matcher, normalize
 
 FindFlow = Callable[[str], Document | None]  # subflow id -> its document
@@ -942,7 +943,10 @@ def _check_graph(
                 udoc.problem(path, f"speaks sensitive {', '.join(secret)} aloud", "warning")
             )
     c.uses.clear()
-    return problems
+    if any(p.severity == "error" for p in (*problems, *c.problems)):
+        return problems  # the text channels' walk of a broken graph would say nothing new
+    docs = [doc, *(d for d, _, _ in c.refs)]  # subflows' too: text problems are located there
+    return problems + text_problems(docs, start, nodes, _terminal, _passes)
 
 
 def _loops(nodes: Mapping[str, Node]) -> list[Problem]:
@@ -950,7 +954,10 @@ def _loops(nodes: Mapping[str, Node]) -> list[Problem]:
     run time one would step until the engine gives up. One error per cycle, at its first
     node (strongly connected components, Tarjan's algorithm)."""
     passing = {n.name: n for n in nodes.values() if _passes(n)}
-    ways = {name: [t for _, t in n.edges() if t in passing] for name, n in passing.items()}
+    ways = {  # (`on_text` is taken instead of a node on text: text_paths checks it)
+        name: [t for label, t in n.edges() if t in passing and label != "on_text"]
+        for name, n in passing.items()
+    }
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []

@@ -45,6 +45,7 @@ def _sections(reader: Reader, filters: Filters, flows_dir: Path | None) -> dict[
         "window": _window(filters.window, first, last),
         "filters": filters.describe(),
         **summary,
+        "channels": sections.channels(reader, filters),
         "tasks": sections.tasks(reader, filters, calls),
         "surveys": sections.surveys(reader, filters),
         "deflections": sections.deflections(reader, filters),

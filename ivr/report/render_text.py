@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 DASH = "-"
+CHANNEL_COUNTS = ("calls", "contained", "transferred", "abandoned", "failed")
 
 
 def pct(value: float | None) -> str:
@@ -114,6 +115,15 @@ def tables(r: Mapping[str, Any]) -> list[Table]:
     """Every table of a report, in order: the terminal and the HTML page show the same."""
     out: list[Table] = [
         ("Outcomes", ("outcome", "calls", "rate"), _rates(r["outcomes"], "rate")),
+        (
+            "Containment by channel (calls and text conversations)",
+            ("channel", "calls", "contained", "transferred", "abandoned", "failed", "containment"),
+            [
+                (name, *(num(c[k]) for k in CHANNEL_COUNTS), pct(c["containment"]))
+                for name, c in r.get("channels", {}).items()
+                if c["calls"]
+            ],
+        ),
         (
             "Transfers by reason",
             ("reason", "calls", "share"),

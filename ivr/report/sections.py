@@ -108,6 +108,28 @@ def directions(reader: Reader, filters: Filters) -> dict[str, dict[str, Any]]:
     return out
 
 
+CHANNELS = ("voice", "sms", "whatsapp", "chat")  # always listed, in this order
+
+
+def channels(reader: Reader, filters: Filters) -> dict[str, dict[str, Any]]:
+    """Calls (conversations, on text channels) per channel, by outcome, and each
+    channel's containment: a conversation counts once, under the channel it started on."""
+    rows = grouped(reader, "hour_calls", ("channel", "outcome"), ("calls",), filters)
+    counts: dict[str, dict[str, int]] = {c: dict.fromkeys(OUTCOMES, 0) for c in CHANNELS}
+    for channel, outcome, n in sorted(rows):
+        found = counts.setdefault(channel, dict.fromkeys(OUTCOMES, 0))
+        found[outcome] = found.get(outcome, 0) + n
+    out = {}
+    for channel, by_outcome in counts.items():
+        calls = sum(by_outcome.values())
+        out[channel] = {
+            "calls": calls,
+            **by_outcome,
+            "containment": rate(by_outcome["contained"], calls),
+        }
+    return out
+
+
 def flows(reader: Reader, filters: Filters) -> dict[str, dict[str, Any]]:
     """Calls per flow, and per version with the first and last hour it had calls, oldest
     first: what `--compare A B` names (a version is the flow's, or its content hash)."""

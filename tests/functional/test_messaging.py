@@ -53,15 +53,13 @@ async def test_sms_order_status_conversation(stored: Server, backend: Backend) -
 
 async def order_status_by_sms(server: Server, sim: TwilioSim) -> None:
     first = await sim.text(SHOP, CUSTOMER, "hi")
-    assert first == [
-        "Thank you for calling Example Shop. I can tell you where your order is.",
-        "Please enter or say your six digit order number, then press the pound key.",
+    assert first == [  # the prompts' `text:` variants
+        "Hi, this is Example Shop. I can tell you where your order is.",
+        "Please send your six digit order number.",
     ]
     answer = await sim.text(SHOP, CUSTOMER, "it's 123 456")  # digits out of the words
     assert answer[0].startswith("Order 123456 has shipped"), answer  # `spell` reads it written
-    assert answer[-1] == (
-        "Reply 1 for another order, 2 for goodbye, 0 for agent. Or tell me what you need."
-    )
+    assert answer[-1] == "Anything else? Reply 1 to check another order, or 2 if that's all."
     done = await sim.text(SHOP, CUSTOMER, "no thanks")  # words through the intent matcher
     assert done == ["Thank you for shopping with Example Shop. Goodbye."]
     [record] = await records_of(server, 1)
@@ -97,14 +95,14 @@ async def test_whatsapp_is_its_own_channel_and_a_new_message_starts_over(
     server: Server, sim: TwilioSim
 ) -> None:
     first = await sim.text(SHOP, f"whatsapp:{CUSTOMER}", "hello")
-    assert first[-1].startswith("Please enter or say your six digit order number")
+    assert first[-1] == "Please send your six digit order number."
     # the same number by SMS is another conversation (another channel)
     sms = await sim.text(SHOP, CUSTOMER, "hello")
     assert sms == first
     wrong = await sim.text(SHOP, f"whatsapp:{CUSTOMER}", "12")
     assert wrong == [
         "That is not a six digit order number.",
-        "Please enter or say your six digit order number, then press the pound key.",
+        "Please send your six digit order number.",
     ]
     texts = server.app[TEXTS]
     assert await texts.expire(time.time() + 3600) == 2  # idle past defaults.idle: abandoned

@@ -115,7 +115,7 @@ def test_the_dashboard_has_a_flow_variable_and_the_figures_ops_read() -> None:
     titles = " / ".join(p["title"] for p in dashboard["panels"]).lower()
     for figure in ("containment", "resolution", "outcomes", "transfer reasons", "drop-off"):
         assert figure in titles
-    for figure in ("input success by mode", "latency"):
+    for figure in ("input success by mode", "latency", "containment by channel"):
         assert figure in titles
     flowless = [e for t, e in dashboard_queries() if "flow=~" not in e]
     assert all(re.search(r"ivr_(webhook|flow_reload|store)_", e) for e in flowless), flowless

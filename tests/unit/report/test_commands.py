@@ -50,6 +50,7 @@ def test_report_json(known_url: str, capsys: pytest.CaptureFixture[str]) -> None
         "abandoned",
         "transfers",
         "zero_outs",
+        "channels",
         "tasks",
         "surveys",
         "deflections",
