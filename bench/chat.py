@@ -29,7 +29,7 @@ from typing import Any
 import aiohttp
 from _servers import PYTHON, ROOT, free_port, process_tree, usage
 
-ASK = "Please enter or say your six digit order number, then press the pound key."
+ASK = "Please send your six digit order number."
 # each turn of a chat: what is sent, and the last message of its answer
 STEPS: list[tuple[dict[str, object], Callable[[dict[str, Any]], bool]]] = [
     ({"type": "hello", "visitor": None}, lambda m: m.get("text") == ASK),

@@ -21,8 +21,8 @@ from tests.functional.conftest import OPEN, MakeServer, Server, metric
 from tests.functional.twilio_sim import wait_until
 
 Socket = aiohttp.ClientWebSocketResponse
-ORDER_ASK = "Please enter or say your six digit order number, then press the pound key."
-ORDER_MENU = "Reply 1 for another order, 2 for goodbye, 0 for agent. Or tell me what you need."
+ORDER_ASK = "Please send your six digit order number."
+ORDER_MENU = "Anything else? Reply 1 to check another order, or 2 if that's all."
 
 
 @pytest.fixture
@@ -97,7 +97,7 @@ async def test_an_order_status_chat(
     assert welcome["resumed"] is False and VISITOR.fullmatch(welcome["visitor"])
     greeting = await read_until(ws, said(ORDER_ASK))
     assert texts(greeting) == [
-        "Thank you for calling Example Shop. I can tell you where your order is.",
+        "Hi, this is Example Shop. I can tell you where your order is.",
         ORDER_ASK,
     ]
     await ws.send_json({"type": "message", "text": "order 123456"})
@@ -181,7 +181,7 @@ async def test_after_the_end_start_begins_a_new_conversation(
     assert told[-1] == {"type": "end", "outcome": "transferred"}
     await ws.send_json({"type": "start"})
     greeting = await read_until(ws, said(ORDER_ASK))
-    assert texts(greeting)[0].startswith("Thank you for calling Example Shop")
+    assert texts(greeting)[0].startswith("Hi, this is Example Shop")
     records = await records_of(server, 1)
     assert [(r.outcome, r.reason) for r in records] == [("transferred", "global")]
 

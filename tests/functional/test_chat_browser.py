@@ -21,7 +21,7 @@ from tests.functional.conftest import Server
 from tests.functional.twilio_sim import wait_until
 
 WAIT = 60.0  # seconds, at most, for anything the page shows
-ASK = "Please enter or say your six digit order number, then press the pound key."
+ASK = "Please send your six digit order number."
 # the widget's parts, in its shadow root
 WIDGET = "document.getElementById('ivr-chat').shadowRoot"
 
@@ -76,7 +76,7 @@ async def test_a_customer_chats_in_the_widget(server: Server, driver: Any, tmp_p
     lines = await holding(ASK)
     assert lines[0] == [
         "ivr",
-        "Chat with us: Thank you for calling Example Shop. I can tell you where your order is.",
+        "Chat with us: Hi, this is Example Shop. I can tell you where your order is.",
     ]
     visitor = await do(driver.execute_script, "return localStorage.getItem('ivr-chat-visitor')")
     assert visitor
