@@ -5,7 +5,8 @@ of a real aiohttp server the runner starts on 127.0.0.1), that server's answers 
 "METHOD /path", and tests. A test is a caller number, a clock and steps: caller
 steps (`press`, `say`, `say_audio`, `silence`, `record`, `hangup`), `clock` (move time)
 and `expect` (`heard`, `not_heard`, `node`, `var`, `outcome`, `transfer`, `tasks`,
-`fetched`, `listening`, `recognised`). `say_audio` plays a recording to the real Vosk
+`fetched`, `listening`, `recognised`, `message`). Messages are kept, never sent
+(`messaging: fail` makes a test's sends fail). `say_audio` plays a recording to the real Vosk
 model of the flow's language, heard as on a Media Streams call (`ivr.speech.offline`).
 Every call must end by the last step. Runs also report the flow's nodes and
 node-to-node ways no test took. Format: docs/conversation-tests.md.
@@ -48,7 +49,7 @@ from ivr.flow.hours import Closure
 from ivr.flow.loader import Document, parse_flow
 from ivr.flow.loader import Path as DocPath
 from ivr.flow.model import TRANSFER_ENDS, Flow
-from ivr.runner import Runner
+from ivr.runner import Outbox, Runner
 
 if TYPE_CHECKING:
     from ivr.speech.offline import Hearing, Models
@@ -57,15 +58,18 @@ if TYPE_CHECKING:
 
 DEFAULT_CLOCK = "2026-11-25T12:00:00+00:00"  # a Wednesday, noon UTC
 FILE_KEYS = frozenset({"flow", "env", "backend", "tests"})
-TEST_KEYS = frozenset({"name", "clock", "caller", "called", "backend", "steps", "closed"})
+TEST_KEYS = frozenset(
+    {"name", "clock", "caller", "called", "backend", "steps", "closed", "messaging"}
+)
 CALLER_STEPS = ("press", "say", "say_audio", "silence", "record", "agent", "hangup")
 STEPS = frozenset({*CALLER_STEPS, "clock", "expect"})
 EXPECT_KEYS = frozenset(
     {
         *("heard", "not_heard", "node", "var", "outcome", "transfer", "tasks", "fetched"),
-        *("listening", "recognised", "survey", "callback"),
+        *("listening", "recognised", "survey", "callback", "message"),
     }
 )
+MESSAGE_KEYS = frozenset({"text", "to", "channel"})
 RESPONSE_KEYS = frozenset({"status", "json", "text", "headers", "delay"})
 TRANSFER_KEYS = frozenset({"to", "queue", "reason", "attributes", "caller_id", "timeout"})
 _UNSET = object()
@@ -262,12 +266,19 @@ class _Call:
     ) -> None:
         self.flow, self.server, self.doc, self.speech = flow, server, doc, speech
         self.closures = _closures(test.get("closed"))  # as ops closed them (`ivr hours close`)
-        self.runner = Runner(backend, clock=lambda: self.at, closures=lambda: self.closures)
+        # messages are kept, not sent; `messaging: fail` makes every send of the test fail
+        self.outbox = Outbox()
+        if test.get("messaging") == "fail":
+            self.outbox.failing = "the messaging API refused it (messaging: fail)"
+        self.runner = Runner(
+            backend, clock=lambda: self.at, closures=lambda: self.closures, messenger=self.outbox
+        )
         self.index, self.test, self.name = index, test, str(test["name"])
         self.at = _timestamp(test.get("clock", DEFAULT_CLOCK))
         self.session = new_session(flow, f"test-{index + 1}")
         self.heard: list[str] = []
         self.fetched: list[str] = []
+        self.messages: list[act.Message] = []  # sent since the caller's last step
         self.transfer: act.Transfer | None = None
         self.listen: act.Listen | None = None  # what the call waits for, when it listens
         self.recognizer: Recognizer | None = None  # made at the first `say_audio`
@@ -326,7 +337,7 @@ class _Call:
             if wanted is not None and s.waiting not in wanted:
                 return f"the call does not wait for this{self.state()}"
             if i == 0:  # what this step brings replaces what the previous one brought
-                self.heard, self.fetched, self.hearing = [], [], None
+                self.heard, self.fetched, self.hearing, self.messages = [], [], None, []
             await self.feed(event)
         return None
 
@@ -353,7 +364,7 @@ class _Call:
         hearing = await asyncio.to_thread(
             offline.hear, self.recognizer, self.flow, s, listen, pcm, self.at
         )
-        self.heard, self.fetched, self.hearing = [], [], hearing
+        self.heard, self.fetched, self.hearing, self.messages = [], [], hearing, []
         self.hearing_sensitive = listen.sensitive
         await self.feed(hearing.event)
         return None
@@ -363,11 +374,16 @@ class _Call:
         turn = await self.runner.run(self.flow, self.session, event)
         self.session = turn.session
         self.listen = next((a for a in turn.actions if isinstance(a, act.Listen)), None)
+        sent = iter(turn.sent)
         for a in turn.actions:
             if isinstance(a, act.Prompt):
                 self.heard.append(a.text)
             elif isinstance(a, act.Transfer):
                 self.transfer = a
+            elif isinstance(a, act.Message):
+                told = next(sent, None)  # its result: they come in order
+                if told is not None and told.ok:
+                    self.messages.append(a)
             elif isinstance(a, act.Fetch):
                 url = urlsplit(a.url)
                 local = url.netloc in self.runner.backend.allow
@@ -423,6 +439,8 @@ class _Call:
         for name, value in (want.get("survey") or {}).items():
             if not _same(s.survey.get(str(name)), value):
                 wrong.append(f"expected survey {name} = {value!r}, got {s.survey.get(str(name))!r}")
+        if "message" in want:
+            wrong += self.messaged(want["message"])
         for key, value in (want.get("callback") or {}).items():
             got = (s.callback or {}).get(str(key))
             if not _same(got, value):
@@ -440,6 +458,20 @@ class _Call:
             said = MASK if got and self.hearing_sensitive else said
             return [f"expected {want!r} recognised, but the flow got {said}"]
         return []
+
+    def messaged(self, want: dict[str, Any] | None) -> list[str]:
+        """`message: {text, to, channel}`: a message sent since the caller's last step has
+        them (`text`: words it contains); `message: null`: none was sent."""
+        sent = [(m.text, m.to, m.channel) for m in self.messages]
+        if want is None:
+            return [f"expected no message, but {len(sent)} were sent: {sent}"] if sent else []
+        for m in self.messages:
+            text_ok = str(want.get("text", "")).casefold() in m.text.casefold()
+            if text_ok and all(
+                _same(getattr(m, k), want[k]) for k in ("to", "channel") if k in want
+            ):
+                return []
+        return [f"expected a message {want}, got {sent or 'none'}"]
 
     def transferred(self, want: dict[str, Any]) -> list[str]:
         if self.transfer is None:
@@ -522,6 +554,8 @@ def _check(doc: Document) -> list[Problem]:
                 bad(spot, f"a step is one of: {', '.join(sorted(STEPS))}")
             elif "expect" in item:
                 ok = keys((*spot, "expect"), item["expect"], EXPECT_KEYS)
+                if ok and item["expect"].get("message"):
+                    keys((*spot, "expect", "message"), item["expect"]["message"], MESSAGE_KEYS)
                 if ok and "transfer" in item["expect"]:
                     keys(
                         (*spot, "expect", "transfer"),
@@ -540,6 +574,8 @@ def _check(doc: Document) -> list[Problem]:
                     bad(
                         (*spot, kind), str(e) if isinstance(e, ValueError) else f"{kind}: bad value"
                     )
+        if test.get("messaging", "ok") not in ("ok", "fail"):
+            bad((*here, "messaging"), "messaging: ok (messages are sent, the default) or fail")
         _clock_problem(doc, (*here, "clock"), test.get("clock", DEFAULT_CLOCK), out)
         try:
             _closures(test.get("closed"))

@@ -18,6 +18,7 @@ from ivr.engine.events import (
     Event,
     FetchResult,
     HangUp,
+    MessageSent,
     NoInput,
     Recorded,
     RecordingStatus,
@@ -41,6 +42,7 @@ from ivr.flow.model import (
     Record,
     Text,
 )
+from ivr.flow.model import Message as MessageSpec
 from ivr.flow.model import Transfer as TransferSpec
 from ivr.speech.intent import YES_NO, spoken_digits, yes_no_phrases
 
@@ -51,6 +53,7 @@ GIVE_UP = act.Prompt((Text("Sorry, I couldn't help you this time. Goodbye."),))
 MAX_HOPS = 200  # nodes entered in one step before the flow counts as looping
 MAX_TRANSCRIPT = 60  # lines of a call's transcript kept (the last ones)
 MAX_SAID = 60  # characters of what a caller said kept in the transcript
+MAX_MESSAGE = 320  # characters of a message sent kept in the transcript
 CALLBACK_TIMEOUT = 5.0  # seconds for a backend to take a callback request (per attempt)
 
 
@@ -138,6 +141,8 @@ def fits(session: Session, event: Event) -> bool:
         return waiting in ("listen", "confirm")
     if isinstance(event, FetchResult):
         return waiting == "fetch"
+    if isinstance(event, MessageSent):
+        return waiting == "message"
     if isinstance(event, Recorded):
         return waiting == "record"
     if isinstance(event, TransferEnded):
@@ -181,6 +186,8 @@ class _Turn:
                 self.run(self.ask_input(node, node.spec, event))
         elif isinstance(event, FetchResult):
             self.run(self.fetched(self.node(s.node), event))
+        elif isinstance(event, MessageSent):
+            self.run(self.message_sent(self.node(s.node), event))
         elif isinstance(event, Recorded):
             self.run(self.recorded(self.node(s.node), event))
         elif isinstance(event, TransferEnded):
@@ -214,6 +221,7 @@ class _Turn:
             if node.resolves and node.kind not in (
                 "record",
                 "http",
+                "message",
             ):  # those: once their result is in
                 self.resolve(node)
             name = _ENTER[node.kind](self, node)
@@ -355,6 +363,23 @@ class _Turn:
             )
         )
         return None
+
+    def enter_message(self, node: Node) -> str | None:
+        m: MessageSpec = node.spec
+        ctx = self.ctx()
+        to, text = str(m.to(ctx)).strip(), str(m.text(ctx)).strip()
+        self.s.waiting = "message"
+        self.note("message", m.channel, _masked(to), text[:MAX_MESSAGE])
+        self.out.append(act.Message(node.name, to, m.channel, text))
+        return None
+
+    def message_sent(self, node: Node, event: MessageSent) -> str | None:
+        """Sent: its task counts and the flow goes on; not sent: at on_error, else next."""
+        self.note("sent" if event.ok else "not sent", event.sid if event.ok else event.error)
+        if event.ok:
+            self.resolve(node)
+            return node.next
+        return node.on_error or node.next
 
     def enter_set(self, node: Node) -> str | None:
         for name, expr in node.spec:
@@ -727,6 +752,11 @@ def _phone(text: str) -> str:
     return ("+" + digits if text.strip().startswith("+") else digits) if digits else ""
 
 
+def _masked(number: str) -> str:
+    """A number with all but its last 2 digits hidden: transcripts are kept."""
+    return "*" * max(len(number) - 2, 0) + number[-2:]
+
+
 def _global(a: Ask, event: Event) -> Option | None:
     """The global option an ask's answer chooses: a global key anywhere in the keys (the
     caller gave up the entry; what came before it is dropped), or the whole utterance
@@ -755,5 +785,6 @@ _ENTER: dict[str, Callable[[_Turn, Node], str | None]] = {
         "subflow",
         "end",
         "callback",
+        "message",
     )
 }

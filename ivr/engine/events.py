@@ -65,6 +65,18 @@ class FetchResult:
 
 
 @dataclass(frozen=True, slots=True)
+class MessageSent:
+    """What became of a `message` node's message (made by the runner): sent, with
+    Twilio's `sid`, or not, with the `error` (never the number)."""
+
+    ok: bool
+    sid: str = ""
+    error: str = ""
+    _: KW_ONLY
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
 class Recorded:
     """A recording ended: its reference (empty when nothing was recorded)."""
 
@@ -110,6 +122,7 @@ Event = (
     | Speech
     | NoInput
     | FetchResult
+    | MessageSent
     | Recorded
     | TransferEnded
     | RecordingStatus

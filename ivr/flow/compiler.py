@@ -31,6 +31,7 @@ from ivr.flow.model import (
     Http,
     Listening,
     Menu,
+    Message,
     Node,
     Option,
     Part,
@@ -72,7 +73,7 @@ IDEMPOTENT = ("GET", "PUT", "DELETE")
 TURN_BUDGET = 10.0  # seconds within which every webhook is answered (IVR_TURN_BUDGET)
 ANSWER_MARGIN = 0.5  # of the budget, kept for saving the turn and answering
 # kinds that never wait for the caller: a cycle of them alone would loop on its own
-PASSING = ("say", "set", "branch", "http", "subflow")
+PASSING = ("say", "set", "branch", "http", "message", "subflow")
 
 
 def compile_flow(
@@ -106,6 +107,7 @@ def compile_flow(
     fallback = c.ref(defaults.get("fallback"), ("defaults", "fallback"))
     _check_fallback(c, fallback, nodes)
     by_number = _by_number(c, data)
+    _check_messages(c)
     problems = c.problems + _check_graph(doc, doc.data["start"], nodes, c, fallback)
     if any(p.severity == "error" for p in problems):
         raise FlowError(sorted(problems, key=_order))
@@ -135,6 +137,20 @@ def compile_flow(
         fallback=fallback,
     )
     return flow, sorted(problems, key=_order)
+
+
+def _check_messages(c: _Compiler) -> None:
+    """No message sends a sensitive value: carriers keep messages, and the flow may not
+    know yet, where it writes the message, which variables its asks make sensitive."""
+    for doc, path, names in c.sends:
+        secret = sorted(names & c.sensitive)
+        if secret:
+            problem = doc.problem(
+                path,
+                f"a message may not carry sensitive {', '.join(secret)}: messages are kept "
+                "by carriers (send a link that asks for it instead)",
+            )
+            c.problems.append(problem)
 
 
 def _templated(prompt: PromptTemplate) -> bool:
@@ -219,6 +235,7 @@ class _Compiler:
         ] = []  # (doc, path, names, spoken)
         self.texts: list[str] = [doc.text]
         self.refs: list[tuple[Document, Path, str]] = []  # (doc, where written, target)
+        self.sends: list[tuple[Document, Path, frozenset[str]]] = []  # what messages use
         # subflows speak values in the calling flow's language: it is the call's
         self.language, self.currency = self.spoken_in(doc)
         self.speech = str(doc.data.get("speech", "twilio"))  # the call's recogniser
@@ -826,6 +843,17 @@ class _Compiler:
         # a subflow's failed end fails the call: it must not return as if all went well
         return End(say, outcome, self.returns_to if outcome == "contained" else None)
 
+    def c_message(self, path: Path, spec: dict[str, Any], raw: dict[str, Any]) -> Message:
+        to = spec.get("to", "{{ caller }}")
+        for key, text in (("text", spec["text"]), ("to", to)):
+            used = names_used(text) if is_template(text) and not check_syntax(text) else set()
+            self.sends.append((self.doc, (*path, key), frozenset(used)))
+        return Message(
+            text=self.template((*path, "text"), spec["text"], spoken=False),
+            channel=spec.get("channel", "sms"),
+            to=self.template((*path, "to"), to, spoken=False),
+        )
+
     def c_subflow(self, path: Path, spec: dict[str, Any], raw: dict[str, Any]) -> None:
         return None  # inlined by nodes()
 
@@ -840,6 +868,7 @@ _KINDS: Mapping[str, Callable[..., Any]] = {
     "transfer": _Compiler.c_transfer,
     "record": _Compiler.c_record,
     "callback": _Compiler.c_callback,
+    "message": _Compiler.c_message,
     "subflow": _Compiler.c_subflow,
     "end": _Compiler.c_end,
 }

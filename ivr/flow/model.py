@@ -260,6 +260,16 @@ class End:
     returns_to: str | None = None  # set on a subflow's ends: go on there instead of hanging up
 
 
+@dataclass(frozen=True)
+class Message:
+    """A `message` node: `text` sent by `channel` (sms, whatsapp) to `to` during the call,
+    made by the compiler; the engine renders it into an `act.Message` the runner sends."""
+
+    text: Render
+    channel: str
+    to: Render
+
+
 CALLBACK_DIGITS = (6, 15)  # the digits of a number to call back: short local to full E.164
 
 Spec = (

@@ -82,6 +82,16 @@ def api_url(text: str, name: str = "IVR_TWILIO_API") -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
+def twilio_rest(env: Mapping[str, str] | None = None) -> TwilioRest | None:
+    """The API when the environment names an account (TWILIO_ACCOUNT_SID), else None:
+    a server without it takes calls, and its `message` nodes go to their on_error."""
+    env = os.environ if env is None else env
+    if not env.get("TWILIO_ACCOUNT_SID", "").strip():
+        log.info("TWILIO_ACCOUNT_SID is not set: message nodes cannot send")
+        return None
+    return TwilioRest.from_env(env)
+
+
 class TwilioRest:
     """Twilio's REST API for one account: shared by every call of a process."""
 
