@@ -5,9 +5,10 @@ of a real aiohttp server the runner starts on 127.0.0.1), that server's answers 
 "METHOD /path", and tests. A test is a caller number, a clock and steps: caller
 steps (`press`, `say`, `say_audio`, `silence`, `record`, `hangup`), `clock` (move time)
 and `expect` (`heard`, `not_heard`, `node`, `var`, `outcome`, `transfer`, `tasks`,
-`fetched`, `listening`, `recognised`, `message`). Messages are kept, never sent
-(`messaging: fail` makes a test's sends fail). `say_audio` plays a recording to the real Vosk
-model of the flow's language, heard as on a Media Streams call (`ivr.speech.offline`).
+`fetched`, `listening`, `recognised`, `message`). `say_audio` plays a recording to
+the real Vosk model of the flow's language, heard as on a Media Streams call
+(`ivr.speech.offline`). Messages are kept, never sent (`messaging: fail` makes a test's
+sends fail); `vars` and `answered_by` make the call an outbound one (`ivr notify`).
 Every call must end by the last step. Runs also report the flow's nodes and
 node-to-node ways no test took. Format: docs/conversation-tests.md.
 """
@@ -60,6 +61,7 @@ DEFAULT_CLOCK = "2026-11-25T12:00:00+00:00"  # a Wednesday, noon UTC
 FILE_KEYS = frozenset({"flow", "env", "backend", "tests"})
 TEST_KEYS = frozenset(
     {"name", "clock", "caller", "called", "backend", "steps", "closed", "messaging"}
+    | {"vars", "answered_by"}  # an outbound call's (`ivr notify`)
 )
 CALLER_STEPS = ("press", "say", "say_audio", "silence", "record", "agent", "hangup")
 STEPS = frozenset({*CALLER_STEPS, "clock", "expect"})
@@ -294,7 +296,9 @@ class _Call:
             wrong = f"the flow has no hours named {', '.join(unknown)} (it has: {known})"
             return TestResult(self.name, False, [self.where(("closed",), "closed", wrong)], 0)
         called = self.test.get("called", self.flow.numbers[0] if self.flow.numbers else "")
-        await self.feed(CallStarted(str(self.test.get("caller", "")), str(called), at=self.at))
+        caller, given = str(self.test.get("caller", "")), dict(self.test.get("vars") or {})
+        answered_by = str(self.test.get("answered_by", ""))
+        await self.feed(CallStarted(caller, str(called), given, answered_by, at=self.at))
         failures: list[str] = []
         number = 0
         for number, item in enumerate(self.test["steps"], 1):
@@ -574,6 +578,8 @@ def _check(doc: Document) -> list[Problem]:
                     bad(
                         (*spot, kind), str(e) if isinstance(e, ValueError) else f"{kind}: bad value"
                     )
+        if not isinstance(test.get("vars") or {}, dict):
+            bad((*here, "vars"), "vars: the variables an outbound call starts with, a mapping")
         if test.get("messaging", "ok") not in ("ok", "fail"):
             bad((*here, "messaging"), "messaging: ok (messages are sent, the default) or fail")
         _clock_problem(doc, (*here, "clock"), test.get("clock", DEFAULT_CLOCK), out)

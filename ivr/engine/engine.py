@@ -164,6 +164,7 @@ class _Turn:
             s.started_at = event.at
             s.vars = {
                 **self.flow.vars,
+                **event.given,
                 "caller": event.caller,
                 "called": event.called,
                 "call_id": s.call_id,
@@ -171,7 +172,7 @@ class _Turn:
                 "language": self.flow.language_by_number.get(event.called, self.flow.language),
             }
             s.sensitive = sorted(self.flow.sensitive)
-            self.run(self.flow.start)
+            self.run(self.answered(event.answered_by))
         elif isinstance(event, HangUp):
             self.note("hangup")
             self.finish("abandoned")
@@ -194,6 +195,18 @@ class _Turn:
             self.run(self.transfer_ended(self.node(s.node), event))
         elif isinstance(event, RecordingStatus):
             self.recording_status(event)
+
+    def answered(self, by: str) -> str | None:
+        """Where a call starts: an answering machine (or fax) of an outbound call gets the
+        flow's `voicemail` node, or is hung up on (outcome abandoned: nobody was served)."""
+        if by:
+            self.s.vars["answered_by"] = by
+            self.note("answered_by", by)
+        if not by.startswith(("machine", "fax")):
+            return self.flow.start
+        if self.flow.voicemail is None:
+            self.hang_up("abandoned")
+        return self.flow.voicemail
 
     # -- walking nodes -----------------------------------------------------------------------
 

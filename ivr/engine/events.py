@@ -7,16 +7,22 @@ opening hours, durations and the call record all come from these times.
 
 from __future__ import annotations
 
-from dataclasses import KW_ONLY, dataclass
+from collections.abc import Mapping
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
 class CallStarted:
-    """A new call reached a flow (made by the transport when it first hears of the call)."""
+    """A new call reached a flow (made by the transport when it first hears of the call).
+    `caller` is the person's number, `called` ours (for an outbound call too); `given`
+    are variables an outbound call starts with (`ivr notify --vars`), `answered_by` what
+    Twilio's answering-machine detection heard (human, machine_end_beep, ...)."""
 
     caller: str = ""
     called: str = ""
+    given: Mapping[str, Any] = field(default_factory=dict)
+    answered_by: str = ""
     _: KW_ONLY
     at: float
 

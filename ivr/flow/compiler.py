@@ -106,9 +106,10 @@ def compile_flow(
         c.error(("defaults", "speech_down"), "said when recognition broke: no templates")
     fallback = c.ref(defaults.get("fallback"), ("defaults", "fallback"))
     _check_fallback(c, fallback, nodes)
+    voicemail = c.ref(data.get("voicemail"), ("voicemail",))  # an answering machine's start
     by_number = _by_number(c, data)
     _check_messages(c)
-    problems = c.problems + _check_graph(doc, doc.data["start"], nodes, c, fallback)
+    problems = c.problems + _check_graph(doc, doc.data["start"], nodes, c, fallback, voicemail)
     if any(p.severity == "error" for p in problems):
         raise FlowError(sorted(problems, key=_order))
     version = hashlib.sha256("\0".join(c.texts).encode()).hexdigest()[:12]
@@ -135,6 +136,7 @@ def compile_flow(
         speech_model=data.get("speech_model"),
         speech_timeout=data.get("speech_timeout"),
         fallback=fallback,
+        voicemail=voicemail,
     )
     return flow, sorted(problems, key=_order)
 
@@ -875,7 +877,12 @@ _KINDS: Mapping[str, Callable[..., Any]] = {
 
 
 def _check_graph(
-    doc: Document, start: str, nodes: dict[str, Node], c: _Compiler, fallback: str | None = None
+    doc: Document,
+    start: str,
+    nodes: dict[str, Node],
+    c: _Compiler,
+    fallback: str | None = None,
+    voicemail: str | None = None,
 ) -> list[Problem]:
     """Targets exist; every node is reachable (warning: from the start, or as the
     fallback) and can reach an ending (error); templates use known variables (warning);
@@ -907,6 +914,8 @@ def _check_graph(
     seen = _reach(start, nodes, forward=True)
     if fallback is not None:
         seen |= _reach(fallback, nodes, forward=True)
+    if voicemail is not None:
+        seen |= _reach(voicemail, nodes, forward=True)
     for name in own:
         if name not in seen:
             problems.append(

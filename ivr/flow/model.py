@@ -473,3 +473,5 @@ class Flow:
     # the transfer node callers go to when their session store is unreachable (None: they
     # hear the apology and the call ends failed); its `to` is static (checked at compile)
     fallback: str | None = None
+    # where an outbound call answered by a machine starts (None: it is hung up on)
+    voicemail: str | None = None

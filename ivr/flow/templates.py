@@ -91,7 +91,7 @@ ENV = environment()  # en-US's; every environment parses alike
 # names every flow may read: the engine's and Jinja's globals
 BUILTINS = frozenset(
     {"caller", "called", "call_id", "last_option", "open", "now", "flow_id", "language"}
-    | {"closed_message"}
+    | {"closed_message", "answered_by"}
     | {"reason", "http_error", *ENV.globals}
 )
 

@@ -46,7 +46,7 @@ _NUMBER = re.compile(r"\+?[1-9][0-9]{5,14}")
 _SID = re.compile(r"[A-Z]{2}[0-9a-fA-F]{32}")
 # answering-machine detection that waits for the greeting's end, so a voicemail path speaks
 # after the beep (`AnsweredBy`: human, machine_end_beep, machine_end_silence, ...)
-DETECT = "DetectMessageEnd"
+DETECT = "DetectMessageEnd"  # (`ivr.notify.DETECT` too, without importing this)
 
 
 @dataclass(frozen=True, slots=True)
