@@ -40,6 +40,10 @@ class ApiRequest:
         """A form field's (first) value: `request["To"]`."""
         return self.form[name][0]
 
+    def form_fields(self) -> dict[str, str]:
+        """The form, each field's first value."""
+        return {name: values[0] for name, values in self.form.items()}
+
 
 @dataclass
 class TwilioApi:
