@@ -210,15 +210,15 @@ class TwilioWebhooks:
                 busy = apology("busy", flow.language)
                 refused = self.runner.fail(flow, self._unstarted(request, form), "busy", busy)
                 return await self._answer(flow, refused)
-            if self.stream is not None and self.stream.wanted(flow):
-                return self.stream.connect(request, route, form)  # the stream starts the call
-            session = self.calls.start(route, sid, form.get("Direction", ""))
             caller, called = form.get("From", "")[:32], form.get("To", "")[:32]
             given, answered_by = {}, ""
-            if session.direction == "outbound":  # we called: the person is the one called
+            if outbound:  # we called: the person is the one called
                 caller, called = called, caller
                 given, answered_by = self._given(request), form.get("AnsweredBy", "")[:32]
             started = CallStarted(caller, called, given, answered_by, at=time.time())
+            if self.stream is not None and self.stream.wanted(flow):
+                return self.stream.connect(request, route, form, started)  # it starts the call
+            session = self.calls.start(route, sid, form.get("Direction", ""))
             return await self._advance(flow, session, started, received)
 
     def _given(self, request: web.Request) -> dict[str, Any]:

@@ -16,8 +16,10 @@ from ivr.notify import find_flow, notify
 from ivr.telephony.outbound import decode_vars
 from ivr.telephony.rest import DETECT, TwilioRest
 from tests.functional.conftest import CALLER, REPO, SHOP, TRACKING, MakeServer, Server
+from tests.functional.stream_sim import MediaStream
 from tests.functional.twilio_sim import Request
 from tests.twilio_api import ACCOUNT, TwilioApi
+from tests.voices import Voices
 
 NOTICE = "+15550111"  # delivery_notice's number: its calls come from it
 GIVEN = {"order": "654321", "eta": "Monday", "tracking": "https://shop.example/t/654321"}
@@ -223,3 +225,25 @@ def test_notify_names_what_is_wrong_before_anything_is_sent(
     flows = str(REPO / "flows")
     assert main(["notify", "--flow", "delivery_notice", "--flows", flows, *extra]) == 2
     assert capsys.readouterr().err.startswith(f"ivr: {problem}")
+
+
+async def test_an_outbound_call_on_a_media_stream_keeps_its_vars_and_machine(
+    twilio_api: TwilioApi, make_server: MakeServer, voices: Voices
+) -> None:
+    server = await place(await make_server(speech="vosk"), GIVEN)  # every flow on a stream
+    async with server.twilio() as sim:
+        call = sim.outbound(twilio_api.calls[0].form_fields(), "machine_end_beep")
+        await call.start()
+        assert call.waiting == "connect", call.documents
+        stream = await MediaStream.open(call, voices)
+        try:
+            await stream.server_closed()  # the voicemail said, the call ends
+        finally:
+            await stream.close()
+    (sms,) = twilio_api.messages  # voicemail_link's, to the person called
+    assert (sms["To"], sms["From"]) == (CALLER, NOTICE)
+    assert sms["Body"].endswith("Track it: https://shop.example/t/654321")
+    record = await server.record(call.sid)
+    assert (record.direction, record.outcome) == ("outbound", "contained")
+    assert record.path == ("voicemail", "voicemail_link", "voicemail_end")
+    assert record.tasks == ("delivery_notice", "tracking_link")
