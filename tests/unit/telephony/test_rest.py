@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ivr.errors import ConfigError
-from ivr.telephony.rest import DETECT, TwilioRest, api_url, masked
+from ivr.telephony.rest import DETECT, Sent, TwilioRest, api_url, masked
 from tests.conftest import free_port
 from tests.twilio_api import ACCOUNT, API_KEY, API_SECRET, AUTH_TOKEN, TwilioApi
 
@@ -175,3 +175,32 @@ def test_numbers_are_masked_to_their_last_two_digits():
     assert masked(CALLEE) == "**********21"
     assert masked("whatsapp:+15557654321") == "**********21"
     assert masked("") == "-"
+
+
+@pytest.mark.parametrize(
+    ("status", "sent"),
+    [
+        (502, Sent(False, error="Twilio error 502: Unable to create record", code=502)),
+        (201, Sent(False, error="not sent: JSONDecodeError")),  # a 2xx that is not Twilio's
+    ],
+)
+async def test_an_answer_that_is_not_twilios_json_is_a_result(status, sent):
+    from aiohttp import web
+
+    async def proxy(request: web.Request) -> web.Response:
+        return web.Response(
+            status=status, text="<html>Bad gateway</html>", content_type="text/html"
+        )
+
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", proxy)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    rest = TwilioRest(ACCOUNT, AUTH_TOKEN, base_url=f"http://127.0.0.1:{port}")
+    try:
+        assert await rest.send_message(CALLEE, "hi", OURS) == sent
+    finally:
+        await rest.close()
+        await runner.cleanup()
