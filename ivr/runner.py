@@ -37,6 +37,8 @@ BACKOFF = 0.25  # seconds before the first retry, doubled before each next one
 LAST_TRY = 0.2  # a retry needs at least this long left to be worth sending
 # told of every attempt of a backend call: (flow id, the fetch, its result, seconds taken)
 FetchObserver = Callable[[str, act.Fetch, FetchResult, float], None]
+# told of every message a `message` node sent or could not: (flow id, the message, result)
+MessageObserver = Callable[[str, act.Message, MessageSent], None]
 # told of a turn's actions so far when its hold prompt is due (a stream plays them at once)
 OnHold = Callable[[list[act.Action]], Awaitable[None]]
 # the hours ops closed now (`ivr hours close`), as the process last read them: no I/O
@@ -100,15 +102,17 @@ class Runner:
         closures: Closures | None = None,
         messenger: Messenger | None = None,
         senders: Mapping[str, str] | None = None,
+        observe_message: MessageObserver | None = None,
     ) -> None:
         """`observe`, when given, is told of each backend attempt (the server's metrics):
         the runner stays free of what measures it. `closures` tells the hours ops closed,
         laid over each flow's hours for the engine (which reads no store). `messenger`
         sends `message` nodes' messages (None: they fail, as not configured), from the
         number `senders` gives for the channel (IVR_SMS_FROM, IVR_WHATSAPP_FROM), else
-        the number the call came to."""
+        the number the call came to; `observe_message` is told of each (metrics)."""
         self.backend, self.clock, self.max_fetches = backend, clock, max_fetches
         self.messenger, self.senders = messenger, dict(senders or {})
+        self.observe_message = observe_message
         self.observe = observe
         self.closures = closures
         # flow -> (the closures it was made with, the flow with them): made again only
@@ -193,7 +197,10 @@ class Runner:
                 sent = Sent(False, error=f"timed out after {wait:g} s")
         if not sent.ok:
             log.warning("message at %s not sent: %s", message.node, sent.error)
-        return MessageSent(sent.ok, sent.sid, sent.error, at=self.clock())
+        result = MessageSent(sent.ok, sent.sid, sent.error, at=self.clock())
+        if self.observe_message is not None:
+            self.observe_message(session.flow_id, message, result)
+        return result
 
     def fail(
         self, flow: Flow | None, session: Session, error: str, apology: act.Prompt | None = None

@@ -170,6 +170,7 @@ def build_app(config: Config, tts: TTS | None = None) -> web.Application:
             closures=closures,
             messenger=rest,
             senders=config.senders,
+            observe_message=metrics.message,
         )
         spool = Spool(config.data / "spool", keys)  # calls ended while sessions were away
         in_progress = InProgress(config.reap_after)  # for IVR_MAX_CALLS

@@ -15,7 +15,15 @@ from ivr.cli import main
 from ivr.notify import find_flow, notify
 from ivr.telephony.outbound import decode_vars
 from ivr.telephony.rest import DETECT, TwilioRest
-from tests.functional.conftest import CALLER, REPO, SHOP, TRACKING, MakeServer, Server
+from tests.functional.conftest import (
+    CALLER,
+    REPO,
+    SHOP,
+    TRACKING,
+    MakeServer,
+    Server,
+    metric,
+)
 from tests.functional.stream_sim import MediaStream
 from tests.functional.twilio_sim import Request
 from tests.twilio_api import ACCOUNT, TwilioApi
@@ -45,6 +53,10 @@ async def test_a_call_texts_the_tracking_link_and_counts_the_task(
     assert (record.outcome, record.direction) == ("contained", "inbound")
     assert set(record.tasks) == {"order_status", "tracking_link"}
     assert "send_link" in record.path and record.path[-1] == "goodbye"
+    sent = {"flow": "order_status", "node": "send_link", "channel": "sms"}
+    exposition = await server.metrics()
+    assert metric(exposition, "ivr_messages_total", **sent, result="sent") == 1
+    assert metric(exposition, "ivr_messages_total", **sent, result="failed") == 0
 
 
 async def test_a_refused_message_goes_on_at_on_error_and_logs_no_number(
@@ -61,6 +73,8 @@ async def test_a_refused_message_goes_on_at_on_error_and_logs_no_number(
     record = await server.record(call.sid)
     assert record.tasks == ("order_status",) and record.outcome == "contained"
     assert "Twilio error 21610" in caplog.text
+    failed = {"flow": "order_status", "node": "send_link", "result": "failed"}
+    assert metric(await server.metrics(), "ivr_messages_total", **failed) == 1
     assert CALLER not in caplog.text and CALLER[1:] not in caplog.text
 
 
