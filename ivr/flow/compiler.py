@@ -135,24 +135,10 @@ def compile_flow(
         said_in=MappingProxyType(_said_in(apology=apology, speech_down=speech_down)),
         speech_model=data.get("speech_model"),
         speech_timeout=data.get("speech_timeout"),
-        fallback=fallback,
         voicemail=voicemail,
+        fallback=fallback,
     )
     return flow, sorted(problems, key=_order)
-
-
-def _check_messages(c: _Compiler) -> None:
-    """No message sends a sensitive value: carriers keep messages, and the flow may not
-    know yet, where it writes the message, which variables its asks make sensitive."""
-    for doc, path, names in c.sends:
-        secret = sorted(names & c.sensitive)
-        if secret:
-            problem = doc.problem(
-                path,
-                f"a message may not carry sensitive {', '.join(secret)}: messages are kept "
-                "by carriers (send a link that asks for it instead)",
-            )
-            c.problems.append(problem)
 
 
 def _templated(prompt: PromptTemplate) -> bool:
@@ -207,6 +193,20 @@ def _check_fallback(c: _Compiler, name: str | None, nodes: Mapping[str, Node]) -
             f"the transfer '{name}' has a templated `to`: a fallback's `to` must be a plain "
             "number or sip: address, since it is used when the call's variables are lost",
         )
+
+
+def _check_messages(c: _Compiler) -> None:
+    """No message sends a sensitive value: carriers keep messages, and the flow may not
+    know yet, where it writes the message, which variables its asks make sensitive."""
+    for doc, path, names in c.sends:
+        secret = sorted(names & c.sensitive)
+        if secret:
+            problem = doc.problem(
+                path,
+                f"a message may not carry sensitive {', '.join(secret)}: messages are kept "
+                "by carriers (send a link that asks for it instead)",
+            )
+            c.problems.append(problem)
 
 
 def _experiment(spec: dict[str, Any] | None) -> Experiment | None:

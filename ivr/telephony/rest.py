@@ -151,7 +151,7 @@ class TwilioRest:
         if not body.strip():
             return Sent(False, error="the message is empty")
         prefix = "whatsapp:" if channel == "whatsapp" else ""
-        return await self._create(
+        return await self._request(
             "message",
             self.client.api.v2010.account.messages.create_async,
             to=prefix + to.strip(),
@@ -175,7 +175,7 @@ class TwilioRest:
         if not is_number(to) or not is_number(from_):
             which = "to" if not is_number(to) else "from"
             return Sent(False, error=f"the call's {which} is not a phone number")
-        return await self._create(
+        return await self._request(
             "call",
             self.client.api.v2010.account.calls.create_async,
             to=to.strip(),
@@ -192,13 +192,13 @@ class TwilioRest:
         """A call's status now (queued, ringing, in-progress, completed, busy, ...)."""
         if not _SID.fullmatch(sid):
             return Sent(False, error="not a call SID")
-        return await self._create("call", self.client.api.v2010.account.calls(sid).fetch_async)
+        return await self._request("call", self.client.api.v2010.account.calls(sid).fetch_async)
 
-    async def _create(self, what: str, create: Any, **fields: Any) -> Sent:
+    async def _request(self, what: str, request: Any, **fields: Any) -> Sent:
         """Run one request of the library; what went wrong becomes the result."""
         given = {k: v for k, v in fields.items() if v is not None}
         try:
-            made = await create(**given)
+            made = await request(**given)
         except TwilioRestException as e:
             # Twilio's own words and code (21211: invalid To, 21610: the number opted out)
             log.warning("Twilio refused the %s: %s %s", what, e.status, e.code)
