@@ -17,7 +17,7 @@ from ivr import __version__
 from ivr.closures import add_command as add_hours
 from ivr.errors import ConfigError, FlowError, ModelError, Problem
 from ivr.flow import flow_files
-from ivr.notify import add_command as add_notify
+from ivr.notify.notice import add_command as add_notify
 from ivr.report.commands import add_commands, add_window, graph_traffic
 from ivr.speech.commands import add_command as add_models
 from ivr.speech.placeholders import add_command as add_prompts

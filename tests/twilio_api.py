@@ -1,10 +1,12 @@
 """A stand-in for Twilio's REST API: a real aiohttp server on loopback, for tests.
 
 It takes what the twilio library sends (`POST .../Messages.json`, `POST .../Calls.json`,
-`GET .../Calls/{sid}.json`), checks basic auth as Twilio does, keeps every request with
-its form, and answers like Twilio (a `SM...` or `CA...` sid, a status). A test points
+`GET .../Calls/{sid}.json`, `GET .../Messages/{sid}.json`), checks basic auth as Twilio
+does, keeps every request with its form, and answers like Twilio (a `SM...` or `CA...`
+sid, a status). A test points
 the code at it with `IVR_TWILIO_API` (the `twilio_api` fixture does) and may make it
-fail (`fail_next`) or tell a call's status (`statuses`). No request leaves the machine.
+fail (`fail_next`) or tell a call's or message's status (`statuses`, and `answered_by`).
+No request leaves the machine.
 
     async def test_sends(twilio_api):
         rest = TwilioRest(ACCOUNT, AUTH_TOKEN, base_url=twilio_api.url)
@@ -51,7 +53,8 @@ class TwilioApi:
 
     url: str = ""
     requests: list[ApiRequest] = field(default_factory=list)
-    statuses: dict[str, str] = field(default_factory=dict)  # call sid -> its status now
+    statuses: dict[str, str] = field(default_factory=dict)  # call or message sid -> status now
+    answered_by: dict[str, str] = field(default_factory=dict)  # call sid -> its AnsweredBy
     # (HTTP status, Twilio error code) the next requests get, in order, instead of success
     failures: list[tuple[int, int]] = field(default_factory=list)
     credentials: dict[str, str] = field(
@@ -77,6 +80,7 @@ class TwilioApi:
         app.router.add_post(base + "/Messages.json", self.create)
         app.router.add_post(base + "/Calls.json", self.create)
         app.router.add_get(base + "/Calls/{sid}.json", self.fetch)
+        app.router.add_get(base + "/Messages/{sid}.json", self.fetch)
         return app
 
     def _user(self, request: web.Request) -> str | None:
@@ -101,10 +105,8 @@ class TwilioApi:
             return _error(status, code, f"The 'To' number {form.get('To', ['?'])[0]} is not valid")
         message = request.path.endswith("/Messages.json")
         sid = ("SM" if message else "CA") + uuid.uuid4().hex
-        status = "queued"
-        if not message:
-            self.statuses[sid] = status
-        return web.json_response(_resource(sid, account, status, form), status=201)
+        self.statuses[sid] = "queued"
+        return web.json_response(_resource(sid, account, "queued", form), status=201)
 
     async def fetch(self, request: web.Request) -> web.Response:
         if self._user(request) is None:
@@ -113,9 +115,10 @@ class TwilioApi:
         self.requests.append(ApiRequest("GET", request.path, {}, self._user(request) or ""))
         if sid not in self.statuses:
             return _error(404, 20404, f"The requested resource {request.path} was not found")
-        return web.json_response(
-            _resource(sid, request.match_info["account"], self.statuses[sid], {})
-        )
+        found = _resource(sid, request.match_info["account"], self.statuses[sid], {})
+        if sid.startswith("CA"):
+            found["answered_by"] = self.answered_by.get(sid)
+        return web.json_response(found)
 
 
 def _resource(sid: str, account: str, status: str, form: dict[str, list[str]]) -> dict[str, Any]:

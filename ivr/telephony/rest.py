@@ -61,6 +61,7 @@ class Sent:
     status: str = ""
     error: str = ""
     code: int = 0
+    answered_by: str = ""  # a call's, with machine detection: human, machine_end_beep, ...
 
 
 def masked(number: str) -> str:
@@ -189,10 +190,18 @@ class TwilioRest:
         )
 
     async def call_status(self, sid: str) -> Sent:
-        """A call's status now (queued, ringing, in-progress, completed, busy, ...)."""
+        """A call's status now (queued, ringing, in-progress, completed, busy, ...), and
+        what answered it (`answered_by`) with machine detection."""
         if not _SID.fullmatch(sid):
             return Sent(False, error="not a call SID")
         return await self._request("call", self.client.api.v2010.account.calls(sid).fetch_async)
+
+    async def message_status(self, sid: str) -> Sent:
+        """A message's status now (queued, sent, delivered, read, undelivered, failed)."""
+        if not _SID.fullmatch(sid):
+            return Sent(False, error="not a message SID")
+        messages = self.client.api.v2010.account.messages
+        return await self._request("message", messages(sid).fetch_async)
 
     async def _request(self, what: str, request: Any, **fields: Any) -> Sent:
         """Run one request of the library; what went wrong becomes the result."""
@@ -207,7 +216,10 @@ class TwilioRest:
             why = str(e) if isinstance(e, _Refused) else type(e).__name__
             log.warning("the %s was not sent: %s", what, why)
             return Sent(False, error=f"not sent: {why}")
-        return Sent(True, str(made.sid or ""), str(made.status or ""), code=200)
+        answered_by = str(getattr(made, "answered_by", None) or "")
+        return Sent(
+            True, str(made.sid or ""), str(made.status or ""), code=200, answered_by=answered_by
+        )
 
     async def close(self) -> None:
         await self.http.close()

@@ -219,9 +219,6 @@ class Call:
     base_url: str | None = None  # the server this call's webhooks go to (default: the sim's)
     dial_status: str = "completed"  # what the <Dial>ed party does when the IVR hands over
     hold_transfers: bool = False  # a transfer waits for `transfer_ends` (a caller in a queue)
-    # fields of every request beyond the standard ones: an outbound call's Direction and
-    # AnsweredBy (`outbound`)
-    params: dict[str, str] = field(default_factory=dict)
     heard: list[str] = field(default_factory=list)  # all <Say> texts and <Play> URLs
     last: list[str] = field(default_factory=list)  # heard since the caller's last action
     documents: list[tuple[str, str]] = field(default_factory=list)  # (public URL, TwiML)
@@ -232,6 +229,9 @@ class Call:
     status_sent: Reply | None = None
     last_request: Request | None = None
     last_reply: Reply | None = None
+    # fields of every request beyond the standard ones: an outbound call's Direction and
+    # AnsweredBy (`TwilioSim.outbound`)
+    params: dict[str, str] = field(default_factory=dict)
     _waiting: ET.Element | None = None  # the <Gather> or <Record> the caller is in
     _rest: list[ET.Element] = field(default_factory=list)  # verbs after it
     _url: str = ""  # URL of the current document: relative action URLs resolve against it

@@ -48,7 +48,21 @@ async def test_a_call_asks_for_answering_machine_detection_and_its_status(rest, 
     assert request["Method"] == "POST"
     twilio_api.statuses[placed.sid] = "in-progress"
     now = await rest.call_status(placed.sid)
-    assert (now.ok, now.sid, now.status) == (True, placed.sid, "in-progress")
+    assert (now.ok, now.sid, now.status, now.answered_by) == (True, placed.sid, "in-progress", "")
+    twilio_api.statuses[placed.sid] = "completed"
+    twilio_api.answered_by[placed.sid] = "machine_end_beep"
+    now = await rest.call_status(placed.sid)
+    assert (now.status, now.answered_by) == ("completed", "machine_end_beep")
+
+
+async def test_a_messages_status_is_read_back(rest, twilio_api):
+    sent = await rest.send_message(CALLEE, "hi", OURS)
+    twilio_api.statuses[sent.sid] = "delivered"
+    now = await rest.message_status(sent.sid)
+    assert (now.ok, now.sid, now.status) == (True, sent.sid, "delivered")
+    missing = await rest.message_status("SM" + "0" * 32)
+    assert (missing.ok, missing.code) == (False, 404)
+    assert (await rest.message_status("../x")).error == "not a message SID"
 
 
 async def test_an_api_key_pair_authenticates_for_the_account(twilio_api, monkeypatch):

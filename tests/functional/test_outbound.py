@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from ivr.cli import main
-from ivr.notify import find_flow, notify
+from ivr.notify.notice import Notifier, find_flow, notify
 from ivr.telephony.outbound import decode_vars
 from ivr.telephony.rest import DETECT, TwilioRest
 from tests.functional.conftest import (
@@ -122,6 +122,33 @@ async def test_notify_places_the_call_with_signed_flow_and_vars_and_machine_dete
     assert request["StatusCallbackMethod"] == "POST"
 
 
+async def test_a_notifier_sends_many_on_flows_loaded_once_and_reads_their_status(
+    twilio_api: TwilioApi, make_server: MakeServer
+) -> None:
+    server = await make_server()
+    notifier = Notifier.from_env(server.config.flows, server.config.public_url)
+    try:
+        first = await notifier.send("delivery_notice", CALLER, GIVEN)
+        again = await notifier.send("delivery_notice", "+15557654322", {"order": "1"}, "voice")
+        text = await notifier.send("delivery_notice", CALLER, GIVEN, "sms")
+        missing = await notifier.send("no_such_flow", CALLER)
+        bad = await notifier.send("delivery_notice", CALLER, {"caller": "+1555"})
+        twilio_api.statuses[first.sid] = "completed"
+        twilio_api.answered_by[first.sid] = "human"
+        twilio_api.statuses[text.sid] = "delivered"
+        call, message = await notifier.status(first.sid), await notifier.status(text.sid)
+    finally:
+        await notifier.close()
+    assert first.ok and again.ok and text.ok
+    assert [r["To"] for r in twilio_api.calls] == [CALLER, "+15557654322"]
+    assert twilio_api.messages[0]["Body"].startswith("Hello, this is Example Shop.")
+    assert list(notifier._loaded) == ["delivery_notice"]  # one load for three notices
+    assert not missing.ok and "no_such_flow" in missing.error
+    assert (bad.ok, bad.error) == (False, "vars: 'caller' is set by the call itself")
+    assert (call.status, call.answered_by) == ("completed", "human")
+    assert message.status == "delivered"
+
+
 async def test_an_outbound_call_answered_by_a_person_runs_the_flow_with_its_vars(
     twilio_api: TwilioApi, make_server: MakeServer
 ) -> None:
@@ -223,6 +250,7 @@ async def test_the_notify_command_against_the_fake_api(
 @pytest.mark.parametrize(
     ("extra", "problem"),
     [
+        ([], "notify: give --to NUMBER (one callee)"),
         (["--to", "me"], "--to: expected a phone number"),
         (["--to", CALLER, "--vars", "[1]"], "--vars: expected a JSON object"),
         (["--to", CALLER, "--vars", "{oops"], "--vars: not JSON"),

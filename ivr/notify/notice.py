@@ -1,15 +1,18 @@
-"""`ivr notify`: call one person on a flow (or text them its opening), through Twilio's API.
+"""A notice to one person: an outbound call on a flow, or its opening as a text message.
 
 An outbound call is placed with the Calls API: once it is answered, Twilio asks the
 server's voice webhook (`IVR_PUBLIC_URL/twilio/voice?flow=ID&vars=...`, see
 `ivr.telephony.outbound`), with answering-machine detection, so a machine gets the flow's
-`voicemail` node; its end comes to the status webhook. `notify()` is the one-callee step
-campaigns repeat:
+`voicemail` node; its end comes to the status webhook. `notify()` is the one-callee step;
+`Notifier` keeps what campaigns repeat it with (the API, the flows, the public URL):
 
-    rest = TwilioRest.from_env()
-    placed = await notify(rest, flow, "+15557654321", "https://ivr.example.com",
-                          {"order": "123456"})
+    notifier = Notifier.from_env(Path("flows"), "https://ivr.example.com")
+    placed = await notifier.send("delivery_notice", "+15557654321", {"order": "123456"})
     placed.ok, placed.sid  # True, "CA..." (or False and placed.error)
+    now = await notifier.status(placed.sid)  # .status ringing, completed...; .answered_by
+    await notifier.close()
+
+`ivr notify --to NUMBER` (`add_single_arguments`, `run_single`) sends one.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from ivr.errors import ConfigError
+from ivr.errors import ConfigError, FlowError
 from ivr.telephony.outbound import check_vars, status_url, voice_url
 
 if TYPE_CHECKING:  # the engine and the REST client load when a notification is sent
@@ -52,7 +55,10 @@ async def notify(
     IVR_WHATSAPP_FROM for a message). What Twilio said, never an exception."""
     from ivr.telephony.rest import Sent
 
-    given = check_vars(dict(given or {}))
+    try:
+        given = check_vars(dict(given or {}))
+    except ValueError as e:
+        return Sent(False, error=f"vars: {e}")
     sender = from_ or _sender(flow, channel)
     if not sender:
         return Sent(False, error="no number to call from: give --from, or `numbers` in the flow")
@@ -97,6 +103,71 @@ def _sender(flow: Flow, channel: str) -> str:
         if own:
             return own.strip()
     return flow.numbers[0] if flow.numbers else ""
+
+
+class Notifier:
+    """`notify()` with what stays the same from one callee to the next: the API client,
+    the flows (each loaded once), the server's public URL and our number."""
+
+    def __init__(
+        self,
+        rest: TwilioRest,
+        flows: Path,
+        public_url: str,
+        from_: str | None = None,
+        machine_detection: str | None = DETECT,
+    ) -> None:
+        self.rest, self.flows, self.public_url = rest, flows, public_url
+        self.from_, self.machine_detection = from_, machine_detection
+        self._loaded: dict[str, Flow] = {}
+
+    @classmethod
+    def from_env(
+        cls, flows: Path | None = None, public_url: str | None = None, from_: str | None = None
+    ) -> Notifier:
+        """From the settings (TWILIO_*, IVR_TWILIO_API, IVR_FLOWS, IVR_PUBLIC_URL);
+        ConfigError names what is missing."""
+        from ivr.telephony.rest import TwilioRest
+
+        where = flows or Path(os.environ.get("IVR_FLOWS") or "flows")
+        url = public(public_url or os.environ.get("IVR_PUBLIC_URL"))
+        return cls(TwilioRest.from_env(), where, url, from_)
+
+    def flow(self, name: str) -> Flow:
+        """The flow `name` (an id in `flows`, or a file), loaded once; ConfigError if none."""
+        if name not in self._loaded:
+            self._loaded[name] = find_flow(name, self.flows)
+        return self._loaded[name]
+
+    async def send(
+        self, flow: str, to: str, given: Mapping[str, Any] | None = None, channel: str = "voice"
+    ) -> Sent:
+        """Call `to` on `flow` (or text it the flow's opening): what Twilio said."""
+        from ivr.telephony.rest import Sent
+
+        try:
+            found = self.flow(flow)
+        except (ConfigError, FlowError) as e:
+            return Sent(False, error=str(e).splitlines()[0])
+        return await notify(
+            self.rest,
+            found,
+            to,
+            self.public_url,
+            given,
+            channel,
+            self.from_,
+            self.machine_detection,
+        )
+
+    async def status(self, sid: str) -> Sent:
+        """A call's status now (`.status`, `.answered_by`), or a message's (SM...)."""
+        if sid.startswith("SM") or sid.startswith("MM"):
+            return await self.rest.message_status(sid)
+        return await self.rest.call_status(sid)
+
+    async def close(self) -> None:
+        await self.rest.close()
 
 
 def find_flow(name: str, flows: Path) -> Flow:
@@ -145,27 +216,36 @@ def add_command(sub: Any) -> None:
         "points at another API base URL. See docs/notify.md.",
     )
     p.add_argument("--flow", required=True, help="a flow file, or a flow id in --flows")
-    p.add_argument("--to", required=True, metavar="NUMBER", help="the number to call (E.164)")
-    p.add_argument("--vars", metavar="JSON", help='variables the call starts with: {"k": "v"}')
     p.add_argument("--channel", choices=CHANNELS, default="voice", help="default: voice")
+    p.add_argument("--flows", type=Path, help="flows directory (IVR_FLOWS, default flows)")
+    add_single_arguments(p)
+    p.set_defaults(run=run_single)
+
+
+def add_single_arguments(p: argparse.ArgumentParser) -> None:
+    """The flags of one callee, beside `--flow`, `--channel` and `--flows` (a campaign's
+    parser has those already)."""
+    p.add_argument("--to", metavar="NUMBER", help="the one number to call or text (E.164)")
+    p.add_argument("--vars", metavar="JSON", help='variables the call starts with: {"k": "v"}')
     p.add_argument(
         "--from",
         dest="from_",
         metavar="NUMBER",
-        help="our number (default: the "
-        "flow's first `numbers`; IVR_SMS_FROM / IVR_WHATSAPP_FROM for messages)",
+        help="our number (default: the flow's first `numbers`; IVR_SMS_FROM / "
+        "IVR_WHATSAPP_FROM for messages)",
     )
     p.add_argument("--url", help="the server's public URL (IVR_PUBLIC_URL)")
-    p.add_argument("--flows", type=Path, help="flows directory (IVR_FLOWS, default flows)")
     p.add_argument(
         "--no-amd", action="store_true", help="no answering-machine detection: always the start"
     )
-    p.set_defaults(run=run_notify)
 
 
-def run_notify(args: argparse.Namespace) -> int:
+def run_single(args: argparse.Namespace) -> int:
+    """`ivr notify --to NUMBER`: 0 once Twilio took it, 1 when it did not (why on stderr)."""
     from ivr.telephony.rest import TwilioRest, is_number, masked
 
+    if not args.to:
+        raise ConfigError("notify: give --to NUMBER (one callee)")
     flows = args.flows or Path(os.environ.get("IVR_FLOWS") or "flows")
     flow = find_flow(args.flow, flows)
     if not is_number(args.to):

@@ -1,0 +1,1 @@
+"""Proactive notifications: campaigns of outbound calls and texts (`ivr notify --csv`)."""
