@@ -123,14 +123,19 @@ class Notifier:
 
     @classmethod
     def from_env(
-        cls, flows: Path | None = None, public_url: str | None = None, from_: str | None = None
+        cls,
+        flows: Path | None = None,
+        public_url: str | None = None,
+        from_: str | None = None,
+        channel: str = "voice",
     ) -> Notifier:
-        """From the settings (TWILIO_*, IVR_TWILIO_API, IVR_FLOWS, IVR_PUBLIC_URL);
-        ConfigError names what is missing."""
+        """From the settings (TWILIO_*, IVR_TWILIO_API, IVR_FLOWS, IVR_PUBLIC_URL: calls
+        need the server's public URL, texts do not); ConfigError names what is missing."""
         from ivr.telephony.rest import TwilioRest
 
         where = flows or Path(os.environ.get("IVR_FLOWS") or "flows")
-        url = public(public_url or os.environ.get("IVR_PUBLIC_URL"))
+        url = public_url or os.environ.get("IVR_PUBLIC_URL")
+        url = public(url) if channel == "voice" or url else ""
         return cls(TwilioRest.from_env(), where, url, from_)
 
     def flow(self, name: str) -> Flow:
@@ -145,6 +150,8 @@ class Notifier:
         """Call `to` on `flow` (or text it the flow's opening): what Twilio said."""
         from ivr.telephony.rest import Sent
 
+        if channel == "voice" and not self.public_url:
+            return Sent(False, error="no public URL for the call's webhooks (IVR_PUBLIC_URL)")
         try:
             found = self.flow(flow)
         except (ConfigError, FlowError) as e:
@@ -246,6 +253,8 @@ def run_single(args: argparse.Namespace) -> int:
 
     if not args.to:
         raise ConfigError("notify: give --to NUMBER (one callee)")
+    if not args.flow:
+        raise ConfigError("notify: --flow FLOW is required (the flow the callee hears)")
     flows = args.flows or Path(os.environ.get("IVR_FLOWS") or "flows")
     flow = find_flow(args.flow, flows)
     if not is_number(args.to):

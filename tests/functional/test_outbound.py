@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from ivr.cli import main
+from ivr.errors import ConfigError
 from ivr.notify.notice import Notifier, find_flow, notify
 from ivr.telephony.outbound import decode_vars
 from ivr.telephony.rest import DETECT, TwilioRest
@@ -147,6 +148,27 @@ async def test_a_notifier_sends_many_on_flows_loaded_once_and_reads_their_status
     assert (bad.ok, bad.error) == (False, "vars: 'caller' is set by the call itself")
     assert (call.status, call.answered_by) == ("completed", "human")
     assert message.status == "delivered"
+
+
+async def test_a_text_notifier_needs_no_public_url(
+    twilio_api: TwilioApi, make_server: MakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = await make_server()
+    monkeypatch.delenv("IVR_PUBLIC_URL", raising=False)
+    with pytest.raises(ConfigError, match="--url: the server's public URL"):
+        Notifier.from_env(server.config.flows)  # calls need it
+    notifier = Notifier.from_env(server.config.flows, channel="sms")
+    try:
+        texted = await notifier.send("delivery_notice", CALLER, GIVEN, "sms")
+        called = await notifier.send("delivery_notice", CALLER, GIVEN)
+    finally:
+        await notifier.close()
+    assert texted.ok and twilio_api.messages
+    assert (called.ok, called.error) == (
+        False,
+        "no public URL for the call's webhooks (IVR_PUBLIC_URL)",
+    )
+    assert twilio_api.calls == []
 
 
 async def test_an_outbound_call_answered_by_a_person_runs_the_flow_with_its_vars(
