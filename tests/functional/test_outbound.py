@@ -272,7 +272,7 @@ async def test_the_notify_command_against_the_fake_api(
 @pytest.mark.parametrize(
     ("extra", "problem"),
     [
-        ([], "notify: give --to NUMBER (one callee)"),
+        ([], "notify: give"),  # --to NUMBER (one callee; after the merge: or --csv FILE)
         (["--to", "me"], "--to: expected a phone number"),
         (["--to", CALLER, "--vars", "[1]"], "--vars: expected a JSON object"),
         (["--to", CALLER, "--vars", "{oops"], "--vars: not JSON"),
