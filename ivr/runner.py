@@ -164,7 +164,8 @@ class Runner:
             if len(turn.fetched) + len(turn.sent) == self.max_fetches:
                 error = f"more than {self.max_fetches} backend calls in one turn"
                 failed = self.fail(flow, turn.session, error)
-                return Turn(failed.session, turn.actions + failed.actions, turn.fetched)
+                actions = turn.actions + failed.actions
+                return Turn(failed.session, actions, turn.fetched, sent=turn.sent)
             left = None if budget is None else budget - ANSWER_MARGIN - (time.monotonic() - started)
             if isinstance(last, act.Message):
                 event = await self.send(last, turn.session, left)

@@ -184,3 +184,18 @@ async def test_an_outbox_keeps_messages_instead_of_sending_them():
         (CALLER, "Track order 123456: https://shop.example/t/123456", OURS, "sms")
     ]
     assert turn.session.node == "sent"
+
+
+async def test_a_loop_of_messages_past_the_cap_fails_the_call_and_keeps_its_results():
+    # two messages in one turn, past a cap of 1 (the compiler refuses a loop of messages:
+    # the cap is the runner's own guard)
+    outbox = Outbox()
+    runner = Runner(Backend(), messenger=outbox, max_fetches=1)
+    text = SHOP.replace("    next: sent\n    on_error", "    next: again\n    on_error") + (
+        "  again:\n    message: {text: again}\n    next: sent\n"
+    )
+    flow, session = started(text)
+    turn = await runner.run(flow, session, Digits("123456", at=1.0))
+    assert [s.ok for s in turn.sent] == [True]
+    assert (turn.session.outcome, len(outbox.sent)) == ("failed", 1)
+    assert turn.session.error == "more than 1 backend calls in one turn"
