@@ -447,7 +447,7 @@ def _call(args: argparse.Namespace) -> int:
     from ivr.backend import Backend, allowed_hosts
     from ivr.console import call, console_clock, console_closures
     from ivr.flow import load_flow
-    from ivr.runner import Runner
+    from ivr.runner import Outbox, Runner
 
     flow = load_flow(args.flow)
     clock = console_clock(flow, args.clock) if args.clock else time.time
@@ -467,7 +467,8 @@ def _call(args: argparse.Namespace) -> int:
     async def run() -> str:
         backend = Backend(allow)
         try:
-            runner = Runner(backend, clock=clock, closures=lambda: closures)
+            # messages are shown, not sent: a console call rehearses the flow
+            runner = Runner(backend, clock=clock, closures=lambda: closures, messenger=Outbox())
             history = args.history
             return await call(
                 flow, runner, caller=args.caller, voice=voice, history=history, channel=args.channel

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -162,6 +163,18 @@ def vosk_model(text: str, name: str = "--vosk-model") -> tuple[str, Path]:
     return model_spec(text, name)
 
 
+def senders(env: Mapping[str, str]) -> dict[str, str]:
+    """The numbers messages are sent from by channel: IVR_SMS_FROM, IVR_WHATSAPP_FROM."""
+    out = {}
+    for channel, name in (("sms", "IVR_SMS_FROM"), ("whatsapp", "IVR_WHATSAPP_FROM")):
+        number = env.get(name, "").strip()
+        if number and not re.fullmatch(r"\+?[1-9][0-9]{5,14}", number):
+            raise ConfigError(f"{name}: expected a phone number such as +15550100, got {number!r}")
+        if number:
+            out[channel] = number
+    return out
+
+
 def _flag(env: Mapping[str, str], name: str) -> bool:
     raw = env.get(name, "").strip().lower()
     if raw not in _ON + _OFF:
@@ -238,6 +251,8 @@ class Config:
     speech: str = "twilio"
     # IVR_VOSK_MODELS: the Vosk models by language, loaded once when the server starts
     vosk_models: tuple[tuple[str, Path], ...] = ()
+    # IVR_SMS_FROM, IVR_WHATSAPP_FROM: what `message` nodes send from (else the number called)
+    senders: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
@@ -268,6 +283,7 @@ class Config:
             admin_token=env.get("IVR_ADMIN_TOKEN") or None,
             admin_hosts=admin_hosts(env.get("IVR_ADMIN_HOSTS", "")),
             retention=retention(env.get("IVR_RETENTION", "")),
+            senders=senders(env),
             caller_limit=_count(env, "IVR_CALLER_LIMIT", cls.caller_limit),
             max_calls=_count(env, "IVR_MAX_CALLS", cls.max_calls),
             ws_rate=_count(env, "IVR_WS_RATE", cls.ws_rate),

@@ -34,6 +34,7 @@ from ivr.engine.events import (
     Event,
     FetchResult,
     HangUp,
+    MessageSent,
     NoInput,
     Recorded,
     RecordingStatus,
@@ -45,6 +46,7 @@ from ivr.errors import ConfigError
 from ivr.flow.hours import Closure
 from ivr.flow.model import Flow
 from ivr.runner import Runner
+from ivr.telephony.rest import masked
 
 if TYPE_CHECKING:
     from ivr.speech.offline import Models
@@ -199,7 +201,7 @@ async def call(
     while True:
         turn = await runner.run(flow, session, event)
         session = turn.session
-        _show(turn.actions, iter(turn.fetched), out)
+        _show(turn.actions, iter(turn.fetched), out, iter(turn.sent))
         if session.awaiting and isinstance(event, Recorded):  # stored at once, here
             stored = RecordingStatus("completed", event.reference, at=clock())
             session = (await runner.run(flow, session, stored)).session
@@ -290,7 +292,13 @@ def _ended(session: Session, out: TextIO) -> str:
     return str(session.outcome)
 
 
-def _show(actions: list[act.Action], results: Iterator[FetchResult], out: TextIO) -> None:
+def _show(
+    actions: list[act.Action],
+    results: Iterator[FetchResult],
+    out: TextIO,
+    sent: Iterator[MessageSent] | None = None,
+) -> None:
+    sent = sent or iter(())
     for a in actions:
         if isinstance(a, act.Prompt):
             # in another language than the flow's (a subflow's, the call's): it says which
@@ -301,6 +309,10 @@ def _show(actions: list[act.Action], results: Iterator[FetchResult], out: TextIO
             outcome = "on hold" if result is None else result.error or result.status
             url = "(masked: sensitive)" if a.sensitive else a.url
             print(f"  [{a.method} {url} -> {outcome}]", file=out)
+        elif isinstance(a, act.Message):
+            told = next(sent, None)
+            how = f"not sent: {told.error}" if told and not told.ok else "shown, not sent"
+            print(f"  [{a.channel} to {masked(a.to)}: {a.text}] ({how})", file=out)
         elif isinstance(a, act.Transfer):
             print(f"  [transfer to {a.to} queue {a.queue or '-'}; reason {a.reason}]", file=out)
             if a.whisper:

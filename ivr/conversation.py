@@ -5,8 +5,10 @@ of a real aiohttp server the runner starts on 127.0.0.1), that server's answers 
 "METHOD /path", and tests. A test is a caller number, a clock and steps: caller
 steps (`press`, `say`, `say_audio`, `silence`, `record`, `hangup`), `clock` (move time)
 and `expect` (`heard`, `not_heard`, `node`, `var`, `outcome`, `transfer`, `tasks`,
-`fetched`, `listening`, `recognised`). `say_audio` plays a recording to the real Vosk
-model of the flow's language, heard as on a Media Streams call (`ivr.speech.offline`).
+`fetched`, `listening`, `recognised`, `message`). `say_audio` plays a recording to
+the real Vosk model of the flow's language, heard as on a Media Streams call
+(`ivr.speech.offline`). Messages are kept, never sent (`messaging: fail` makes a test's
+sends fail); `vars` and `answered_by` make the call an outbound one (`ivr notify`).
 Every call must end by the last step. Runs also report the flow's nodes and
 node-to-node ways no test took. Format: docs/conversation-tests.md.
 """
@@ -39,6 +41,7 @@ from ivr.engine.events import (
     NoInput,
     Recorded,
     RecordingStatus,
+    Resumed,
     Speech,
     TransferEnded,
 )
@@ -49,7 +52,7 @@ from ivr.flow.hours import Closure
 from ivr.flow.loader import Document, parse_flow
 from ivr.flow.loader import Path as DocPath
 from ivr.flow.model import TRANSFER_ENDS, Flow
-from ivr.runner import Runner, Turn
+from ivr.runner import Outbox, Runner, Turn
 
 if TYPE_CHECKING:
     from ivr.speech.offline import Hearing, Models
@@ -60,16 +63,18 @@ DEFAULT_CLOCK = "2026-11-25T12:00:00+00:00"  # a Wednesday, noon UTC
 FILE_KEYS = frozenset({"flow", "env", "backend", "tests"})
 TEST_KEYS = frozenset(
     {"name", "clock", "caller", "called", "backend", "steps", "closed", "history", "channel"}
+    | {"messaging", "vars", "answered_by"}  # an outbound call's (`ivr notify`)
 )
 CHANNELS = ("voice", "sms", "whatsapp", "chat")  # a test's `channel`: text ones are messages
 CALLER_STEPS = ("press", "say", "say_audio", "silence", "record", "agent", "hangup")
-STEPS = frozenset({*CALLER_STEPS, "clock", "expect"})
+STEPS = frozenset({*CALLER_STEPS, "clock", "expect", "reply"})
 EXPECT_KEYS = frozenset(
     {
         *("heard", "not_heard", "node", "var", "outcome", "transfer", "tasks", "fetched"),
-        *("listening", "recognised", "survey", "callback", "said", "not_said"),
+        *("listening", "recognised", "survey", "callback", "said", "not_said", "message"),
     }
 )
+MESSAGE_KEYS = frozenset({"text", "to", "channel"})
 RESPONSE_KEYS = frozenset({"status", "json", "text", "headers", "delay"})
 TRANSFER_KEYS = frozenset({"to", "queue", "reason", "attributes", "caller_id", "timeout"})
 HISTORY_KEYS = frozenset(NO_HISTORY)  # a test's `history:` pretends the caller's
@@ -94,6 +99,8 @@ class TestResult:
     outcome: str | None = None
     # (node, the node off the text channel it led to): passed by for its `on_text`
     detours: list[tuple[str, str]] = field(default_factory=list)
+    # (message node, where it let the caller go on by text): ways taken by a reply
+    continued: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -125,6 +132,7 @@ class Suite:
         taken = {pair for r in self.results for pair in pairwise(r.visited)}
         for source, off in (pair for r in self.results for pair in r.detours):
             taken |= {(source, off), (off, self.flow.nodes[off].on_text or "")}
+        taken |= {pair for r in self.results for pair in r.continued}
         return [
             f"{n.name} -({label})-> {to}"
             for n in self.flow.nodes.values()
@@ -272,7 +280,13 @@ class _Call:
     ) -> None:
         self.flow, self.server, self.doc, self.speech = flow, server, doc, speech
         self.closures = _closures(test.get("closed"))  # as ops closed them (`ivr hours close`)
-        self.runner = Runner(backend, clock=lambda: self.at, closures=lambda: self.closures)
+        # messages are kept, not sent; `messaging: fail` makes every send of the test fail
+        self.outbox = Outbox()
+        if test.get("messaging") == "fail":
+            self.outbox.failing = "the messaging API refused it (messaging: fail)"
+        self.runner = Runner(
+            backend, clock=lambda: self.at, closures=lambda: self.closures, messenger=self.outbox
+        )
         self.index, self.test, self.name = index, test, str(test["name"])
         self.at = _timestamp(test.get("clock", DEFAULT_CLOCK))
         self.session = new_session(flow, f"test-{index + 1}")
@@ -282,6 +296,7 @@ class _Call:
         self.said: list[str] = []  # the text messages sent since the customer wrote
         self.heard: list[str] = []
         self.fetched: list[str] = []
+        self.messages: list[act.Message] = []  # sent since the caller's last step
         self.transfer: act.Transfer | None = None
         self.listen: act.Listen | None = None  # what the call waits for, when it listens
         self.recognizer: Recognizer | None = None  # made at the first `say_audio`
@@ -308,7 +323,7 @@ class _Call:
                     self.where(("steps", number - 1), f"step {number} ({kind})", problem)
                 )
                 break
-        if not failures and not self.session.ended:
+        if not failures and self.session.outcome is None:  # (a window for text may be open)
             failures.append(
                 self.where((), "end", f"the call did not end: add steps or hangup{self.state()}")
             )
@@ -316,15 +331,18 @@ class _Call:
         detours = [
             (str(ln[1] or ""), str(ln[3])) for ln in s.transcript if ln[2:3] == ["off_channel"]
         ]
+        continued = [(str(ln[4]), str(ln[5])) for ln in s.transcript if ln[2:3] == ["resumed"]]
         return TestResult(
-            self.name, not failures, failures, number, list(s.path), s.outcome, detours
+            self.name, not failures, failures, number, list(s.path), s.outcome, detours, continued
         )
 
     def call_started(self) -> CallStarted:
         called = self.test.get("called", self.flow.numbers[0] if self.flow.numbers else "")
         caller = "" if self.channel == "chat" else str(self.test.get("caller", ""))
+        given = dict(self.test.get("vars") or {})
+        answered_by = str(self.test.get("answered_by", ""))
         history = self.test.get("history") or {}
-        return CallStarted(caller, str(called), at=self.at, history=history)
+        return CallStarted(caller, str(called), given, answered_by, at=self.at, history=history)
 
     async def start_text(self, text: str) -> None:
         """The customer's first message starts the conversation; when it answers the menu
@@ -340,12 +358,33 @@ class _Call:
             turn = Turn(answered.session, actions, turn.fetched + answered.fetched)
         self.took(turn)
 
+    async def reply(self, text: str) -> str | None:
+        """The caller answers the message a `message` node with `continue` sent them: the
+        conversation goes on by text where the node said (its answer answers the question
+        there when it is one of its choices), and later steps are messages."""
+        from ivr.channels.rehearsal import answers_first, message_event, unasked
+
+        s = self.session
+        if s.outcome is None or s.handoff is None:
+            return f"nothing lets the caller go on by text: the call goes on{self.state()}"
+        self.channel = str(s.handoff["channel"])
+        self.heard, self.fetched, self.said, self.messages = [], [], [], []
+        self.hearing = None
+        turn = await self.runner.run(self.flow, s, Resumed(self.channel, at=self.at))
+        if answers_first(self.flow, turn.session, text):
+            event = message_event(self.flow, turn.session, text, self.at)
+            answered = await self.runner.run(self.flow, turn.session, event)
+            turn = Turn(answered.session, unasked(turn.actions) + answered.actions)
+        self.took(turn)
+        return None
+
     async def message(self, kind: str, value: Any) -> str | None:
         """A `say` or `press` step in a text conversation: the customer's message."""
         from ivr.channels.rehearsal import message_event
 
         text = str(value.get("text") if isinstance(value, dict) else value)
-        self.heard, self.fetched, self.said, self.hearing = [], [], [], None
+        self.heard, self.fetched, self.said, self.messages = [], [], [], []
+        self.hearing = None
         if not self.started:
             await self.start_text(text)
             return None
@@ -365,6 +404,8 @@ class _Call:
         if kind == "clock":
             self.at = _timestamp(value)
             return None
+        if kind == "reply":
+            return await self.reply(str(value))
         if self.channel != "voice" and kind in ("say", "press"):
             return await self.message(kind, value)
         if not self.started:  # a text conversation the test looks at before any message
@@ -386,7 +427,8 @@ class _Call:
             if wanted is not None and s.waiting not in wanted:
                 return f"the call does not wait for this{self.state()}"
             if i == 0:  # what this step brings replaces what the previous one brought
-                self.heard, self.fetched, self.said, self.hearing = [], [], [], None
+                self.heard, self.fetched, self.said, self.messages = [], [], [], []
+                self.hearing = None
             await self.feed(event)
         return None
 
@@ -413,7 +455,7 @@ class _Call:
         hearing = await asyncio.to_thread(
             offline.hear, self.recognizer, self.flow, s, listen, pcm, self.at
         )
-        self.heard, self.fetched, self.hearing = [], [], hearing
+        self.heard, self.fetched, self.hearing, self.messages = [], [], hearing, []
         self.hearing_sensitive = listen.sensitive
         await self.feed(hearing.event)
         return None
@@ -430,11 +472,16 @@ class _Call:
 
             self.said += render(self.flow, turn.actions).messages
         self.listen = next((a for a in turn.actions if isinstance(a, act.Listen)), None)
+        sent = iter(turn.sent)
         for a in turn.actions:
             if isinstance(a, act.Prompt):
                 self.heard.append(a.text)
             elif isinstance(a, act.Transfer):
                 self.transfer = a
+            elif isinstance(a, act.Message):
+                told = next(sent, None)  # its result: they come in order
+                if told is not None and told.ok:
+                    self.messages.append(a)
             elif isinstance(a, act.Fetch):
                 url = urlsplit(a.url)
                 local = url.netloc in self.runner.backend.allow
@@ -464,7 +511,7 @@ class _Call:
             for t in _texts(want.get("not_heard"))
             if t.casefold() in said
         ]
-        wrong += self.messages(want)
+        wrong += self.texted(want)
         if "node" in want and s.node != want["node"]:
             wrong.append(f"expected node {want['node']}, but the call is at {s.node}")
         if "outcome" in want and s.outcome != want["outcome"]:
@@ -493,13 +540,15 @@ class _Call:
         for name, value in (want.get("survey") or {}).items():
             if not _same(s.survey.get(str(name)), value):
                 wrong.append(f"expected survey {name} = {value!r}, got {s.survey.get(str(name))!r}")
+        if "message" in want:
+            wrong += self.messaged(want["message"])
         for key, value in (want.get("callback") or {}).items():
             got = (s.callback or {}).get(str(key))
             if not _same(got, value):
                 wrong.append(f"expected callback {key} {value!r}, got {got!r}")
         return "\n    ".join(wrong) + self.state() if wrong else None
 
-    def messages(self, want: dict[str, Any]) -> list[str]:
+    def texted(self, want: dict[str, Any]) -> list[str]:
         """`said` and `not_said`: in the text messages sent since the customer wrote."""
         if ("said" in want or "not_said" in want) and self.channel == "voice":
             return ["said and not_said check text messages: give the test a text `channel`"]
@@ -527,6 +576,20 @@ class _Call:
             said = MASK if got and self.hearing_sensitive else said
             return [f"expected {want!r} recognised, but the flow got {said}"]
         return []
+
+    def messaged(self, want: dict[str, Any] | None) -> list[str]:
+        """`message: {text, to, channel}`: a message sent since the caller's last step has
+        them (`text`: words it contains); `message: null`: none was sent."""
+        sent = [(m.text, m.to, m.channel) for m in self.messages]
+        if want is None:
+            return [f"expected no message, but {len(sent)} were sent: {sent}"] if sent else []
+        for m in self.messages:
+            text_ok = str(want.get("text", "")).casefold() in m.text.casefold()
+            if text_ok and all(
+                _same(getattr(m, k), want[k]) for k in ("to", "channel") if k in want
+            ):
+                return []
+        return [f"expected a message {want}, got {sent or 'none'}"]
 
     def transferred(self, want: dict[str, Any]) -> list[str]:
         if self.transfer is None:
@@ -609,6 +672,8 @@ def _check(doc: Document) -> list[Problem]:
                 bad(spot, f"a step is one of: {', '.join(sorted(STEPS))}")
             elif "expect" in item:
                 ok = keys((*spot, "expect"), item["expect"], EXPECT_KEYS)
+                if ok and item["expect"].get("message"):
+                    keys((*spot, "expect", "message"), item["expect"]["message"], MESSAGE_KEYS)
                 if ok and "transfer" in item["expect"]:
                     keys(
                         (*spot, "expect", "transfer"),
@@ -619,6 +684,9 @@ def _check(doc: Document) -> list[Problem]:
                 _clock_problem(doc, (*spot, "clock"), item["clock"], out)
             elif "say_audio" in item:
                 _audio_problem(doc, (*spot, "say_audio"), item["say_audio"], out)
+            elif "reply" in item:
+                if not isinstance(item["reply"], str | int) or isinstance(item["reply"], bool):
+                    bad((*spot, "reply"), "reply takes the text of the caller's message")
             else:
                 kind, value = next(iter(item.items()))
                 try:
@@ -629,6 +697,10 @@ def _check(doc: Document) -> list[Problem]:
                     )
         if test.get("channel", "voice") not in CHANNELS:
             bad((*here, "channel"), f"channel is one of: {', '.join(CHANNELS)}")
+        if not isinstance(test.get("vars") or {}, dict):
+            bad((*here, "vars"), "vars: the variables an outbound call starts with, a mapping")
+        if test.get("messaging", "ok") not in ("ok", "fail"):
+            bad((*here, "messaging"), "messaging: ok (messages are sent, the default) or fail")
         _clock_problem(doc, (*here, "clock"), test.get("clock", DEFAULT_CLOCK), out)
         if "history" in test and keys((*here, "history"), test["history"], HISTORY_KEYS):
             if not isinstance(test["history"].get("calls_today", 0), int):

@@ -18,7 +18,7 @@ from prometheus_client.process_collector import ProcessCollector
 
 from ivr.config import TWILIO_WAIT
 from ivr.engine import actions as act
-from ivr.engine.events import FetchResult
+from ivr.engine.events import FetchResult, MessageSent
 from ivr.engine.session import OUTCOMES, REASONS, Session
 from ivr.flow.model import Flow
 
@@ -118,7 +118,7 @@ class _Family:
 
 class Metrics:
     """The metrics of one app: made by the server; fed by the webhooks (`started`, `turn`,
-    `ended`, ...), the runner (`backend_call`) and the flow registry (`flow_loaded`,
+    `ended`, ...), the runner (`backend_call`, `message`) and the flow registry (`flow_loaded`,
     `reload_failed`); read by Prometheus on the admin listener (`exposition`)."""
 
     def __init__(self) -> None:
@@ -190,6 +190,11 @@ class Metrics:
             "Backend calls (each attempt) by flow, node and status class (2xx, 4xx, 5xx, error).",
             ("flow", "node", "status"),
             BACKEND_BUCKETS,
+        )
+        self._messages = counts(
+            "ivr_messages",
+            "Messages `message` nodes sent (result sent) or could not (failed), by channel.",
+            *("flow", "node", "channel", "result"),
         )
         self._info = _Counts(
             registry,
@@ -326,6 +331,10 @@ class Metrics:
         ok = result.error is None and 200 <= status < 600
         label = f"{status // 100}xx" if ok else "error"
         self._backend(flow, fetch.node, label).observe(seconds)
+
+    def message(self, flow: str, message: act.Message, sent: MessageSent) -> None:
+        """A `message` node's message: sent, or failed (refused, unreachable, timed out)."""
+        self._messages.inc(flow, message.node, message.channel, "sent" if sent.ok else "failed")
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -14,31 +14,58 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 from ivr.backend import Backend
 from ivr.engine import actions as act
 from ivr.engine import step
 from ivr.engine.engine import apology_of, call_language, fail
-from ivr.engine.events import Event, FetchResult
+from ivr.engine.events import Event, FetchResult, MessageSent
 from ivr.engine.session import Session
 from ivr.flow.compiler import ANSWER_MARGIN
 from ivr.flow.hours import Closure, with_closures
 from ivr.flow.model import Flow
+from ivr.telephony.rest import Sent
 
 log = logging.getLogger("ivr.runner")
 
-MAX_FETCHES = 10  # backend calls in one turn before the flow counts as looping
+MAX_FETCHES = 10  # backend calls (and messages) in one turn before the flow counts as looping
+MESSAGE_TIMEOUT = 5.0  # seconds a message node's send may take (within the turn's budget)
 BACKOFF = 0.25  # seconds before the first retry, doubled before each next one
 LAST_TRY = 0.2  # a retry needs at least this long left to be worth sending
 # told of every attempt of a backend call: (flow id, the fetch, its result, seconds taken)
 FetchObserver = Callable[[str, act.Fetch, FetchResult, float], None]
+# told of every message a `message` node sent or could not: (flow id, the message, result)
+MessageObserver = Callable[[str, act.Message, MessageSent], None]
 # told of a turn's actions so far when its hold prompt is due (a stream plays them at once)
 OnHold = Callable[[list[act.Action]], Awaitable[None]]
 # the hours ops closed now (`ivr hours close`), as the process last read them: no I/O
 Closures = Callable[[], Sequence[Closure]]
+
+
+class Messenger(Protocol):
+    """What sends a `message` node's message: `ivr.telephony.rest.TwilioRest`, or an
+    `Outbox` that keeps them (the console, conversation tests)."""
+
+    async def send_message(self, to: str, body: str, from_: str, channel: str = "sms") -> Sent:
+        """Send `body` to `to`; what became of it (never an exception)."""
+        ...
+
+
+class Outbox:
+    """Messages kept instead of sent: each one is `sent` unless `failing` says why not."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, str, str]] = []  # (to, body, from, channel)
+        self.failing: str | None = None
+
+    async def send_message(self, to: str, body: str, from_: str, channel: str = "sms") -> Sent:
+        if self.failing:
+            return Sent(False, error=self.failing)
+        self.sent.append((to, body, from_, channel))
+        return Sent(True, f"SM{len(self.sent):032x}", "queued")
 
 
 @dataclass
@@ -60,6 +87,7 @@ class Turn:
     actions: list[act.Action] = field(default_factory=list)
     fetched: list[FetchResult] = field(default_factory=list)
     in_flight: InFlight | None = None
+    sent: list[MessageSent] = field(default_factory=list)  # of the Message actions, in order
 
 
 class Runner:
@@ -72,11 +100,19 @@ class Runner:
         max_fetches: int = MAX_FETCHES,
         observe: FetchObserver | None = None,
         closures: Closures | None = None,
+        messenger: Messenger | None = None,
+        senders: Mapping[str, str] | None = None,
+        observe_message: MessageObserver | None = None,
     ) -> None:
         """`observe`, when given, is told of each backend attempt (the server's metrics):
         the runner stays free of what measures it. `closures` tells the hours ops closed,
-        laid over each flow's hours for the engine (which reads no store)."""
+        laid over each flow's hours for the engine (which reads no store). `messenger`
+        sends `message` nodes' messages (None: they fail, as not configured), from the
+        number `senders` gives for the channel (IVR_SMS_FROM, IVR_WHATSAPP_FROM), else
+        the number the call came to; `observe_message` is told of each (metrics)."""
         self.backend, self.clock, self.max_fetches = backend, clock, max_fetches
+        self.messenger, self.senders = messenger, dict(senders or {})
+        self.observe_message = observe_message
         self.observe = observe
         self.closures = closures
         # flow -> (the closures it was made with, the flow with them): made again only
@@ -122,14 +158,20 @@ class Runner:
         while True:
             turn.session, actions = step(flow, turn.session, event)
             turn.actions += actions
-            fetch = actions[-1] if actions and isinstance(actions[-1], act.Fetch) else None
-            if fetch is None:
+            last = actions[-1] if actions else None
+            if not isinstance(last, act.Fetch | act.Message):
                 return turn
-            if len(turn.fetched) == self.max_fetches:
+            if len(turn.fetched) + len(turn.sent) == self.max_fetches:
                 error = f"more than {self.max_fetches} backend calls in one turn"
                 failed = self.fail(flow, turn.session, error)
-                return Turn(failed.session, turn.actions + failed.actions, turn.fetched)
+                actions = turn.actions + failed.actions
+                return Turn(failed.session, actions, turn.fetched, sent=turn.sent)
             left = None if budget is None else budget - ANSWER_MARGIN - (time.monotonic() - started)
+            if isinstance(last, act.Message):
+                event = await self.send(last, turn.session, left)
+                turn.sent.append(event)
+                continue
+            fetch = last
             result = await self._await(fetch, left, turn, on_hold)
             if result is None:
                 return turn  # on hold
@@ -139,6 +181,27 @@ class Runner:
                 )
             event = replace(result, at=self.clock())
             turn.fetched.append(event)
+
+    async def send(self, message: act.Message, session: Session, left: float | None) -> MessageSent:
+        """Send a message node's message within `left` seconds (None: its own timeout)."""
+        sender = self.senders.get(message.channel) or str(session.vars.get("called") or "")
+        if self.messenger is None:
+            sent = Sent(False, error="messages are not configured (TWILIO_ACCOUNT_SID)")
+        else:
+            wait = MESSAGE_TIMEOUT if left is None else max(0.0, min(MESSAGE_TIMEOUT, left))
+            try:
+                sent = await asyncio.wait_for(
+                    self.messenger.send_message(message.to, message.text, sender, message.channel),
+                    wait,
+                )
+            except TimeoutError:
+                sent = Sent(False, error=f"timed out after {wait:g} s")
+        if not sent.ok:
+            log.warning("message at %s not sent: %s", message.node, sent.error)
+        result = MessageSent(sent.ok, sent.sid, sent.error, at=self.clock())
+        if self.observe_message is not None:
+            self.observe_message(session.flow_id, message, result)
+        return result
 
     def fail(
         self, flow: Flow | None, session: Session, error: str, apology: act.Prompt | None = None

@@ -42,6 +42,7 @@ from ivr.telephony.calls import Calls
 from ivr.telephony.messaging import MessagingWebhook
 from ivr.telephony.play import ROUTE as PLAY_ROUTE
 from ivr.telephony.play import recordings
+from ivr.telephony.rest import twilio_rest
 from ivr.telephony.signature import SignatureCheck
 from ivr.telephony.spoken_here import localised, spoken_here
 from ivr.telephony.stream import PATH as STREAM_PATH
@@ -148,6 +149,8 @@ def build_app(config: Config, tts: TTS | None = None) -> web.Application:
             return spoken("en-US", None, None, None)
         return spoken(flow.language, flow.voice, flow.speech_model, flow.speech_timeout)
 
+    rest = twilio_rest()  # sends `message` nodes' messages (None: not configured)
+
     async def lifetime(app: web.Application) -> AsyncIterator[None]:
         flows.reload()
         if not flows.current:
@@ -168,7 +171,14 @@ def build_app(config: Config, tts: TTS | None = None) -> web.Application:
         closures = app[CLOSURES] = ClosuresCache(records)
         with contextlib.suppress(Exception):  # down: logged by keep_fresh, which tries again
             await closures.refresh()
-        runner = Runner(backend, observe=metrics.backend_call, closures=closures)
+        runner = Runner(
+            backend,
+            observe=metrics.backend_call,
+            closures=closures,
+            messenger=rest,
+            senders=config.senders,
+            observe_message=metrics.message,
+        )
         spool = Spool(config.data / "spool", keys)  # calls ended while sessions were away
         in_progress = InProgress(config.reap_after)  # for IVR_MAX_CALLS
         calls = Calls(flows, sessions, runner, writer, metrics, spool, stores, in_progress, keys)
@@ -214,6 +224,8 @@ def build_app(config: Config, tts: TTS | None = None) -> web.Application:
         await prompts.close()
         await writer.stop()
         await backend.close()
+        if rest is not None:
+            await rest.close()
         await sessions.close()
         await records.close()
         await optouts.close()

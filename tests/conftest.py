@@ -10,13 +10,16 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
 import redis
+from aiohttp import web
+
+from tests.twilio_api import ACCOUNT, AUTH_TOKEN, TwilioApi
 
 if TYPE_CHECKING:
     from ivr.speech.vosk_speech import VoskSpeech
@@ -184,3 +187,21 @@ def voices(tmp_path_factory: pytest.TempPathFactory) -> Voices:
     if shutil.which("espeak-ng") is None:
         pytest.fail(ESPEAK_MISSING, pytrace=False)
     return Voices(tmp_path_factory.mktemp("voices"))
+
+
+@pytest.fixture
+async def twilio_api(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[TwilioApi]:
+    """The fake Twilio REST API (tests/twilio_api.py) on a free loopback port; the
+    environment points ivr at it (IVR_TWILIO_API) with the account's credentials."""
+    api = TwilioApi()
+    runner = web.AppRunner(api.app(), access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    api.url = f"http://127.0.0.1:{port}"
+    monkeypatch.setenv("IVR_TWILIO_API", api.url)
+    monkeypatch.setenv("TWILIO_ACCOUNT_SID", ACCOUNT)
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
+    monkeypatch.delenv("TWILIO_API_KEY", raising=False)
+    yield api
+    await runner.cleanup()

@@ -14,6 +14,7 @@ __all__ = [
     "Hangup",
     "Hold",
     "Listen",
+    "Message",
     "Prompt",
     "Record",
     "Text",
@@ -57,6 +58,18 @@ class Fetch:
 
 
 @dataclass(frozen=True, slots=True)
+class Message:
+    """Send `text` by SMS or WhatsApp (`channel`) to the number `to`: a `message` node's,
+    sent by the runner (shown instead by the console and conversation tests), whose
+    result comes back to the engine as a MessageSent."""
+
+    node: str
+    to: str
+    channel: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class Transfer:
     """Hand the call to an agent: a number, a SIP address or a queue."""
 
@@ -97,4 +110,4 @@ class Hold:
     pause: float = 0.0
 
 
-Action = Prompt | Listen | Fetch | Transfer | Record | Hangup | Hold
+Action = Prompt | Listen | Fetch | Message | Transfer | Record | Hangup | Hold

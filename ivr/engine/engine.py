@@ -19,6 +19,7 @@ from ivr.engine.events import (
     Event,
     FetchResult,
     HangUp,
+    MessageSent,
     NoInput,
     Recorded,
     RecordingStatus,
@@ -44,6 +45,7 @@ from ivr.flow.model import (
     Record,
     Text,
 )
+from ivr.flow.model import Message as MessageSpec
 from ivr.flow.model import Transfer as TransferSpec
 from ivr.speech.intent import YES_NO, spoken_digits, yes_no_phrases
 
@@ -54,6 +56,7 @@ GIVE_UP = act.Prompt((Text("Sorry, I couldn't help you this time. Goodbye."),))
 MAX_HOPS = 200  # nodes entered in one step before the flow counts as looping
 MAX_TRANSCRIPT = 60  # lines of a call's transcript kept (the last ones)
 MAX_SAID = 60  # characters of what a caller said kept in the transcript
+MAX_MESSAGE = 320  # characters of a message sent kept in the transcript
 CALLBACK_TIMEOUT = 5.0  # seconds for a backend to take a callback request (per attempt)
 
 
@@ -143,6 +146,8 @@ def fits(session: Session, event: Event) -> bool:
         return waiting in ("listen", "confirm")
     if isinstance(event, FetchResult):
         return waiting == "fetch"
+    if isinstance(event, MessageSent):
+        return waiting == "message"
     if isinstance(event, Recorded):
         return waiting == "record"
     if isinstance(event, TransferEnded):
@@ -164,6 +169,7 @@ class _Turn:
             s.started_at = event.at
             s.vars = {
                 **self.flow.vars,
+                **event.given,
                 "caller": event.caller,
                 "called": event.called,
                 "call_id": s.call_id,
@@ -172,7 +178,7 @@ class _Turn:
                 "history": {**NO_HISTORY, **event.history},  # every field, null when unknown
             }
             s.sensitive = sorted(self.flow.sensitive)
-            self.run(self.flow.start)
+            self.run(self.answered(event.answered_by))
         elif isinstance(event, HangUp):
             self.note("hangup")
             self.finish("abandoned")
@@ -187,6 +193,8 @@ class _Turn:
                 self.run(self.ask_input(node, node.spec, event))
         elif isinstance(event, FetchResult):
             self.run(self.fetched(self.node(s.node), event))
+        elif isinstance(event, MessageSent):
+            self.run(self.message_sent(self.node(s.node), event))
         elif isinstance(event, Recorded):
             self.run(self.recorded(self.node(s.node), event))
         elif isinstance(event, TransferEnded):
@@ -195,6 +203,18 @@ class _Turn:
             self.recording_status(event)
         elif isinstance(event, Resumed):
             self.resume(event)
+
+    def answered(self, by: str) -> str | None:
+        """Where a call starts: an answering machine (or fax) of an outbound call gets the
+        flow's `voicemail` node, or is hung up on (outcome abandoned: nobody was served)."""
+        if by:
+            self.s.vars["answered_by"] = by
+            self.note("answered_by", by)
+        if not by.startswith(("machine", "fax")):
+            return self.flow.start
+        if self.flow.voicemail is None:
+            self.hang_up("abandoned")
+        return self.flow.voicemail
 
     # -- walking nodes -----------------------------------------------------------------------
 
@@ -225,6 +245,7 @@ class _Turn:
             if node.resolves and node.kind not in (
                 "record",
                 "http",
+                "message",
             ):  # those: once their result is in
                 self.resolve(node)
             name = _ENTER[node.kind](self, node)
@@ -405,6 +426,33 @@ class _Turn:
             )
         )
         return None
+
+    def enter_message(self, node: Node) -> str | None:
+        m: MessageSpec = node.spec
+        ctx = self.ctx()
+        to, text = str(m.to(ctx)).strip(), str(m.text(ctx)).strip()
+        caller = str(self.s.vars.get("caller", ""))
+        if self.s.medium != "voice" and to in ("", caller):  # the customer is writing to us
+            self.out.append(act.Prompt((Text(text),)))  # it is shown here, not sent
+            self.note("message", self.s.medium, "shown")
+            self.resolve(node)
+            return node.next
+        self.s.waiting = "message"
+        self.note("message", m.channel, _masked(to), text[:MAX_MESSAGE])
+        self.out.append(act.Message(node.name, to, m.channel, text))
+        return None
+
+    def message_sent(self, node: Node, event: MessageSent) -> str | None:
+        """Sent: its task counts and the flow goes on; not sent: at on_error, else next."""
+        self.note("sent" if event.ok else "not sent", event.sid if event.ok else event.error)
+        if event.ok:
+            self.resolve(node)
+            m: MessageSpec = node.spec
+            if m.go_on is not None:  # the caller may answer it to go on by text
+                verified = self.at + m.verified_for if m.verified_for is not None else None
+                self.hand_off(node.name, m.channel, m.go_on, self.at + m.window, verified)
+            return node.next
+        return node.on_error or node.next
 
     def enter_set(self, node: Node) -> str | None:
         for name, expr in node.spec:
@@ -679,10 +727,14 @@ class _Turn:
 
     # -- switching channels ----------------------------------------------------------------
 
-    def hand_off(self, channel: str, node: str, until: float, verified_until: float | None) -> None:
-        """Let the customer go on by `channel` at `node` until `until`: the conversation's
-        outcome is not final until then (or until its text leg ends)."""
+    def hand_off(
+        self, by: str, channel: str, node: str, until: float, verified_until: float | None
+    ) -> None:
+        """Let the customer go on by `channel` at `node` until `until` (the message node
+        `by` said so): the conversation's outcome is not final until then (or until its
+        text leg ends)."""
         self.s.handoff = {
+            "by": by,
             "channel": channel,
             "node": node,
             "until": until,
@@ -702,7 +754,7 @@ class _Turn:
         verified_until = handoff.get("verified_until")
         if verified_until is None or event.at > verified_until:
             s.vars.pop("verified", None)
-        self.note("resumed", event.channel)
+        self.note("resumed", event.channel, handoff.get("by"), handoff.get("node"))
         self.run(handoff.get("node"))
 
     # -- callbacks -----------------------------------------------------------------------------
@@ -821,6 +873,11 @@ def _phone(text: str) -> str:
     return ("+" + digits if text.strip().startswith("+") else digits) if digits else ""
 
 
+def _masked(number: str) -> str:
+    """A number with all but its last 2 digits hidden: transcripts are kept."""
+    return "*" * max(len(number) - 2, 0) + number[-2:]
+
+
 def _global(a: Ask, event: Event) -> Option | None:
     """The global option an ask's answer chooses: a global key anywhere in the keys (the
     caller gave up the entry; what came before it is dropped), or the whole utterance
@@ -849,5 +906,6 @@ _ENTER: dict[str, Callable[[_Turn, Node], str | None]] = {
         "subflow",
         "end",
         "callback",
+        "message",
     )
 }

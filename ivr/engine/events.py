@@ -25,11 +25,16 @@ NO_HISTORY: Mapping[str, Any] = MappingProxyType(
 @dataclass(frozen=True, slots=True)
 class CallStarted:
     """A new call reached a flow (made by the transport when it first hears of the call).
-    `history` is the caller's, loaded by the transport before the first step (the engine
-    reads no store): the flow reads it as `history.*`."""
+    `caller` is the person's number, `called` ours (for an outbound call too); `given`
+    are variables an outbound call starts with (`ivr notify --vars`), `answered_by` what
+    Twilio's answering-machine detection heard (human, machine_end_beep, ...). `history`
+    is the caller's, loaded by the transport before the first step (the engine reads no
+    store): the flow reads it as `history.*`."""
 
     caller: str = ""
     called: str = ""
+    given: Mapping[str, Any] = field(default_factory=dict)
+    answered_by: str = ""
     _: KW_ONLY
     at: float
     history: Mapping[str, Any] = field(default_factory=lambda: NO_HISTORY)
@@ -76,6 +81,18 @@ class FetchResult:
     @property
     def ok(self) -> bool:
         return self.error is None and 200 <= self.status < 300
+
+
+@dataclass(frozen=True, slots=True)
+class MessageSent:
+    """What became of a `message` node's message (made by the runner): sent, with
+    Twilio's `sid`, or not, with the `error` (never the number)."""
+
+    ok: bool
+    sid: str = ""
+    error: str = ""
+    _: KW_ONLY
+    at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +151,7 @@ Event = (
     | Speech
     | NoInput
     | FetchResult
+    | MessageSent
     | Recorded
     | TransferEnded
     | RecordingStatus

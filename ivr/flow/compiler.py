@@ -31,6 +31,7 @@ from ivr.flow.model import (
     Http,
     Listening,
     Menu,
+    Message,
     Node,
     Option,
     Part,
@@ -73,7 +74,7 @@ IDEMPOTENT = ("GET", "PUT", "DELETE")
 TURN_BUDGET = 10.0  # seconds within which every webhook is answered (IVR_TURN_BUDGET)
 ANSWER_MARGIN = 0.5  # of the budget, kept for saving the turn and answering
 # kinds that never wait for the caller: a cycle of them alone would loop on its own
-PASSING = ("say", "set", "branch", "http", "subflow")
+PASSING = ("say", "set", "branch", "http", "message", "subflow")
 
 
 def compile_flow(
@@ -106,8 +107,10 @@ def compile_flow(
         c.error(("defaults", "speech_down"), "said when recognition broke: no templates")
     fallback = c.ref(defaults.get("fallback"), ("defaults", "fallback"))
     _check_fallback(c, fallback, nodes)
+    voicemail = c.ref(data.get("voicemail"), ("voicemail",))  # an answering machine's start
     by_number = _by_number(c, data)
-    problems = c.problems + _check_graph(doc, doc.data["start"], nodes, c, fallback)
+    _check_messages(c)
+    problems = c.problems + _check_graph(doc, doc.data["start"], nodes, c, fallback, voicemail)
     if any(p.severity == "error" for p in problems):
         raise FlowError(sorted(problems, key=_order))
     version = hashlib.sha256("\0".join(c.texts).encode()).hexdigest()[:12]
@@ -133,6 +136,7 @@ def compile_flow(
         said_in=MappingProxyType(_said_in(apology=apology, speech_down=speech_down)),
         speech_model=data.get("speech_model"),
         speech_timeout=data.get("speech_timeout"),
+        voicemail=voicemail,
         fallback=fallback,
         idle=_duration(defaults.get("idle", IDLE)),
     )
@@ -212,6 +216,20 @@ def _check_fallback(c: _Compiler, name: str | None, nodes: Mapping[str, Node]) -
         )
 
 
+def _check_messages(c: _Compiler) -> None:
+    """No message sends a sensitive value: carriers keep messages, and the flow may not
+    know yet, where it writes the message, which variables its asks make sensitive."""
+    for doc, path, names in c.sends:
+        secret = sorted(names & c.sensitive)
+        if secret:
+            problem = doc.problem(
+                path,
+                f"a message may not carry sensitive {', '.join(secret)}: messages are kept "
+                "by carriers (send a link that asks for it instead)",
+            )
+            c.problems.append(problem)
+
+
 def _experiment(spec: dict[str, Any] | None) -> Experiment | None:
     """The split in flow id order, so that reordering it in the file moves no caller. Which
     variants exist is checked across flows (`ivr.flow.experiment`), not here."""
@@ -240,6 +258,7 @@ class _Compiler:
         ] = []  # (doc, path, names, spoken)
         self.texts: list[str] = [doc.text]
         self.refs: list[tuple[Document, Path, str]] = []  # (doc, where written, target)
+        self.sends: list[tuple[Document, Path, frozenset[str]]] = []  # what messages use
         # subflows speak values in the calling flow's language: it is the call's
         self.language, self.currency = self.spoken_in(doc)
         self.speech = str(doc.data.get("speech", "twilio"))  # the call's recogniser
@@ -855,6 +874,21 @@ class _Compiler:
         # a subflow's failed end fails the call: it must not return as if all went well
         return End(say, outcome, self.returns_to if outcome == "contained" else None)
 
+    def c_message(self, path: Path, spec: dict[str, Any], raw: dict[str, Any]) -> Message:
+        to = spec.get("to", "{{ caller }}")
+        for key, text in (("text", spec["text"]), ("to", to)):
+            used = names_used(text) if is_template(text) and not check_syntax(text) else set()
+            self.sends.append((self.doc, (*path, key), frozenset(used)))
+        go_on = spec.get("continue") or {}
+        return Message(
+            text=self.template((*path, "text"), spec["text"], spoken=False),
+            channel=spec.get("channel", "sms"),
+            to=self.template((*path, "to"), to, spoken=False),
+            go_on=self.ref(go_on.get("at"), (*path, "continue", "at")),
+            window=_duration(go_on.get("window", 3600)),
+            verified_for=_duration(go_on["verified"]) if "verified" in go_on else None,
+        )
+
     def c_subflow(self, path: Path, spec: dict[str, Any], raw: dict[str, Any]) -> None:
         return None  # inlined by nodes()
 
@@ -869,13 +903,19 @@ _KINDS: Mapping[str, Callable[..., Any]] = {
     "transfer": _Compiler.c_transfer,
     "record": _Compiler.c_record,
     "callback": _Compiler.c_callback,
+    "message": _Compiler.c_message,
     "subflow": _Compiler.c_subflow,
     "end": _Compiler.c_end,
 }
 
 
 def _check_graph(
-    doc: Document, start: str, nodes: dict[str, Node], c: _Compiler, fallback: str | None = None
+    doc: Document,
+    start: str,
+    nodes: dict[str, Node],
+    c: _Compiler,
+    fallback: str | None = None,
+    voicemail: str | None = None,
 ) -> list[Problem]:
     """Targets exist; every node is reachable (warning: from the start, or as the
     fallback) and can reach an ending (error); templates use known variables (warning);
@@ -907,6 +947,8 @@ def _check_graph(
     seen = _reach(start, nodes, forward=True)
     if fallback is not None:
         seen |= _reach(fallback, nodes, forward=True)
+    if voicemail is not None:
+        seen |= _reach(voicemail, nodes, forward=True)
     for name in own:
         if name not in seen:
             problems.append(

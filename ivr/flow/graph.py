@@ -150,6 +150,8 @@ def to_mermaid(flow: Flow, traffic: Traffic | None = None) -> str:
         if prefix:
             lines.append("  end")
     lines.append(f"  flow_start --> {ids[flow.start]}")
+    if flow.voicemail in ids:  # an outbound call an answering machine took starts there
+        lines += ['  flow_machine(("machine"))', f"  flow_machine --> {ids[flow.voicemail]}"]
     styles = []
     for link, (src, label, target) in enumerate(edges(flow, traffic), start=1):
         start = ids.get(src) or _missing(lines, ids, src)
@@ -206,6 +208,9 @@ def to_dot(flow: Flow, traffic: Traffic | None = None) -> str:
         if prefix:
             lines.append("  }")
     lines.append(f'  "flow start" -> {dot_text(flow.start)};')
+    if flow.voicemail is not None:  # an outbound call an answering machine took starts there
+        lines.append('  "flow machine" [shape=circle, label="machine", fontsize=9];')
+        lines.append(f'  "flow machine" -> {dot_text(flow.voicemail)};')
     for src, label, target in edges(flow, traffic):
         dashed = ("on_fail", "on_no_input", "on_no_match", "on_error", UNDRAWN)
         style = ", style=dashed" if label in dashed else ""

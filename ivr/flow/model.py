@@ -268,6 +268,21 @@ class End:
     returns_to: str | None = None  # set on a subflow's ends: go on there instead of hanging up
 
 
+@dataclass(frozen=True)
+class Message:
+    """A `message` node: `text` sent by `channel` (sms, whatsapp) to `to` during the call,
+    made by the compiler; the engine renders it into an `act.Message` the runner sends."""
+
+    text: Render
+    channel: str
+    to: Render
+    # the caller may answer it to go on by text: at `go_on`, within `window` seconds of
+    # sending; `verified` crosses for `verified_for` seconds of it (None: it does not)
+    go_on: str | None = None
+    window: float = 3600.0
+    verified_for: float | None = None
+
+
 CALLBACK_DIGITS = (6, 15)  # the digits of a number to call back: short local to full E.164
 
 Spec = (
@@ -422,6 +437,8 @@ class Node:
             out.append(("on_error", self.on_error))
         if self.on_text:
             out.append(("on_text", self.on_text))
+        if isinstance(s, Message) and s.go_on:
+            out.append(("continue", s.go_on))
         if self.kind == "branch":
             out.extend((cond or "else", target) for cond, _, target in s)
         if isinstance(s, End) and s.returns_to:
@@ -485,3 +502,5 @@ class Flow:
     # the transfer node callers go to when their session store is unreachable (None: they
     # hear the apology and the call ends failed); its `to` is static (checked at compile)
     fallback: str | None = None
+    # where an outbound call answered by a machine starts (None: it is hung up on)
+    voicemail: str | None = None

@@ -16,7 +16,7 @@ from ivr.flow.loader import Document, Path
 
 NODE_KINDS = (
     *("say", "menu", "ask", "http", "set", "branch"),
-    *("transfer", "record", "callback", "subflow", "end"),
+    *("transfer", "record", "callback", "message", "subflow", "end"),
 )
 
 _TYPE_NAMES = {

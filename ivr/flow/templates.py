@@ -99,7 +99,7 @@ ENV = environment()  # en-US's; every environment parses alike
 # names every flow may read: the engine's and Jinja's globals
 BUILTINS = frozenset(
     {"caller", "called", "call_id", "last_option", "open", "now", "flow_id", "language"}
-    | {"closed_message", "history"}
+    | {"closed_message", "history", "answered_by"}
     | {"reason", "http_error", *ENV.globals}
 )
 

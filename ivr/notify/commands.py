@@ -1,6 +1,6 @@
 """`ivr notify --csv` (a campaign), `ivr campaigns list|show` and `ivr optout add|remove|list`.
 
-The dialer comes from `make_dialer(channel)`: the one place that ties campaigns to the
+The dialer comes from `make_dialer(channel, flows)`: the one place that ties campaigns to the
 Twilio REST module (calls through its Calls API, texts through its Messages API).
 """
 
@@ -14,7 +14,7 @@ import os
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -25,33 +25,62 @@ if TYPE_CHECKING:
     from ivr.keys import Keys
     from ivr.notify.attempts import Attempt
     from ivr.notify.callees import Callee, Rejected
-    from ivr.notify.campaign import Dial, Plan, Status
+    from ivr.notify.campaign import Dial, Outbound, Plan, Status
     from ivr.store.campaigns import CampaignStore
 
 T = TypeVar("T")
 CHANNELS = ("voice", "sms", "whatsapp")
 
 
-def make_dialer(channel: str) -> tuple[Dial, Status]:
-    """The dialer of a real campaign: `Dial` places a call (voice, with answering-machine
-    detection) or sends a message (sms, whatsapp) through the Twilio REST module, `Status`
-    fetches its status. Tests put a dialer of their own here."""
-    raise ConfigError(
-        f"placing {channel} campaigns needs the Twilio REST module, not in this build "
-        "(try --dry-run)"
-    )
+@dataclass(frozen=True)
+class Dialer:
+    """How a campaign reaches Twilio: `dial` places a call (or sends a text), `status` says
+    where it stands, `close` lets go of the API client."""
+
+    dial: Dial
+    status: Status
+    close: Callable[[], Awaitable[None]] | None = None
+
+
+def make_dialer(channel: str, flows: Path | None = None) -> Dialer:
+    """The dialer of a real campaign, through the Twilio REST client (`Notifier`): a call
+    with answering-machine detection, or a flow's opening as a message. Tests put a
+    dialer of their own here."""
+    from ivr.notify.campaign import CallState, Placed
+    from ivr.notify.notice import Notifier
+
+    notifier = Notifier.from_env(flows, channel=channel)
+
+    async def dial(outbound: Outbound) -> Placed:
+        sent = await notifier.send(outbound.flow, outbound.to, outbound.vars, outbound.channel)
+        if not sent.ok or not sent.sid:
+            raise RuntimeError(sent.error or f"Twilio refused it ({sent.status})")
+        return Placed(sent.sid, sent.status or "queued")
+
+    async def status(sid: str) -> CallState:
+        now = await notifier.status(sid)
+        if not now.ok:
+            raise RuntimeError(now.error or "no status")
+        return CallState(now.status or "queued", now.answered_by or None)
+
+    return Dialer(dial, status, notifier.close)
 
 
 def add_commands(sub: Any) -> None:
     """`notify`, `campaigns` and `optout` for the `ivr` command."""
+    from ivr.notify.notice import add_single_arguments
+
     p = sub.add_parser(
         "notify",
-        help="run a campaign of outbound calls or texts from a CSV file",
-        description="Call (or text) everyone in a CSV file with a flow: paced, retried, in "
-        "each callee's calling window, never an opted-out number. Run again with the same "
-        "file to resume: nobody is called twice.",
+        help="call (or text) one person on a flow, or everyone in a CSV file (a campaign)",
+        description="--to NUMBER: one outbound call on a flow through Twilio's Calls API "
+        "(answering-machine detection: a machine gets the flow's `voicemail` node), or the "
+        "flow's opening as an SMS or WhatsApp message. --csv FILE: a campaign, paced, "
+        "retried, in each callee's calling window, never an opted-out number; run it again "
+        "with the same file to resume: nobody is called twice. See docs/notify.md.",
     )
     add_arguments(p)
+    add_single_arguments(p)
     p.set_defaults(run=run_notify)
 
     c = sub.add_parser("campaigns", help="campaigns run by `ivr notify --csv`, and their outcomes")
@@ -182,6 +211,10 @@ def _on_store(args: argparse.Namespace, operation: Callable[[CampaignStore], Awa
 
 
 def run_notify(args: argparse.Namespace) -> int:
+    if args.to:  # one callee
+        from ivr.notify.notice import run_single
+
+        return run_single(args)
     if args.report:
         args.campaign, args.json = args.report, False
         return run_show(args)
@@ -210,11 +243,20 @@ def run_notify(args: argparse.Namespace) -> int:
     keys = Keys.load(_data_dir(args))
     if args.dry_run:
         return _on_store(args, lambda s: _dry_run(plan, callees, len(rejected), s, keys))
-    dial, status = make_dialer(args.channel)
+    dialer = make_dialer(args.channel, args.flows)
     rows = len(callees) + len(rejected)
-    return _on_store(
-        args, lambda s: _run(plan, callees, rejected, rows, str(args.csv), s, keys, dial, status)
-    )
+
+    async def run(store: CampaignStore) -> int:
+        try:
+            dial, status = dialer.dial, dialer.status
+            return await _run(
+                plan, callees, rejected, rows, str(args.csv), store, keys, dial, status
+            )
+        finally:
+            if dialer.close is not None:
+                await dialer.close()
+
+    return _on_store(args, run)
 
 
 def _check_flow(flow_id: str, directory: Path | None) -> None:

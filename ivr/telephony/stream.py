@@ -52,6 +52,7 @@ from ivr.telephony import media, twiml
 from ivr.telephony.bucket import TokenBucket
 from ivr.telephony.calls import Calls
 from ivr.telephony.listener import Decision, Listener, Reading, understanding
+from ivr.telephony.outbound import decode_vars, encode_vars
 from ivr.telephony.playback import Playback
 from ivr.telephony.signature import SignatureCheck, websocket_url
 
@@ -104,19 +105,30 @@ class StreamRoute:
     def wanted(self, flow: Flow) -> bool:
         return self.everything or flow.speech == "vosk"
 
-    def connect(self, request: web.Request, route: Route, form: Mapping[str, str]) -> str:
+    def connect(
+        self,
+        request: web.Request,
+        route: Route,
+        form: Mapping[str, str],
+        started: CallStarted | None = None,
+    ) -> str:
         """`<Connect><Stream>` for a new call: the stream's URL beside the voice webhook's
-        (as Twilio sees it), the call's route and numbers as `<Parameter>`s."""
+        (as Twilio sees it), the call's route and numbers as `<Parameter>`s; an outbound
+        call's (`started`: numbers the right way round, its variables, `AnsweredBy`) too."""
         here = self.signature.url(request).split("?", 1)[0]
         base = here.rsplit("/", 1)[0]  # https://host[/prefix]/twilio
         flow = route.flow
         parameters = {
             "flow": flow.id,
             "version": flow.version,
-            "caller": form.get("From", "")[:32],
-            "called": form.get("To", "")[:32],
+            "caller": started.caller if started else form.get("From", "")[:32],
+            "called": started.called if started else form.get("To", "")[:32],
             "direction": form.get("Direction", "inbound")[:32],
         }
+        if started is not None and started.answered_by:
+            parameters["answered_by"] = started.answered_by
+        if started is not None and started.given:  # checked by the webhook, signed by Twilio
+            parameters["vars"] = encode_vars(started.given)
         if route.experiment and route.variant:
             parameters |= {"experiment": route.experiment, "variant": route.variant}
         stream = websocket_url(base + "/" + PATH.rsplit("/", 1)[1])
@@ -433,9 +445,15 @@ class StreamCall:
         if self.recognition is None and _listens_for_speech(flow):
             log.warning("no speech model for %s: the call goes on with keys only", flow.language)
             self.speech_lost()
-        caller, now = custom.get("caller", ""), time.time()
+        try:  # an outbound call's variables (`ivr notify --vars`), from our own TwiML
+            given = decode_vars(custom["vars"]) if custom.get("vars") else {}
+        except ValueError as e:
+            log.warning("an outbound call's vars are ignored: %s", e)
+            given = {}
+        caller, called = custom.get("caller", ""), custom.get("called", "")
+        answered_by, now = custom.get("answered_by", "")[:32], time.time()
         known = await self.calls.history(flow, caller, now)  # before the greeting
-        await self.turn(CallStarted(caller, custom.get("called", ""), at=now, history=known))
+        await self.turn(CallStarted(caller, called, given, answered_by, at=now, history=known))
 
     def start(self, work: Coroutine[Any, Any, None]) -> None:
         """Run a turn or a recognition beside the socket's messages (one at a time)."""

@@ -18,7 +18,7 @@ import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from twilio.twiml.voice_response import VoiceResponse
@@ -48,6 +48,7 @@ from ivr.store.base import PendingFetch, Stored, StoreUnavailable
 from ivr.telephony import twiml
 from ivr.telephony.admission import Admission
 from ivr.telephony.calls import Calls
+from ivr.telephony.outbound import decode_vars
 from ivr.telephony.signature import SignatureCheck
 
 if TYPE_CHECKING:
@@ -201,20 +202,42 @@ class TwilioWebhooks:
                 busy = apology("lines_busy", flow.language)
                 refused = self.runner.fail(flow, self._unstarted(request, form), "lines_busy", busy)
                 return await self._answer(flow, refused)
-            if not self.admission.admit(form.get("From", ""), now):
+            # a number calling too often: not ours calling out (a campaign's every call)
+            outbound = form.get("Direction", "").startswith("out")
+            if not outbound and not self.admission.admit(form.get("From", ""), now):
                 self.metrics.rejected("caller_rate")
                 log.warning("refused a new call: its number called too often this minute")
                 busy = apology("busy", flow.language)
                 refused = self.runner.fail(flow, self._unstarted(request, form), "busy", busy)
                 return await self._answer(flow, refused)
-            if self.stream is not None and self.stream.wanted(flow):
-                return self.stream.connect(request, route, form)  # the stream starts the call
-            session = self.calls.start(route, sid, form.get("Direction", ""))
             caller, called = form.get("From", "")[:32], form.get("To", "")[:32]
+            given, answered_by = {}, ""
+            if outbound:  # we called: the person is the one called
+                caller, called = called, caller
+                given, answered_by = self._given(request), form.get("AnsweredBy", "")[:32]
+            if self.stream is not None and self.stream.wanted(flow):  # the stream starts the call
+                started = CallStarted(caller, called, given, answered_by, at=time.time())
+                return self.stream.connect(request, route, form, started)
             now = time.time()
             known = await self.calls.history(flow, caller, now)  # before the greeting
-            started = CallStarted(caller, called, at=now, history=known)
+            started = CallStarted(caller, called, given, answered_by, at=now, history=known)
+            session = self.calls.start(route, sid, form.get("Direction", ""))
             return await self._advance(flow, session, started, received)
+
+    def _given(self, request: web.Request) -> dict[str, Any]:
+        """The variables an outbound call starts with (`ivr notify --vars`): only from a
+        signed URL (Twilio signs the query too); none when they cannot be read."""
+        text = request.query.get("vars")
+        if not text:
+            return {}
+        if self.signature.insecure:
+            log.warning("an outbound call's vars are ignored: signatures are not checked")
+            return {}
+        try:
+            return decode_vars(text)
+        except ValueError as e:
+            log.warning("an outbound call's vars are ignored: %s", e)
+            return {}
 
     async def gather(self, request: web.Request, form: Mapping[str, str], received: float) -> str:
         now = time.time()
@@ -677,8 +700,10 @@ class TwilioWebhooks:
         variant its caller gets, when that flow runs an experiment)."""
         sid = form["CallSid"]
         route = self._route(request, form)
+        # an outbound call nobody answered (busy, no-answer) is reported as outbound
+        direction = "outbound" if form.get("Direction", "").startswith("out") else "inbound"
         if route is None:
-            return Session(sid, "unknown", "", started_at=time.time())
+            return Session(sid, "unknown", "", started_at=time.time(), direction=direction)
         return Session(
             sid,
             route.flow.id,
@@ -686,6 +711,7 @@ class TwilioWebhooks:
             started_at=time.time(),
             experiment=route.experiment,
             variant=route.variant,
+            direction=direction,
         )
 
 

@@ -29,6 +29,7 @@ from ivr.web.layout import page
 
 log = logging.getLogger("ivr.admin")
 START = "flow start"  # the diagram's start dot: not a node of the flow
+MACHINE = "flow machine"  # nor the dot an answering machine's calls start from
 SCRIPTS = ["flows.js"]
 CSP = "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:"
 
@@ -109,7 +110,11 @@ def _ids(drawing: str, flow_id: str) -> ET.Element:
             element.attrib[name.rpartition("}")[2]] = element.attrib.pop(name)
     for group in root.iter("g"):
         title = group.find("title")
-        if group.get("class") == "node" and title is not None and title.text != START:
+        if (
+            group.get("class") == "node"
+            and title is not None
+            and title.text not in (START, MACHINE)
+        ):
             name = title.text or ""
             group.set("id", node_id(flow_id, name))
             group.set("class", "node ivr-node")

@@ -62,9 +62,14 @@ ACCOUNTS: dict[str, tuple[int, Any]] = {
 }
 SLOW = {"55555551": 0.3}  # seconds this account's lookup takes: a window for racing webhooks
 SLOW_BLOCK: dict[str, float] = {}  # seconds blocking this account's card takes (tests set it)
+TRACKING = "https://shop.example/t/777888"  # order 777888's: order_status texts it
 ORDERS: dict[str, tuple[int, Any]] = {
     "123456": (200, {"status": "shipped", "carrier": "UPS", "eta": "Friday, November 27"}),
     "654321": (200, {"status": "delivered", "delivered_on": "Monday, November 23"}),
+    "777888": (
+        200,
+        {"status": "shipped", "carrier": "DHL", "eta": "Monday", "tracking": TRACKING},
+    ),
     "404404": (404, {"error": "no such order"}),
 }
 

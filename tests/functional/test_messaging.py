@@ -11,7 +11,9 @@ from ivr.store.campaigns import open_campaigns
 from ivr.store.records import CallRecord
 from ivr.telephony.messaging import HELP_TEXT
 from tests.functional.conftest import OPEN, Backend, MakeServer, Server, metric
+from tests.functional.test_report import report
 from tests.functional.twilio_sim import TwilioSim, wait_until
+from tests.twilio_api import TwilioApi
 
 BANK, SHOP = "+15550100", "+15550110"
 CUSTOMER = "+15557770001"
@@ -152,3 +154,59 @@ async def test_stop_ends_the_conversation_and_opts_out(server: Server, sim: Twil
     assert await sim.text(SHOP, CUSTOMER, "help") == [HELP_TEXT]
     await sim.text(SHOP, CUSTOMER, "hi")
     assert (await sim.text(SHOP, CUSTOMER, "help"))[0] != HELP_TEXT
+
+
+async def test_a_call_that_texts_a_link_goes_on_by_sms_as_one_conversation(
+    twilio_api: TwilioApi, make_server: MakeServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server = await make_server()
+    texts = server.app[TEXTS]
+    async with server.twilio() as sim:
+        call = await sim.start(SHOP, CUSTOMER)
+        await call.press("777888#")
+        assert "I've sent the tracking link to your phone." in await call.press("1")
+        await call.hangup()
+        (sms,) = twilio_api.messages
+        assert sms["To"] == CUSTOMER and sms["Body"].endswith("Anything else? Reply here.")
+        assert await texts.expire() == 0  # its window is open: nothing is final yet
+        assert await server.records() == []
+        # the answer from the same number goes on where send_link said, by SMS
+        assert await sim.text(SHOP, CUSTOMER, "1") == ["Please send your six digit order number."]
+        said = await sim.text(SHOP, CUSTOMER, "654321")
+        assert said[0] == "Order 654321 was delivered on Monday, November 23."
+        assert await sim.text(SHOP, CUSTOMER, "2") == [
+            "Thank you for shopping with Example Shop. Goodbye."
+        ]
+    [record] = await records_of(server, 1)  # one conversation, one record
+    assert record.call_sid == call.sid
+    assert (record.channel, record.outcome) == ("voice", "contained")  # counted where it began
+    assert [(leg["channel"], leg.get("outcome")) for leg in record.legs] == [
+        ("voice", "abandoned"),
+        ("sms", "contained"),
+    ]
+    assert set(record.tasks) == {"order_status", "tracking_link"}
+    exposition = await server.metrics()
+    assert metric(exposition, "ivr_calls_ended_total", flow="order_status", channel="voice") == 1
+    assert metric(exposition, "ivr_calls_ended_total", flow="order_status", channel="sms") == 0
+    switched = {"flow": "order_status", "from_channel": "voice", "to_channel": "sms"}
+    assert metric(exposition, "ivr_channel_switches_total", **switched) == 1
+    found = await report(server.config.records_url, capsys=capsys)
+    assert found["deflections"]["voice>sms"]["calls"] == 1
+    assert found["deflections"]["voice>sms"]["outcomes"]["contained"] == 1
+    assert found["deflections"]["voice>sms"]["rate"] == 1.0  # of the calls started by voice
+
+
+async def test_a_window_nobody_answered_makes_the_call_final(
+    twilio_api: TwilioApi, make_server: MakeServer
+) -> None:
+    server = await make_server()
+    async with server.twilio() as sim:
+        call = await sim.start(SHOP, CUSTOMER)
+        await call.press("777888#")
+        await call.press("1")
+        await call.press("2")  # that's all: goodbye
+    assert await server.app[TEXTS].expire(time.time() + 31 * 60) == 1
+    record = await server.record(call.sid)
+    assert (record.outcome, record.legs) == ("contained", ())
+    async with server.twilio() as sim:  # a text after the window is a new conversation
+        assert (await sim.text(SHOP, CUSTOMER, "hello"))[0].startswith("Hi, this is Example Shop")

@@ -124,7 +124,8 @@ def http_dialer(base: str) -> tuple[Dial, Status]:
 @pytest.fixture
 def place(fake_calls: FakeCalls, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The common flags of a run against the fake: records and keys under tmp_path."""
-    monkeypatch.setattr(commands, "make_dialer", lambda channel: http_dialer(fake_calls.url))
+    dialer = commands.Dialer(*http_dialer(fake_calls.url))
+    monkeypatch.setattr(commands, "make_dialer", lambda channel, flows=None: dialer)
     monkeypatch.delenv("IVR_RECORDS", raising=False)
     monkeypatch.delenv("IVR_CUSTOMER_KEY", raising=False)
     monkeypatch.delenv("IVR_DATA_KEY", raising=False)

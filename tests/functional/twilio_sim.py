@@ -199,6 +199,22 @@ class TwilioSim:
         await call.start()
         return call
 
+    def outbound(self, form: Mapping[str, str], answered_by: str = "human") -> Call:
+        """The call Twilio places for a Calls API request's `form` (To, From, Url,
+        StatusCallback), as its webhooks see it once answered (`AnsweredBy`); not started."""
+        public = self.public_url + "/"
+        voice, status = form["Url"], form.get("StatusCallback", public + "twilio/status")
+        if not voice.startswith(public) or not status.startswith(public):
+            raise AssertionError(f"the call's webhooks are not on {public}: {voice}, {status}")
+        call = self.new_call(
+            form["To"],
+            form["From"],
+            voice_path="/" + voice.removeprefix(public),
+            status_path="/" + status.removeprefix(public),
+        )
+        call.params = {"Direction": "outbound-api", "AnsweredBy": answered_by}
+        return call
+
     async def call(self, to: str, from_: str, script: Iterable[object]) -> Call:
         """A whole call: `script` items are "press:123#", "say:text", ("say", text, conf),
         "silence", "hangup" or "record:seconds"; the call ends after the script."""
@@ -246,6 +262,9 @@ class Call:
     status_sent: Reply | None = None
     last_request: Request | None = None
     last_reply: Reply | None = None
+    # fields of every request beyond the standard ones: an outbound call's Direction and
+    # AnsweredBy (`TwilioSim.outbound`)
+    params: dict[str, str] = field(default_factory=dict)
     _waiting: ET.Element | None = None  # the <Gather> or <Record> the caller is in
     _rest: list[ET.Element] = field(default_factory=list)  # verbs after it
     _url: str = ""  # URL of the current document: relative action URLs resolve against it
@@ -420,6 +439,7 @@ class Call:
             "To": self.to,
             "ToCountry": "US",
         }
+        params.update(self.params)
         params.update(extra)
         # TwiML's URLs are relative to the document that holds them
         return Request(urljoin(self._url or self.sim.public_url + "/", url), params)

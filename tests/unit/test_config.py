@@ -128,3 +128,11 @@ def test_vosk_models():
 def test_bad_vosk_models(value, message):
     with pytest.raises(ConfigError, match=message):
         Config.from_env({"IVR_VOSK_MODELS": value})
+
+
+def test_message_senders_by_channel():
+    env = {"IVR_SMS_FROM": "+15550100", "IVR_WHATSAPP_FROM": " +15550101 "}
+    assert Config.from_env(env).senders == {"sms": "+15550100", "whatsapp": "+15550101"}
+    assert Config.from_env({}).senders == {}
+    with pytest.raises(ConfigError, match="IVR_SMS_FROM: expected a phone number"):
+        Config.from_env({"IVR_SMS_FROM": "Example Shop"})

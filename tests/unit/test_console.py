@@ -178,3 +178,26 @@ async def test_prompts_in_another_language_of_the_flow_say_which() -> None:
     assert lines[0] == "ivr> Для русского языка нажмите 1. Қазақ тілі үшін 2 басыңыз."
     assert "ivr> [kk-KZ] Мысал Банкке қош келдіңіз." in lines
     assert "ivr> [kk-KZ] Кешіріңіз, мен түсінбедім." in lines  # бір is no menu phrase
+
+
+TEXTING = """
+flow: texting
+start: send
+nodes:
+  send:
+    message: {text: "Your code is 4321", channel: whatsapp}
+    resolves: code_sent
+    next: bye
+  bye: {end: {say: "Sent."}}
+"""
+
+
+def test_a_message_is_shown_not_sent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "texting.yaml").write_text(TEXTING)
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    assert main(["call", str(tmp_path / "texting.yaml"), "--caller", "+15557654321"]) == 0
+    out = capsys.readouterr().out
+    assert "  [whatsapp to **********21: Your code is 4321] (shown, not sent)\n" in out
+    assert "tasks resolved: code_sent" in out

@@ -320,3 +320,75 @@ def test_closing_hours_the_flow_has_not_fails_the_test(tmp_path: Path) -> None:
         f"{path}:{line_of(path, 'closed: {support')}: closed: closed: the flow has no hours "
         "named support (it has: none)"
     ]
+
+
+TEXTING_FLOW = """\
+flow: texting
+start: send
+nodes:
+  send:
+    message: {text: "Your code is 4321", to: "{{ caller }}"}
+    next: sent
+    on_error: unsent
+  sent: {end: {say: "Sent."}}
+  unsent: {end: {say: "Not sent."}}
+"""
+
+
+def texting(tmp_path: Path, tests: str) -> Path:
+    (tmp_path / "texting.yaml").write_text(TEXTING_FLOW)
+    path = tmp_path / "texting_test.yaml"
+    path.write_text("flow: texting.yaml\ntests:\n" + tests)
+    return path
+
+
+def test_messages_are_expected_and_can_be_made_to_fail(tmp_path: Path) -> None:
+    path = texting(
+        tmp_path,
+        """\
+  - name: sent
+    caller: "+15557654321"
+    steps:
+      - expect: {message: {text: code is 4321, to: "+15557654321", channel: sms}, heard: Sent.}
+  - name: refused
+    messaging: fail
+    steps:
+      - expect: {heard: Not sent., message: {text: code}}
+  - name: wrong expectations
+    caller: "+15557654321"
+    steps:
+      - expect: {message: {text: code is 9999}}
+""",
+    )
+    sent, refused, wrong = run_file(path)
+    assert sent.passed, sent.failures
+    assert (
+        not refused.passed
+        and "expected a message {'text': 'code'}, got none" in (refused.failures[0])
+    )
+    assert not wrong.passed
+    assert (
+        "expected a message {'text': 'code is 9999'}, got [('Your code is 4321'"
+        in (wrong.failures[0])
+    )
+
+
+def test_bad_message_keys_are_located(tmp_path: Path) -> None:
+    path = texting(
+        tmp_path,
+        """\
+  - name: typos
+    messaging: broken
+    steps:
+      - expect: {message: {txt: code}}
+""",
+    )
+    with pytest.raises(ConversationError) as info:
+        run_file(path)
+    assert [(p.line, p.message) for p in info.value.problems] == [
+        (line_of(path, "messaging:"), "messaging: ok (messages are sent, the default) or fail"),
+        (
+            line_of(path, "txt:"),
+            "unknown key 'txt' (expected one of: channel, text, to)",
+        ),
+    ]

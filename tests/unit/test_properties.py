@@ -25,6 +25,7 @@ from ivr.engine.events import (
     Event,
     FetchResult,
     HangUp,
+    MessageSent,
     NoInput,
     Recorded,
     RecordingStatus,
@@ -39,10 +40,11 @@ from ivr.speech.intent import NO, YES
 FLOWS_DIR = Path(__file__).resolve().parents[2] / "flows"
 FLOW_FILES = sorted(FLOWS_DIR.glob("*.yaml"))
 MAX_EVENTS = 60
-WAITS = (act.Listen, act.Fetch, act.Record, act.Transfer)
+WAITS = (act.Listen, act.Fetch, act.Message, act.Record, act.Transfer)
 WAITING_FOR = {
     act.Listen: ("listen", "confirm"),
     act.Fetch: ("fetch",),
+    act.Message: ("message",),
     act.Record: ("record",),
     act.Transfer: ("transfer",),
 }
@@ -113,6 +115,10 @@ FETCH_RESULTS = st.one_of(
     st.builds(FetchResult, st.sampled_from([200, 200, 200, 404, 500]), BODY, at=NOW),
     st.builds(FetchResult, st.just(0), st.none(), st.sampled_from(["timeout", "refused"]), at=NOW),
 )
+SENT = st.one_of(  # a message node's message: sent, or not
+    st.builds(MessageSent, st.just(True), st.just("SM1"), at=NOW),
+    st.builds(MessageSent, st.just(False), error=st.sampled_from(["21610", "timed out"]), at=NOW),
+)
 RECORDINGS = st.builds(Recorded, st.text(max_size=10), st.floats(0, 120), at=NOW)
 TRANSFER_RESULTS = st.builds(
     TransferEnded,
@@ -140,6 +146,7 @@ def events(name: str) -> st.SearchStrategy[Event]:
         st.builds(Speech, said, st.floats(0, 1), at=NOW),
         st.builds(NoInput, at=NOW),
         FETCH_RESULTS,
+        SENT,
         RECORDINGS,
         TRANSFER_RESULTS,
         STORED,
@@ -151,6 +158,8 @@ def answers(wait: act.Action) -> st.SearchStrategy[Event]:
     """Events that fit what the call waits for, so random calls get deep into the flow."""
     if isinstance(wait, act.Fetch):
         return FETCH_RESULTS
+    if isinstance(wait, act.Message):
+        return SENT
     if isinstance(wait, act.Record):
         return RECORDINGS
     if isinstance(wait, act.Transfer):
@@ -236,7 +245,10 @@ def test_random_callers_never_break_a_call(name, data):
     flow = compiled(name)
     at = data.draw(TIMES, label="at")
     session = new_session(flow, "prop")
-    session, actions = step(flow, session, CallStarted("+15550001", "+15550100", at=at))
+    # an outbound call may be answered by a machine: the flow's voicemail, or a hang-up
+    answered_by = data.draw(st.sampled_from(["", "human", "machine_end_beep", "fax"]))
+    started = CallStarted("+15550001", "+15550100", answered_by=answered_by, at=at)
+    session, actions = step(flow, session, started)
     assert not session.ended or session.outcome in OUTCOMES
     ended_by = [a for a in actions if isinstance(a, act.Hangup)]
     wait = actions[-1] if actions else None
@@ -279,6 +291,8 @@ def test_pressing_zero_or_staying_silent_ends_the_call(name, data):
             event = data.draw(st.sampled_from([Digits("0", at=0.0), NoInput(at=0.0)]))
         elif isinstance(wait, act.Fetch):
             event = data.draw(FETCH_RESULTS)
+        elif isinstance(wait, act.Message):
+            event = data.draw(SENT)
         else:
             assert isinstance(wait, act.Record)
             event = Recorded(data.draw(st.text(max_size=6)), 5.0, at=0.0)

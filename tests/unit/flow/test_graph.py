@@ -179,3 +179,15 @@ def test_mermaid_escapes_labels_and_groups_subflows() -> None:
     quoted = "".join(re.findall(r'"([^"]*)"', text)).replace("<br>", "")
     for char in "|[]{}<>`\n":
         assert char not in quoted, char
+
+
+def test_an_outbound_flows_voicemail_is_drawn_from_its_own_start() -> None:
+    notice = load_flow(FLOWS / "delivery_notice.yaml")
+    chart = parse_mermaid(to_mermaid(notice))
+    assert ("flow_machine", "", "n_voicemail") in chart["edges"]
+    assert chart["nodes"]["n_send_link"][1].split("\n")[:2] == ["send_link", "message"]
+    drawn = laid_out(notice)
+    assert drawn["edges"][("flow machine", "", "voicemail")] == 1
+    assert drawn["edges"] - Counter(
+        {("flow start", "", "hello"): 1, ("flow machine", "", "voicemail"): 1}
+    ) == expected_edges(notice)

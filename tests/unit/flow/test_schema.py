@@ -161,7 +161,7 @@ def test_bad_pattern_explains_itself():
 def test_node_with_no_kind():
     assert messages(HEAD + "nodes:\n  a:\n    next: a\n") == [
         "f.yaml:5:5: nodes.a: a node needs one kind: "
-        "say, menu, ask, http, set, branch, transfer, record, callback, subflow, end"
+        "say, menu, ask, http, set, branch, transfer, record, callback, message, subflow, end"
     ]
 
 
