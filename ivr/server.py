@@ -51,6 +51,7 @@ from ivr.telephony.twiml import Voice
 from ivr.telephony.webhook import TwilioWebhooks
 from ivr.web.chat import add_chat
 from ivr.web.hours import add_hours
+from ivr.web.notices import add_notices
 from ivr.web.phone import add_phone
 
 log = logging.getLogger("ivr.server")
@@ -116,6 +117,7 @@ def build_app(config: Config, tts: TTS | None = None) -> web.Application:
     app[ADMIN] = build_admin_app(flows, metrics, config, stores)
     add_phone(app[ADMIN], flows, lambda: app[STREAMS])  # /phone: calls on the stream driver
     add_hours(app[ADMIN], flows, lambda: app[CLOSURES])  # /hours: ops close hours
+    add_notices(app[ADMIN], lambda: app[TEXTS])  # /notify: outbound text conversations
     if config.insecure:
         log.warning(
             "--insecure: Twilio signatures are NOT checked; anyone can drive calls. "

@@ -15,6 +15,8 @@ import hashlib
 import logging
 import secrets
 import time
+from collections.abc import Mapping
+from typing import Any
 
 import orjson
 
@@ -30,6 +32,7 @@ from ivr.registry import FlowRegistry, Route
 from ivr.runner import Turn
 from ivr.store.base import Stored
 from ivr.telephony.calls import Calls
+from ivr.telephony.rest import Sent
 
 log = logging.getLogger("ivr.text")
 
@@ -130,6 +133,42 @@ class TextConversations:
                 return Reply()
             return await self._resume(key, flow, channel, session, text, at)
         return await self._continue(key, flow, session, text, at)
+
+    async def open(
+        self,
+        channel: str,
+        number: str,
+        route: Route,
+        given: Mapping[str, Any],
+        at: float | None = None,
+    ) -> Sent:
+        """Start an outbound text conversation (`ivr notify --channel sms`): the flow's
+        opening is sent to `number` by the runner's messenger, and the conversation is
+        kept only once it was, so the customer's answer goes on from there; what Twilio
+        said. The conversation is `outbound`: kept apart from inbound containment."""
+        at = time.time() if at is None else at
+        flow, address = route.flow, f"whatsapp:{number}" if channel == "whatsapp" else number
+        key = self.key(channel, address)
+        messenger = self.runner.messenger
+        if key is None or messenger is None:
+            return Sent(False, error="messages are not configured (TWILIO_ACCOUNT_SID)")
+        ours = self.runner.senders.get(channel) or (flow.numbers[0] if flow.numbers else "")
+        async with self.sessions.lock(key):
+            session = new_session(flow, "TX" + secrets.token_hex(16))
+            session.channel, session.address, session.direction = channel, address, "outbound"
+            session.experiment, session.variant = route.experiment, route.variant
+            known = await self.calls.history(flow, address, at)
+            started = CallStarted(number, ours, dict(given), at=at, history=known)
+            turn = await self.runner.run(flow, session, started)
+            text = "\n\n".join(render(flow, turn.actions).messages)
+            if not text:
+                return Sent(False, error=f"flow {flow.id} says nothing before it first waits")
+            sent = await messenger.send_message(number, text, ours, channel)
+            if sent.ok:  # a conversation nobody was told of is no conversation
+                self.calls.metrics.started(session)
+                log.info("outbound text conversation started on %s (%s)", flow.id, channel)
+                await self._save(key, flow, turn)
+            return sent
 
     async def going_on(self, channel: str, address: str) -> bool:
         """Whether a conversation of this customer on `channel` waits for their message."""

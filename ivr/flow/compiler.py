@@ -53,7 +53,7 @@ from ivr.flow.templates import (
     is_template,
     names_used,
 )
-from ivr.flow.text_paths import text_problems
+from ivr.flow.text_paths import strongly_connected, text_problems
 from ivr.speech.intent import Matcher, normalize
 
 FindFlow = Callable[[str], Document | None]  # subflow id -> its document
@@ -991,40 +991,22 @@ def _check_graph(
     return problems + text_problems(docs, start, nodes, _terminal, _passes)
 
 
+LATER = ("on_text", "continue")  # ways out of a node that no turn takes at once
+
+
 def _loops(nodes: Mapping[str, Node]) -> list[Problem]:
     """Cycles of nodes that never wait for the caller, whatever their conditions say: at
     run time one would step until the engine gives up. One error per cycle, at its first
     node (strongly connected components, Tarjan's algorithm)."""
     passing = {n.name: n for n in nodes.values() if _passes(n)}
-    ways = {  # (`on_text` is taken instead of a node on text: text_paths checks it)
-        name: [t for label, t in n.edges() if t in passing and label != "on_text"]
+    # (`on_text` is taken instead of a node on text: text_paths checks it; a message's
+    # `continue` is taken by a later text message, not in the same turn)
+    ways = {
+        name: [t for label, t in n.edges() if t in passing and label not in LATER]
         for name, n in passing.items()
     }
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    cycles: list[list[str]] = []
-
-    def visit(name: str) -> None:  # flows are far shallower than the recursion limit
-        index[name] = low[name] = len(index)
-        stack.append(name)
-        for target in ways[name]:
-            if target not in index:
-                visit(target)
-                low[name] = min(low[name], low[target])
-            elif target in stack:
-                low[name] = min(low[name], index[target])
-        if low[name] == index[name]:
-            component = stack[stack.index(name) :]
-            del stack[stack.index(name) :]
-            if len(component) > 1 or name in ways[name]:
-                cycles.append(component)
-
-    for name in passing:
-        if name not in index:
-            visit(name)
     problems = []
-    for cycle in cycles:
+    for cycle in strongly_connected(ways):
         members = sorted((nodes[n] for n in cycle), key=lambda n: (n.file, n.line))
         first = members[0]
         loop = " -> ".join([*(n.name for n in members), first.name])

@@ -65,7 +65,7 @@ def text_problems(
         ways = {n: [walk.resolve(t) for t in out_of[n]] for n in seen}
         going = {n for n in seen if passes(nodes[n])}
         looping: set[str] = set()
-        for cycle in _cycles({n: [t for t in ways[n] if t in going] for n in going}):
+        for cycle in strongly_connected({n: [t for t in ways[n] if t in going] for n in going}):
             members = tuple(sorted(cycle, key=lambda n: (nodes[n].file, nodes[n].line)))
             cycles.setdefault(members, []).extend(group)
             looping |= set(cycle)
@@ -215,7 +215,7 @@ class _Walk:
         return seen
 
 
-def _cycles(ways: Mapping[str, list[str]]) -> list[list[str]]:
+def strongly_connected(ways: Mapping[str, list[str]]) -> list[list[str]]:
     """The groups of nodes that lead round to one another (strongly connected components,
     Tarjan's algorithm; flows are far shallower than the recursion limit)."""
     index: dict[str, int] = {}

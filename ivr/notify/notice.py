@@ -48,17 +48,23 @@ async def notify(
     channel: str = "voice",
     from_: str | None = None,
     machine_detection: str | None = DETECT,
+    server: str | None = None,
 ) -> Sent:
     """Call `to` on `flow` (channel voice), or send it the flow's opening by SMS or
     WhatsApp; `given` are the variables the call starts with (checked: `check_vars`),
     `from_` our number (default: the flow's first `numbers`, or IVR_SMS_FROM /
-    IVR_WHATSAPP_FROM for a message). What Twilio said, never an exception."""
+    IVR_WHATSAPP_FROM for a message). With `server` (the admin listener of `ivr serve`),
+    a text is a conversation that server starts and keeps, so the answer goes on where
+    the flow waits; without, only the opening is sent. What Twilio said, never an
+    exception."""
     from ivr.telephony.rest import Sent
 
     try:
         given = check_vars(dict(given or {}))
     except ValueError as e:
         return Sent(False, error=f"vars: {e}")
+    if channel != "voice" and server:
+        return await conversation(server, flow.id, to, channel, given)
     sender = from_ or _sender(flow, channel)
     if not sender:
         return Sent(False, error="no number to call from: give --from, or `numbers` in the flow")
@@ -74,6 +80,32 @@ async def notify(
     if not text:
         return Sent(False, error=f"flow {flow.id} says nothing before it first waits")
     return await rest.send_message(to, text, sender, channel)
+
+
+async def conversation(
+    server: str, flow_id: str, to: str, channel: str, given: Mapping[str, Any]
+) -> Sent:
+    """An outbound text conversation started by the server at `server` (its admin
+    listener's `POST /notify`, with IVR_ADMIN_TOKEN when it has one)."""
+    import aiohttp
+
+    from ivr.telephony.rest import Sent
+
+    token = os.environ.get("IVR_ADMIN_TOKEN")
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    body = {"flow": flow_id, "to": to, "channel": channel, "vars": dict(given)}
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+            url = server.rstrip("/") + "/notify"
+            async with http.post(url, json=body, headers=headers) as response:
+                found = await response.json(content_type=None)
+                code = response.status
+    except (aiohttp.ClientError, TimeoutError, ValueError) as e:
+        return Sent(False, error=f"the server at {server} did not answer: {type(e).__name__}")
+    if not isinstance(found, dict):
+        return Sent(False, error=f"the server at {server} answered {code}", code=code)
+    ok, sid, status = bool(found.get("ok")), str(found.get("sid", "")), str(found.get("status", ""))
+    return Sent(ok, sid, status, "" if ok else str(found.get("error", code)), code)
 
 
 def opening(flow: Flow, to: str, ours: str, given: Mapping[str, Any], channel: str = "sms") -> str:
@@ -116,9 +148,11 @@ class Notifier:
         public_url: str,
         from_: str | None = None,
         machine_detection: str | None = DETECT,
+        server: str | None = None,
     ) -> None:
         self.rest, self.flows, self.public_url = rest, flows, public_url
         self.from_, self.machine_detection = from_, machine_detection
+        self.server = server  # texts: the server that keeps their conversations
         self._loaded: dict[str, Flow] = {}
 
     @classmethod
@@ -136,7 +170,8 @@ class Notifier:
         where = flows or Path(os.environ.get("IVR_FLOWS") or "flows")
         url = public_url or os.environ.get("IVR_PUBLIC_URL")
         url = public(url) if channel == "voice" or url else ""
-        return cls(TwilioRest.from_env(), where, url, from_)
+        server = os.environ.get("IVR_ADMIN_URL") or None
+        return cls(TwilioRest.from_env(), where, url, from_, server=server)
 
     def flow(self, name: str) -> Flow:
         """The flow `name` (an id in `flows`, or a file), loaded once; ConfigError if none."""
@@ -165,6 +200,7 @@ class Notifier:
             channel,
             self.from_,
             self.machine_detection,
+            self.server,
         )
 
     async def status(self, sid: str) -> Sent:
@@ -225,6 +261,12 @@ def add_single_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--url", help="the server's public URL (IVR_PUBLIC_URL)")
     p.add_argument(
+        "--server",
+        metavar="URL",
+        help="a text: the admin listener of `ivr serve` (IVR_ADMIN_URL), which starts and "
+        "keeps the conversation, so the answer goes on where the flow waits",
+    )
+    p.add_argument(
         "--no-amd", action="store_true", help="no answering-machine detection: always the start"
     )
 
@@ -243,12 +285,21 @@ def run_single(args: argparse.Namespace) -> int:
         raise ConfigError(f"--to: expected a phone number such as +15557654321, got {args.to!r}")
     given = parse_vars(args.vars)
     url = public(args.url or os.environ.get("IVR_PUBLIC_URL")) if args.channel == "voice" else ""
+    args.server = args.server or os.environ.get("IVR_ADMIN_URL")
+    if args.channel != "voice" and not args.server:
+        print(
+            "ivr notify: no --server (IVR_ADMIN_URL): only the opening is sent, and an answer "
+            "starts a new conversation",
+            file=sys.stderr,
+        )
     rest = TwilioRest.from_env()
 
     async def run() -> Sent:
         try:
             detect = None if args.no_amd else DETECT
-            return await notify(rest, flow, args.to, url, given, args.channel, args.from_, detect)
+            return await notify(
+                rest, flow, args.to, url, given, args.channel, args.from_, detect, args.server
+            )
         finally:
             await rest.close()
 

@@ -16,6 +16,7 @@ from ivr.cli import main
 from ivr.errors import ConfigError
 from ivr.notify.notice import Notifier, find_flow, notify
 from ivr.server import TEXTS
+from ivr.store.records import CallRecord
 from ivr.telephony.outbound import decode_vars
 from ivr.telephony.rest import DETECT, TwilioRest
 from tests.functional.conftest import (
@@ -28,7 +29,7 @@ from tests.functional.conftest import (
     metric,
 )
 from tests.functional.stream_sim import MediaStream
-from tests.functional.twilio_sim import Request
+from tests.functional.twilio_sim import Request, wait_until
 from tests.twilio_api import ACCOUNT, TwilioApi
 from tests.voices import Voices
 
@@ -316,3 +317,47 @@ async def test_an_outbound_call_on_a_media_stream_keeps_its_vars_and_machine(
     assert (record.direction, record.outcome) == ("outbound", "contained")
     assert record.path == ("voicemail", "voicemail_link", "voicemail_end")
     assert record.tasks == ("delivery_notice", "tracking_link")
+
+
+async def test_a_text_notice_is_a_conversation_the_server_keeps(
+    twilio_api: TwilioApi, make_server: MakeServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server = await make_server()
+    flows = str(server.config.flows)
+    args = ["notify", "--flow", "delivery_notice", "--to", CALLER, "--flows", flows]
+    given = '{"order": "654321", "eta": "Monday", "tracking": "https://shop.example/t/654321"}'
+    server_args = ["--channel", "sms", "--server", server.admin_url, "--vars", given]
+    status = await asyncio.to_thread(main, [*args, *server_args])
+    assert status == 0, capsys.readouterr().err
+    assert "sms message to **********21 on delivery_notice: SM" in capsys.readouterr().out
+    (opening,) = twilio_api.messages
+    assert (opening["To"], opening["From"]) == (CALLER, NOTICE)
+    assert opening["Body"] == (
+        "Hello, this is Example Shop. Your order 654321 has shipped and should arrive on Monday."
+        "\n\nReply 1 for the tracking link, 0 to talk to our order team, or 2 if that's all."
+    )
+    async with server.twilio() as sim:  # the answer goes on where the flow waits
+        said = await sim.text(NOTICE, CALLER, "1")
+    assert said == [
+        "Example Shop: order 654321 arrives on Monday. Track it: https://shop.example/t/654321",
+        "Thank you for shopping with Example Shop. Goodbye.",
+    ]
+    found = await wait_for_record(server)
+    assert (found.channel, found.direction, found.outcome) == ("sms", "outbound", "contained")
+    assert set(found.tasks) == {"delivery_notice", "tracking_link"}
+    # refused requests: a bad number, an unknown flow
+    bad = await asyncio.to_thread(main, [*args[:4], "+1", "--flows", flows, *server_args])
+    assert bad != 0
+    unknown = ["notify", "--flow", "delivery_notice", "--to", CALLER, "--flows", flows]
+    twilio_api.fail_next(400, 21610)
+    refused = await asyncio.to_thread(main, [*unknown, *server_args])
+    assert refused == 1 and "21610" in capsys.readouterr().err
+    assert len(await server.records()) == 1  # a text nobody got is no conversation
+
+
+async def wait_for_record(server: Server) -> CallRecord:
+    async def one() -> CallRecord | None:
+        found = await server.records()
+        return found[-1] if found else None
+
+    return await wait_until(one)
