@@ -112,7 +112,10 @@ SCRIPTS = (
         SHOP,
         ("text:hi", "text:it's 123 456 thanks", "text:no thanks"),
         "contained",
-        path=("welcome", "ask_order", "lookup", "by_status", "shipped", "anything_else", "goodbye"),
+        path=(
+            *("welcome", "ask_order", "lookup", "by_status", "shipped", "has_tracking"),
+            *("anything_else", "goodbye"),
+        ),
         said="Goodbye.",
     ),
     Script(
@@ -133,6 +136,7 @@ SCRIPTS = (
             "lookup",
             "by_status",
             "shipped",
+            "has_tracking",
             "anything_else",
             "ask_order",
             "lookup",

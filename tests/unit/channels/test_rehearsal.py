@@ -8,7 +8,7 @@ import pytest
 from ivr.channels.rehearsal import answers_first, message_event, unasked
 from ivr.engine import actions as act
 from ivr.engine import new_session, step
-from ivr.engine.events import CallStarted, Digits, Event, NoInput, Recorded, Speech
+from ivr.engine.events import CallStarted, Digits, Event, Recorded, Speech
 from ivr.engine.session import Session
 from ivr.flow import parse_and_compile
 from ivr.flow.model import Flow, Text
@@ -49,7 +49,7 @@ def at(answer: str | None) -> tuple[Flow, Session]:
     [
         (None, "2", Digits("2", at=5.0)),
         (None, "a note please", Speech("a note please", 1.0, at=5.0)),
-        (None, "  ", NoInput(at=5.0)),
+        (None, "  ", Speech("", 0.0, at=5.0)),  # a picture alone: no words
         ("1", "it's 123 456, thanks", Digits("123456", at=5.0)),  # digits among words
         ("2", " Call me back tomorrow. ", Recorded("Call me back tomorrow.", at=5.0)),
     ],
