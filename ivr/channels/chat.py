@@ -71,7 +71,7 @@ def parse(data: str) -> Inbound:
         if len(text) > MAX_MESSAGE:
             raise ChatError(f"a message is at most {MAX_MESSAGE} characters")
         return Said(text)
-    named = kind[:32] if isinstance(kind, str) else kind
+    named = kind[:32] if isinstance(kind, str) else type(kind).__name__  # never what was written
     raise ChatError(f'unknown "type" {named!r}: expected hello, start or message')
 
 

@@ -25,7 +25,7 @@ from ivr.engine import actions as act
 from ivr.engine import new_session, step
 from ivr.engine.events import CallStarted, Digits, HangUp, Recorded, Resumed
 from ivr.engine.session import Session
-from ivr.flow.model import Ask, Callback, Flow, Menu, Record
+from ivr.flow.model import Ask, Callback, Flow, Menu, Message, Record
 from ivr.keys import Keys
 from ivr.logs import hide
 from ivr.registry import FlowRegistry, Route
@@ -38,7 +38,7 @@ log = logging.getLogger("ivr.text")
 
 CHANNELS = ("sms", "whatsapp", "chat")
 LINGER = 60.0  # seconds a link outlives the idle timeout: the reaper ends the conversation
-WINDOW_CHECK = 60.0  # calls whose window for text closed are made final within this
+DEFAULT_IDLE = 1800.0  # defaults.idle, when a flow says nothing
 
 
 class TextConversations:
@@ -94,9 +94,11 @@ class TextConversations:
         route: Route | None,
         to: str = "",
         at: float | None = None,
+        message_id: str = "",
     ) -> Reply:
         """Step the customer's message: the conversation it continues, or a new one on
-        `route` (None: no flow answers there, and the customer is told nothing)."""
+        `route` (None: no flow answers there, and the customer is told nothing). A
+        `message_id` seen last in the conversation gets the answer it got then."""
         at = time.time() if at is None else at
         key = self.key(channel, address)
         if key is None:
@@ -106,33 +108,43 @@ class TextConversations:
             sid = await self.sessions.linked(key)
             if sid is not None:
                 async with self.sessions.lock(sid):  # the reaper may be ending it
-                    reply = await self._linked(key, sid, channel, text, at)
+                    reply = await self._linked(key, sid, channel, text, at, message_id)
                 if reply is not None:
                     return reply
             if route is None:
                 log.warning("no flow answers %s messages to %s", channel, to[:32])
                 return Reply(ended=True)
-            return await self._start(key, channel, address, route, text, to, at)
+            return await self._start(key, channel, address, route, text, to, at, message_id)
 
-    async def _linked(self, key: str, sid: str, channel: str, text: str, at: float) -> Reply | None:
+    async def _linked(
+        self, key: str, sid: str, channel: str, text: str, at: float, message_id: str = ""
+    ) -> Reply | None:
         """Step the message in the conversation the link found (its lock held); None when
         that one is over and the message starts a new one."""
+        if message_id:  # Twilio sends a message again when our answer was late
+            seen = await self.sessions.load(sid)
+            if seen is not None and seen.session.last_message == message_id:
+                return Reply(messages=_said(seen.reply))
         stored = await self._current(sid, channel, at)
         if stored is None:
             return None
         session = stored.session
         hide(*(session.vars.get(name) for name in session.sensitive))
         flow = self.flows.get(session.flow_id, session.version)
+        if session.medium == "voice" and session.outcome is None:
+            log.info("a %s message while its call goes on: not answered", channel)
+            return Reply()
+        if flow is None and session.medium == "voice":
+            log.warning("a call's flow is gone: its text starts a new conversation")
+            await self._close_window(stored)
+            return None
         if flow is None:
             log.warning("a text conversation's flow is gone: it starts again")
             await self._end(stored, HangUp(at=at), "failed")
             return None
         if session.medium == "voice":  # a call that let its caller go on by text
-            if session.outcome is None:
-                log.info("a %s message while its call goes on: not answered", channel)
-                return Reply()
-            return await self._resume(key, flow, channel, session, text, at)
-        return await self._continue(key, flow, session, text, at)
+            return await self._resume(key, flow, channel, session, text, at, message_id)
+        return await self._continue(key, flow, session, text, at, message_id)
 
     async def open(
         self,
@@ -154,6 +166,8 @@ class TextConversations:
             return Sent(False, error="messages are not configured (TWILIO_ACCOUNT_SID)")
         ours = self.runner.senders.get(channel) or (flow.numbers[0] if flow.numbers else "")
         async with self.sessions.lock(key):
+            if await self.going_on(channel, address):
+                return Sent(False, error="a conversation with them goes on there", code=409)
             session = new_session(flow, "TX" + secrets.token_hex(16))
             session.channel, session.address, session.direction = channel, address, "outbound"
             session.experiment, session.variant = route.experiment, route.variant
@@ -165,9 +179,9 @@ class TextConversations:
                 return Sent(False, error=f"flow {flow.id} says nothing before it first waits")
             sent = await messenger.send_message(number, text, ours, channel)
             if sent.ok:  # a conversation nobody was told of is no conversation
+                await self._save(key, flow, turn)
                 self.calls.metrics.started(session)
                 log.info("outbound text conversation started on %s (%s)", flow.id, channel)
-                await self._save(key, flow, turn)
             return sent
 
     async def going_on(self, channel: str, address: str) -> bool:
@@ -192,20 +206,35 @@ class TextConversations:
                 stored = await self.sessions.load(sid)
                 if stored is None or stored.session.ended:
                     return
-                if stored.session.outcome is not None:  # a call's window: closed
-                    session = stored.session.copy()
-                    session.handoff = None
-                    await self.calls.save(session, stored.reply)
+                if stored.session.medium == "voice":  # a call's window closes, nothing more
+                    await self._close_window(stored)
                 else:
                     await self._end(stored, HangUp(at=at), "abandoned")
+
+    def _shortest_window(self) -> float:
+        """The shortest time a call's caller may go on by text, of the flows loaded."""
+        windows = (
+            n.spec.window
+            for f in self.flows.current.values()
+            for n in f.nodes.values()
+            if isinstance(n.spec, Message) and n.spec.go_on
+        )
+        return min(windows, default=DEFAULT_IDLE)
+
+    async def _close_window(self, stored: Stored) -> None:
+        """A call's window for text is over: its outcome is final when the call is."""
+        session = stored.session.copy()
+        session.handoff = None
+        await self.calls.save(session, stored.reply)
 
     async def expire(self, now: float | None = None) -> int:
         """End the text conversations nobody wrote to for their flow's idle time, as
         abandoned at the moment it ran out; returns how many."""
         now = time.time() if now is None else now
-        idle = min((f.idle for f in self.flows.current.values()), default=1800.0)
+        idle = min((f.idle for f in self.flows.current.values()), default=DEFAULT_IDLE)
         ended = 0
-        for sid in await self.sessions.stale(now - min(idle, WINDOW_CHECK)):
+        # nothing ends sooner than the shortest idle time or window: quiet calls stay unread
+        for sid in await self.sessions.stale(now - min(idle, self._shortest_window())):
             async with self.sessions.lock(sid):
                 stored = await self.sessions.load(sid)
                 if stored is None or stored.session.ended:
@@ -242,7 +271,7 @@ class TextConversations:
                 return None
             return stored
         flow = self.flows.get(stored.session.flow_id, stored.session.version)
-        idle = flow.idle if flow else 1800.0
+        idle = flow.idle if flow else DEFAULT_IDLE
         if stored.session.updated_at + idle <= at:
             await self._end(stored, HangUp(at=stored.session.updated_at + idle), "abandoned")
             return None
@@ -257,6 +286,7 @@ class TextConversations:
         text: str,
         to: str,
         at: float,
+        message_id: str = "",
     ) -> Reply:
         flow = route.flow
         session = new_session(flow, "TX" + secrets.token_hex(16))
@@ -275,10 +305,17 @@ class TextConversations:
             # the question the first message answered is not asked
             actions = _unasked(started.actions) + answered.actions
             first = Turn(answered.session, actions, started.fetched + answered.fetched)
-        return await self._save(key, flow, first)
+        return await self._save(key, flow, first, message_id)
 
     async def _resume(
-        self, key: str, flow: Flow, channel: str, session: Session, text: str, at: float
+        self,
+        key: str,
+        flow: Flow,
+        channel: str,
+        session: Session,
+        text: str,
+        at: float,
+        message_id: str = "",
     ) -> Reply:
         """A call's customer writes within the window its message node opened: the
         conversation goes on here, a leg of the same conversation (one record)."""
@@ -290,15 +327,16 @@ class TextConversations:
             answered = await self._turn(flow, resumed.session, text, at)
             actions = _unasked(resumed.actions) + answered.actions
             turn = Turn(answered.session, actions, resumed.fetched + answered.fetched)
-        return await self._save(key, flow, turn)
+        return await self._save(key, flow, turn, message_id)
 
     async def _continue(
-        self, key: str, flow: Flow, session: Session, text: str, at: float
+        self, key: str, flow: Flow, session: Session, text: str, at: float, message_id: str = ""
     ) -> Reply:
         if session.waiting not in ("listen", "confirm", "record"):
             log.warning("a message came while the conversation waits for %s", session.waiting)
             return Reply()
-        return await self._save(key, flow, await self._turn(flow, session, text, at))
+        turn = await self._turn(flow, session, text, at)
+        return await self._save(key, flow, turn, message_id)
 
     async def _turn(self, flow: Flow, session: Session, text: str, at: float) -> Turn:
         if session.waiting == "record":  # the customer's written message stands for a recording
@@ -311,9 +349,10 @@ class TextConversations:
         hide(event.digits if isinstance(event, Digits) else getattr(event, "text", None))
         return await self.runner.run(flow, session, event)
 
-    async def _save(self, key: str, flow: Flow, turn: Turn) -> Reply:
+    async def _save(self, key: str, flow: Flow, turn: Turn, message_id: str = "") -> Reply:
         reply = render(flow, turn.actions)
         session = turn.session
+        session.last_message = message_id or None
         reply.ended, reply.outcome = session.outcome is not None, session.outcome
         await self.calls.save(session, orjson.dumps(reply.messages).decode())
         if not reply.ended:

@@ -52,6 +52,7 @@ class Session:
     channel: str = "voice"  # voice | sms | whatsapp | chat: where the conversation started
     direction: str = "inbound"  # inbound | outbound
     address: str = ""  # a text conversation's sender (`chat:ID`, `whatsapp:+...`): the customer
+    last_message: str | None = None  # the id of the message its last turn answered (MessageSid)
     experiment: str | None = None  # the experiment that chose this call's flow
     variant: str | None = None  # the flow it chose
     # what the telephony told of the end, after the flow was done: not the engine's
@@ -73,7 +74,7 @@ class Session:
     # cross, or None)}; while the window is open the outcome is not final
     handoff: dict[str, Any] | None = None
     # the conversation's legs when it moved between channels ([] while it has one):
-    # {"channel", "id", "at"} each, the first the one it started on
+    # {"channel", "at"} each (and, once over, "outcome", "ended"), the first where it began
     legs: list[dict[str, Any]] = field(default_factory=list)
 
     @property

@@ -109,6 +109,7 @@ def compile_flow(
     _check_fallback(c, fallback, nodes)
     voicemail = c.ref(data.get("voicemail"), ("voicemail",))  # an answering machine's start
     by_number = _by_number(c, data)
+    idle = c.duration(("defaults", "idle"), defaults.get("idle", IDLE))
     _check_messages(c)
     problems = c.problems + _check_graph(doc, doc.data["start"], nodes, c, fallback, voicemail)
     if any(p.severity == "error" for p in problems):
@@ -138,12 +139,13 @@ def compile_flow(
         speech_timeout=data.get("speech_timeout"),
         voicemail=voicemail,
         fallback=fallback,
-        idle=_duration(defaults.get("idle", IDLE)),
+        idle=idle,
     )
     return flow, sorted(problems, key=_order)
 
 
 IDLE = 1800.0  # a text conversation's default idle timeout: 30 minutes
+KEPT = 6 * 3600.0  # how long the stores keep a conversation not over (store.base.ACTIVE_TTL)
 TEXT_CHANNELS = ("sms", "whatsapp", "chat")
 
 
@@ -484,6 +486,13 @@ class _Compiler:
             return constant(source)
         self.uses.append((self.doc, path, names_used(source), spoken))
         return compile_template(source, self.language, self.currency)
+
+    def duration(self, path: Path, value: Any) -> float:
+        """`value` in seconds; more than a conversation not over is kept is an error."""
+        seconds = _duration(value)
+        if seconds > KEPT:
+            self.error(path, f"at most {KEPT / 3600:g}h: the stores keep an unended one so long")
+        return seconds
 
     def written(self, source: str) -> Render:
         return compile_template(source, self.language, self.currency, text=True)
@@ -885,8 +894,10 @@ class _Compiler:
             channel=spec.get("channel", "sms"),
             to=self.template((*path, "to"), to, spoken=False),
             go_on=self.ref(go_on.get("at"), (*path, "continue", "at")),
-            window=_duration(go_on.get("window", 3600)),
-            verified_for=_duration(go_on["verified"]) if "verified" in go_on else None,
+            window=self.duration((*path, "continue", "window"), go_on.get("window", 3600)),
+            verified_for=self.duration((*path, "continue", "verified"), go_on["verified"])
+            if "verified" in go_on
+            else None,
         )
 
     def c_subflow(self, path: Path, spec: dict[str, Any], raw: dict[str, Any]) -> None:

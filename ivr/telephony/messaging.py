@@ -65,14 +65,18 @@ class MessagingWebhook:
             log.warning("refused %s: MessageSid or From missing or malformed", request.path)
             raise web.HTTPBadRequest(text="MessageSid or From missing or malformed")
         try:
-            body = await self.message(request, sender, to, fields.get("Body", ""))
+            body = await self.message(
+                request, sender, to, fields.get("Body", ""), fields["MessageSid"]
+            )
         except Exception:
             log.exception("messaging webhook failed")
             body = EMPTY  # the customer's next message finds the conversation where it was
         self._timed(time.monotonic() - received)
         return xml(body)
 
-    async def message(self, request: web.Request, sender: str, to: str, text: str) -> str:
+    async def message(
+        self, request: web.Request, sender: str, to: str, text: str, sid: str = ""
+    ) -> str:
         channel = "whatsapp" if sender.startswith("whatsapp:") else "sms"
         number = to.removeprefix("whatsapp:")
         caller, flow = sender.removeprefix("whatsapp:"), request.query.get("flow")
@@ -82,7 +86,9 @@ class MessagingWebhook:
             answer = await self.keyword(word, channel, sender, caller, route)
             if answer is not None:
                 return answer
-        reply = await self.conversations.receive(channel, sender, text, route, number)
+        reply = await self.conversations.receive(
+            channel, sender, text, route, number, message_id=sid
+        )
         if not reply.messages:
             return EMPTY
         return _message("\n\n".join(reply.messages))

@@ -426,8 +426,9 @@ class TwilioWebhooks:
                 stored = await self.sessions.load(sid)
                 if stored is None or stored.session.ended or stored.session.updated_at >= before:
                     continue
-                if stored.session.medium != "voice" or stored.session.handoff:
-                    continue  # text conversations (and windows for one) end on their own time
+                session = stored.session
+                if session.medium != "voice" or (session.handoff and session.outcome):
+                    continue  # text conversations (and calls' windows for one) end on their own
                 closed += 1
                 session = stored.session
                 flow = self.flows.get(session.flow_id, session.version)

@@ -5,7 +5,8 @@ The body is JSON: `{"flow": ID, "to": "+1555...", "channel": "sms"|"whatsapp", "
 {...}}`. The flow's opening is sent through Twilio's Messages API, and the conversation
 is kept, outbound, so the customer's answer goes on where the flow waits. The answer is
 `{"ok": true, "sid": "SM...", "status": "queued"}`, or `ok: false` with why (400 for a
-bad request, 404 for an unknown flow, 502 when Twilio did not take the message).
+bad request, 404 for an unknown flow, 409 when a conversation with them goes on on that
+channel, 502 when Twilio did not take the message, 503 when the session store is down).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from ivr.channels.conversations import TextConversations
+from ivr.store.base import StoreUnavailable
 from ivr.telephony.outbound import check_vars
 from ivr.telephony.rest import is_number
 
@@ -50,7 +52,13 @@ def add_notices(admin: web.Application, texts: Callable[[], TextConversations]) 
         route = conversations.flows.route_call("", to, "", flow_id) if flow_id else None
         if route is None:
             return _refused(404, f"no flow {flow_id[:64]!r} is loaded")
-        sent = await conversations.open(channel, to.strip(), route, given)
+        try:
+            sent = await conversations.open(channel, to.strip(), route, given)
+        except StoreUnavailable as e:
+            log.warning("an outbound %s conversation could not be kept: %s", channel, e)
+            return _refused(503, "the session store does not answer: try again")
+        if sent.code == 409:
+            return _refused(409, sent.error)
         if not sent.ok:
             log.warning(
                 "an outbound %s conversation on %s was not sent: %s", channel, flow_id, sent.error

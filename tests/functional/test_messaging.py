@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from ivr.server import KEYS, TEXTS
+from ivr.server import HOOKS, KEYS, TEXTS
 from ivr.store.campaigns import open_campaigns
 from ivr.store.records import CallRecord
 from ivr.telephony.messaging import HELP_TEXT
@@ -210,3 +210,47 @@ async def test_a_window_nobody_answered_makes_the_call_final(
     assert (record.outcome, record.legs) == ("contained", ())
     async with server.twilio() as sim:  # a text after the window is a new conversation
         assert (await sim.text(SHOP, CUSTOMER, "hello"))[0].startswith("Hi, this is Example Shop")
+
+
+async def test_twilio_sending_a_message_again_gets_the_same_answer(
+    server: Server, sim: TwilioSim
+) -> None:
+    await sim.text(SHOP, CUSTOMER, "hi")
+    params = {"MessageSid": "SM" + "7" * 32, "From": CUSTOMER, "To": SHOP, "Body": "12"}
+    first = await sim.post("/twilio/messaging", params)
+    again = await sim.post("/twilio/messaging", params)  # our answer was late: sent again
+    assert first.status == again.status == 200 and first.text == again.text
+    assert "not a six digit order number" in first.text
+    said = await sim.text(SHOP, CUSTOMER, "12")  # a new message is a new no-match
+    assert said[0] == "That is not a six digit order number."
+    await sim.text(SHOP, CUSTOMER, "STOP")
+    [record] = await records_of(server, 1)
+    assert record.inputs == {"ask_order:dtmf:no_match": 2}  # not 3: the resent one is not
+
+
+async def test_stop_during_the_call_closes_its_window_and_the_call_goes_on(
+    twilio_api: TwilioApi, make_server: MakeServer
+) -> None:
+    server = await make_server()
+    async with server.twilio() as sim:
+        call = await sim.start(SHOP, CUSTOMER)
+        await call.press("777888#")
+        await call.press("1")  # the link is texted, with a window to answer it
+        assert await sim.text(SHOP, CUSTOMER, "STOP") == []  # while still on the phone
+        assert await call.press("2") == ["Thank you for shopping with Example Shop. Goodbye."]
+    record = await server.record(call.sid)  # final at once: no window any more
+    assert (record.outcome, record.legs) == ("contained", ())
+
+
+async def test_a_call_with_a_window_whose_status_never_came_is_closed(
+    twilio_api: TwilioApi, make_server: MakeServer
+) -> None:
+    server = await make_server()
+    async with server.twilio() as sim:
+        call = await sim.start(SHOP, CUSTOMER)
+        await call.press("777888#")
+        await call.press("1")  # then silence: no hang-up, no status callback
+    assert await server.app[HOOKS].reap(time.time() + 1) == 1  # the reaper closes the call
+    assert await server.app[TEXTS].expire(time.time() + 31 * 60) == 1  # then its window
+    record = await server.record(call.sid)
+    assert (record.outcome, record.status) == ("abandoned", "unknown")

@@ -361,3 +361,20 @@ async def wait_for_record(server: Server) -> CallRecord:
         return found[-1] if found else None
 
     return await wait_until(one)
+
+
+async def test_a_text_notice_to_someone_in_a_conversation_is_refused(
+    twilio_api: TwilioApi, make_server: MakeServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server = await make_server()
+    async with server.twilio() as sim:
+        await sim.text(NOTICE, CALLER, "hello")  # a conversation on delivery_notice goes on
+    flows = str(server.config.flows)
+    args = ["notify", "--flow", "delivery_notice", "--to", CALLER, "--flows", flows]
+    given = '{"order": "1", "eta": "Friday"}'
+    status = await asyncio.to_thread(
+        main, [*args, "--channel", "sms", "--server", server.admin_url, "--vars", given]
+    )
+    assert status == 1
+    assert "a conversation with them goes on there" in capsys.readouterr().err
+    assert twilio_api.messages == []  # nothing was sent

@@ -11,6 +11,7 @@ from ivr.engine import actions as act
 from ivr.engine import new_session, step
 from ivr.engine.events import CallStarted, Digits, Event, HangUp, Resumed, Speech
 from ivr.engine.session import Session
+from ivr.errors import FlowError
 from ivr.flow.compiler import compile_flow
 from ivr.flow.loader import parse_flow
 from ivr.flow.model import Flow
@@ -217,3 +218,10 @@ def test_verified_does_not_cross_after_its_window_and_a_closed_call_takes_no_leg
     final.handoff = None  # the window closed: the call's outcome is final
     again, actions = step(flow, final, Resumed("sms", at=30.0))
     assert (actions, again.outcome, again.legs) == ([], "abandoned", [])
+
+
+def test_an_idle_time_or_window_past_what_the_stores_keep_is_a_located_error() -> None:
+    text = FLOW.format(language="en-US").replace("idle: 45m", "idle: 1d")
+    with pytest.raises(FlowError) as raised:
+        compile_flow(parse_flow(text, "f.yaml", {}))
+    assert "f.yaml:5:" in str(raised.value) and "at most 6h" in str(raised.value)
