@@ -3,7 +3,7 @@
 A line of digits, `*` or `#` is DTMF; other words are speech; an empty line is silence;
 `/hangup` (or end of input) hangs up. `/say 0.4 words` sets the recogniser's confidence.
 With `--channel sms|whatsapp|chat` it is a text conversation instead: the messages the
-channel would send, typed lines read as messages (`ivr.channels.rehearsal`).
+channel would send, typed lines read as messages (`ivr.channels.text.message_event`).
 
 With `--speech vosk` (a `Voice`) the caller's speech goes through the real recogniser,
 as on a Media Streams call (`ivr.speech.offline`): the audio given (`--wav`, `--say`)
@@ -250,10 +250,9 @@ async def texting(
     history: Mapping[str, Any] | None = None,
 ) -> str:
     """A text conversation on the console: each turn shown as the messages the channel
-    sends, each typed line a message (`ivr.channels.rehearsal`); `/hangup` or the end
+    sends, each typed line a message (`ivr.channels.text.message_event`); `/hangup` or the end
     of input leaves it (abandoned, as the idle timeout would end it)."""
-    from ivr.channels.rehearsal import message_event
-    from ivr.channels.text import render
+    from ivr.channels.text import message_event, render
 
     echo, clock = not inp.isatty(), runner.clock
     session = new_session(flow, f"console-{int(clock())}")

@@ -347,7 +347,7 @@ class _Call:
     async def start_text(self, text: str) -> None:
         """The customer's first message starts the conversation; when it answers the menu
         the flow starts at, that menu's question is not sent (as on the channels)."""
-        from ivr.channels.rehearsal import answers_first, message_event, unasked
+        from ivr.channels.text import answers_first, message_event, unasked
 
         self.started = True
         turn = await self.runner.run(self.flow, self.session, self.call_started())
@@ -362,7 +362,7 @@ class _Call:
         """The caller answers the message a `message` node with `continue` sent them: the
         conversation goes on by text where the node said (its answer answers the question
         there when it is one of its choices), and later steps are messages."""
-        from ivr.channels.rehearsal import answers_first, message_event, unasked
+        from ivr.channels.text import answers_first, message_event, unasked
 
         s = self.session
         if s.outcome is None or s.handoff is None:
@@ -380,7 +380,7 @@ class _Call:
 
     async def message(self, kind: str, value: Any) -> str | None:
         """A `say` or `press` step in a text conversation: the customer's message."""
-        from ivr.channels.rehearsal import message_event
+        from ivr.channels.text import message_event
 
         text = str(value.get("text") if isinstance(value, dict) else value)
         self.heard, self.fetched, self.said, self.messages = [], [], [], []

@@ -20,12 +20,19 @@ from typing import Any
 
 import orjson
 
-from ivr.channels.text import Reply, choices, event_of, render
-from ivr.engine import actions as act
+from ivr.channels.text import (
+    Reply,
+    answers_first,
+    choices,
+    listening,
+    message_event,
+    render,
+    unasked,
+)
 from ivr.engine import new_session, step
-from ivr.engine.events import CallStarted, Digits, HangUp, Recorded, Resumed
+from ivr.engine.events import CallStarted, HangUp, Resumed
 from ivr.engine.session import Session
-from ivr.flow.model import Ask, Callback, Flow, Menu, Message, Record
+from ivr.flow.model import Flow, Message
 from ivr.keys import Keys
 from ivr.logs import hide
 from ivr.registry import FlowRegistry, Route
@@ -36,7 +43,6 @@ from ivr.telephony.rest import Sent
 
 log = logging.getLogger("ivr.text")
 
-CHANNELS = ("sms", "whatsapp", "chat")
 LINGER = 60.0  # seconds a link outlives the idle timeout: the reaper ends the conversation
 DEFAULT_IDLE = 1800.0  # defaults.idle, when a flow says nothing
 
@@ -300,10 +306,10 @@ class TextConversations:
             flow, session, CallStarted(number, to, at=at, history=known)
         )
         first = started
-        if text.strip() and _answers(flow, started.session, text):
+        if answers_first(flow, started.session, text):
             answered = await self._turn(flow, started.session, text, at)
             # the question the first message answered is not asked
-            actions = _unasked(started.actions) + answered.actions
+            actions = unasked(started.actions) + answered.actions
             first = Turn(answered.session, actions, started.fetched + answered.fetched)
         return await self._save(key, flow, first, message_id)
 
@@ -323,9 +329,9 @@ class TextConversations:
         self.calls.metrics.switched(flow.id, session.medium, channel)
         resumed = await self.runner.run(flow, session, Resumed(channel, at=at))
         turn = resumed
-        if text.strip() and _answers(flow, resumed.session, text):
+        if answers_first(flow, resumed.session, text):
             answered = await self._turn(flow, resumed.session, text, at)
-            actions = _unasked(resumed.actions) + answered.actions
+            actions = unasked(resumed.actions) + answered.actions
             turn = Turn(answered.session, actions, resumed.fetched + answered.fetched)
         return await self._save(key, flow, turn, message_id)
 
@@ -339,15 +345,7 @@ class TextConversations:
         return await self._save(key, flow, turn, message_id)
 
     async def _turn(self, flow: Flow, session: Session, text: str, at: float) -> Turn:
-        if session.waiting == "record":  # the customer's written message stands for a recording
-            return await self.runner.run(flow, session, Recorded(text.strip()[:1600], at=at))
-        node = flow.nodes.get(session.node or "")
-        digits = node is not None and isinstance(node.spec, Ask) and node.spec.input == "digits"
-        event = event_of(text, listening(flow, session), at, digits)
-        # the webhook hides the message; what the flow keeps of it is less ("it is 1234"
-        # gives 1234), and a line logged in this turn may quote that
-        hide(event.digits if isinstance(event, Digits) else getattr(event, "text", None))
-        return await self.runner.run(flow, session, event)
+        return await self.runner.run(flow, session, message_event(flow, session, text, at))
 
     async def _save(self, key: str, flow: Flow, turn: Turn, message_id: str = "") -> Reply:
         reply = render(flow, turn.actions)
@@ -379,31 +377,6 @@ def customer_of(address: str, keys: Keys | None) -> str | None:
     return hashlib.sha256(address.encode()).hexdigest()[:24] if address else None
 
 
-def listening(flow: Flow, session: Session) -> act.Listen | None:
-    """What the conversation listens for where it waits (the engine's Listen for it)."""
-    node = flow.nodes.get(session.node or "")
-    if node is None:
-        return None
-    if session.waiting == "confirm" and isinstance(node.spec, Menu):
-        return node.confirm_listen
-    if isinstance(node.spec, Callback) or isinstance(node.spec, Record):
-        return node.number_listen if session.pending == "callback:number" else None
-    if isinstance(node.spec, Menu | Ask):
-        return node.listen
-    return None
-
-
-def _answers(flow: Flow, session: Session, text: str) -> bool:
-    """Whether `text` is one of the choices of the menu the conversation starts at."""
-    if session.waiting != "listen":
-        return False
-    node = flow.nodes.get(session.node or "")
-    if node is None or not isinstance(node.spec, Menu):
-        return False
-    probe, _ = step(flow, session, event_of(text, node.listen, session.updated_at))
-    return any(k.startswith(f"{node.name}:") and k.endswith(":match") for k in probe.inputs)
-
-
 def _said(reply: str) -> list[str]:
     """The messages of a conversation's last turn, as `_save` stored them."""
     try:
@@ -411,13 +384,3 @@ def _said(reply: str) -> list[str]:
     except orjson.JSONDecodeError:
         return []
     return [m for m in said if isinstance(m, str)] if isinstance(said, list) else []
-
-
-def _unasked(actions: list[act.Action]) -> list[act.Action]:
-    """A turn's actions without its last question (the prompt before its Listen)."""
-    out = list(actions)
-    if out and isinstance(out[-1], act.Listen):
-        out.pop()
-        if out and isinstance(out[-1], act.Prompt):
-            out.pop()
-    return out

@@ -12,8 +12,10 @@ import re
 from dataclasses import dataclass, field
 
 from ivr.engine import actions as act
-from ivr.engine.events import Digits, Event, Speech
-from ivr.flow.model import Flow, Menu, Text
+from ivr.engine import step
+from ivr.engine.events import Digits, Event, Recorded, Speech
+from ivr.engine.session import Session
+from ivr.flow.model import Ask, Callback, Flow, Menu, Record, Text
 
 MAX_MESSAGE = 1600  # characters of a customer's message taken (an SMS's concatenated limit)
 _KEYS = re.compile(r"^[0-9*#]+$")
@@ -84,3 +86,49 @@ def event_of(text: str, listen: act.Listen | None, at: float, digits: bool = Fal
         if found:
             return Digits(found, at=at)
     return Speech(text, 1.0, at=at)
+
+
+def message_event(flow: Flow, session: Session, text: str, at: float) -> Event:
+    """The event a customer's message is where the conversation waits: the written message
+    at a record node, else what `event_of` reads in it."""
+    if session.waiting == "record":
+        return Recorded(text.strip()[:MAX_MESSAGE], at=at)
+    node = flow.nodes.get(session.node or "")
+    digits = node is not None and isinstance(node.spec, Ask) and node.spec.input == "digits"
+    return event_of(text, listening(flow, session), at, digits)
+
+
+def listening(flow: Flow, session: Session) -> act.Listen | None:
+    """What the conversation listens for where it waits (the engine's Listen for it)."""
+    node = flow.nodes.get(session.node or "")
+    if node is None:
+        return None
+    if session.waiting == "confirm" and isinstance(node.spec, Menu):
+        return node.confirm_listen
+    if isinstance(node.spec, Callback) or isinstance(node.spec, Record):
+        return node.number_listen if session.pending == "callback:number" else None
+    if isinstance(node.spec, Menu | Ask):
+        return node.listen
+    return None
+
+
+def answers_first(flow: Flow, session: Session, text: str) -> bool:
+    """Whether the message that starts a conversation (or a leg of one) answers the menu it
+    starts at ("balance" texted to the bank): then that menu's question is not sent."""
+    if not text.strip() or session.waiting != "listen":
+        return False
+    node = flow.nodes.get(session.node or "")
+    if node is None or not isinstance(node.spec, Menu):
+        return False
+    probe, _ = step(flow, session, event_of(text, node.listen, session.updated_at))
+    return any(k.startswith(f"{node.name}:") and k.endswith(":match") for k in probe.inputs)
+
+
+def unasked(actions: list[act.Action]) -> list[act.Action]:
+    """A turn's actions without its last question (the prompt before its Listen)."""
+    out = list(actions)
+    if out and isinstance(out[-1], act.Listen):
+        out.pop()
+        if out and isinstance(out[-1], act.Prompt):
+            out.pop()
+    return out

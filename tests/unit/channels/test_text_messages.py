@@ -1,11 +1,11 @@
-"""`ivr.channels.rehearsal`: a typed line read as a text channel reads a message, where
+"""`ivr.channels.text`: a typed line (or a message) read as a text channel reads it, where
 the conversation waits."""
 
 from __future__ import annotations
 
 import pytest
 
-from ivr.channels.rehearsal import answers_first, message_event, unasked
+from ivr.channels.text import answers_first, message_event, unasked
 from ivr.engine import actions as act
 from ivr.engine import new_session, step
 from ivr.engine.events import CallStarted, Digits, Event, Recorded, Speech
