@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 from ivr.errors import Problem
 from ivr.flow.loader import Document, Path
-from ivr.flow.model import Ask, Menu, Node, PromptTemplate, Text
+from ivr.flow.model import Ask, Menu, Message, Node, PromptTemplate, Text
 
 TEXT_CHANNELS = ("sms", "whatsapp", "chat")
 CALL_US = "\0call us"  # the built-in end a node without `on_text` becomes on text
@@ -56,6 +56,8 @@ def text_problems(
     for group in alike.values():
         walk = _Walk(nodes, group[0], out_of)
         seen = walk.reach(start)
+        for leg in (m.spec.go_on for m in nodes.values() if _goes_on(m, group)):
+            seen |= walk.reach(str(leg))  # a call's caller may go on by text there
         reached |= seen
         for name in walk.called:  # (a sensitive ask's refusal is the default: not warned)
             if nodes[name].channels:
@@ -83,7 +85,19 @@ def text_problems(
     ]
     for node in nodes.values():
         out += _warnings(node, node.name in reached, place)
+        leg = nodes.get(node.spec.go_on or "") if isinstance(node.spec, Message) else None
+        if leg is not None and not leg.runs_on(node.spec.channel) and not leg.on_text:
+            said = f"the {node.spec.channel} leg starts at {leg.name}, which does not run on "
+            said += f"{node.spec.channel}: the customer would be told to call at once"
+            out.append(place.at(node, ("message", "continue", "at"), said, "warning"))
     return out
+
+
+def _goes_on(node: Node, channels: list[str]) -> bool:
+    """Whether `node` is a message whose answer on one of `channels` goes on by text."""
+    return (
+        isinstance(node.spec, Message) and bool(node.spec.go_on) and (node.spec.channel in channels)
+    )
 
 
 STUCK = "no end, transfer or record can be reached from here: a text conversation would be stuck"

@@ -109,24 +109,17 @@ async def conversation(
 
 
 def opening(flow: Flow, to: str, ours: str, given: Mapping[str, Any], channel: str = "sms") -> str:
-    """What the flow says first, until it first waits, as text: a text conversation's
-    opening message (on a text channel, prompts with a `text:` variant show it)."""
-    from ivr.engine import actions as act
+    """What the flow says first, until it first waits, as the text channels show it (one
+    message, its prompts as paragraphs): an opening sent without a server to keep the
+    conversation (no backend is called, no history read)."""
+    from ivr.channels.text import render
     from ivr.engine import new_session, step
     from ivr.engine.events import CallStarted
-    from ivr.flow.model import Text
 
     session = new_session(flow, f"notify-{int(time.time())}")
     session.channel, session.direction = channel, "outbound"
     _, actions = step(flow, session, CallStarted(to, ours, dict(given), at=time.time()))
-    said = [
-        part.text
-        for action in actions
-        if isinstance(action, act.Prompt)
-        for part in action.parts
-        if isinstance(part, Text)
-    ]
-    return " ".join(said).strip()
+    return "\n\n".join(render(flow, actions).messages)
 
 
 def _sender(flow: Flow, channel: str) -> str:

@@ -266,7 +266,7 @@ async def test_the_notify_command_against_the_fake_api(
     assert (message["To"], message["From"]) == (CALLER, NOTICE)
     # the greeting, then the first menu as the channel shows it (its choices 1, 0 and 2)
     greeting = "Hello, this is Example Shop. Your order 1 has shipped and should arrive on Friday."
-    assert message["Body"].startswith(greeting + " ")
+    assert message["Body"].startswith(greeting + "\n\n")
     menu = message["Body"].removeprefix(greeting)
     assert all(key in menu for key in "102"), menu
     twilio_api.fail_next(400, 21211)

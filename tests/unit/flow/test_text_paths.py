@@ -239,3 +239,22 @@ def test_a_menu_that_reads_a_value_out_shows_its_spoken_words_on_text() -> None:
         "this menu's prompt has no `text:`: text channels show its spoken words "
         '("press 1 ..."), values written: add a `text:` to say it in a message'
     ]
+
+
+def test_a_text_leg_that_would_start_at_a_voice_only_node_is_warned_about() -> None:
+    flow = """  main:
+    message:
+      text: "Questions? Reply here."
+      continue: {at: card}
+    next: bye
+  card:
+    ask: {prompt: "Your card number.", digits: {min: 16, max: 16}, save_as: card, sensitive: true}
+    next: bye
+  bye:
+    end:
+"""
+    assert [w for w in found(flow, "warning") if "leg" in w] == [
+        "f.yaml:7:22: warning: nodes.main.message.continue.at: the sms leg starts at card, "
+        "which does not "
+        "run on sms: the customer would be told to call at once"
+    ]
