@@ -30,7 +30,7 @@ from ivr.channels.text import (
     unasked,
 )
 from ivr.engine import new_session, step
-from ivr.engine.events import CallStarted, HangUp, Resumed
+from ivr.engine.events import CallStarted, Digits, HangUp, Resumed
 from ivr.engine.session import Session
 from ivr.flow.model import Flow, Message
 from ivr.keys import Keys
@@ -345,7 +345,11 @@ class TextConversations:
         return await self._save(key, flow, turn, message_id)
 
     async def _turn(self, flow: Flow, session: Session, text: str, at: float) -> Turn:
-        return await self.runner.run(flow, session, message_event(flow, session, text, at))
+        event = message_event(flow, session, text, at)
+        # the webhook hides the message; what the flow keeps of it is less ("it is 1234"
+        # gives 1234), and a line logged in this turn may quote that
+        hide(event.digits if isinstance(event, Digits) else getattr(event, "text", None))
+        return await self.runner.run(flow, session, event)
 
     async def _save(self, key: str, flow: Flow, turn: Turn, message_id: str = "") -> Reply:
         reply = render(flow, turn.actions)
