@@ -132,14 +132,13 @@ def fits(session: Session, event: Event) -> bool:
     backend's answer while it fetches, a recording while it records, a start before it
     started; a hang-up always; a recording's status always. Anything else (a late or
     stray callback) changes nothing. Once the flow ended, only the status of the recording
-    it waits for (its outcome is not final without it) is awaited."""
+    it waits for (its outcome is not final without it) is awaited, and the customer going
+    on by text in the window a message node opened."""
     waiting = session.waiting
     if isinstance(event, RecordingStatus):
         return True
-    if isinstance(event, Resumed):  # the call is over, and its window for text is open
-        return session.outcome is not None and session.handoff is not None
-    if session.outcome is not None:
-        return False
+    if session.outcome is not None:  # over: but its window for text may be open
+        return isinstance(event, Resumed) and session.handoff is not None
     if isinstance(event, CallStarted):
         return not waiting and not session.path
     if isinstance(event, Digits | Speech | NoInput):
@@ -152,7 +151,7 @@ def fits(session: Session, event: Event) -> bool:
         return waiting == "record"
     if isinstance(event, TransferEnded):
         return waiting == "transfer"
-    return True  # HangUp
+    return not isinstance(event, Resumed)  # HangUp; a call goes on by text once over
 
 
 class _Turn:
@@ -160,6 +159,7 @@ class _Turn:
 
     def __init__(self, flow: Flow, s: Session, out: list[act.Action], at: float) -> None:
         self.flow, self.s, self.out, self.at = flow, s, out, at
+        self.texting = s.medium != "voice"  # on a text channel (looked up once: a hot path)
 
     # -- events ----------------------------------------------------------------------------
 
@@ -236,7 +236,7 @@ class _Turn:
             node = nodes.get(name)
             if node is None:
                 raise LookupError(f"no node {name!r} in flow {self.flow.id}")
-            if s.medium != "voice" and not node.runs_on(s.medium):
+            if self.texting and not node.runs_on(s.medium):
                 name = self.off_channel(node)
                 continue
             s.node, s.waiting, s.pending = name, None, None
@@ -279,7 +279,7 @@ class _Turn:
             if len(self.flow.languages) > 1:  # (most flows have one: nothing to look up)
                 language = self.language()
                 prompt, other = prompt.in_language(language), self.other(language)
-            if prompt.shown is not None and self.s.medium != "voice":
+            if self.texting and prompt.shown is not None:
                 prompt = prompt.shown
             parts = prompt.render(self.ctx(**extra)) if prompt.static is None else prompt.static
             if parts:
@@ -357,7 +357,7 @@ class _Turn:
         """Say a menu's or an ask's prompt; by text, a menu without a `text:` of its own
         is its choices, as one message."""
         spec: Menu | Ask = node.spec
-        if isinstance(spec, Menu) and spec.prompt.shown is None and self.s.medium != "voice":
+        if self.texting and isinstance(spec, Menu) and spec.prompt.shown is None:
             self.text(listing(spec, self.language()), role)
         else:
             self.say(spec.prompt, role)
@@ -432,7 +432,7 @@ class _Turn:
         ctx = self.ctx()
         to, text = str(m.to(ctx)).strip(), str(m.text(ctx)).strip()
         caller = str(self.s.vars.get("caller", ""))
-        if self.s.medium != "voice" and to in ("", caller):  # the customer is writing to us
+        if self.texting and to in ("", caller):  # the customer is writing to us
             self.out.append(act.Prompt((Text(text),)))  # it is shown here, not sent
             self.note("message", self.s.medium, "shown")
             self.resolve(node)
@@ -476,7 +476,7 @@ class _Turn:
         reason = s.reason
         ctx = self.ctx(reason=reason)
         queue = t.queue_in(ctx)
-        if s.medium != "voice":  # agents take calls: the customer is told where to call
+        if self.texting:  # agents take calls: the customer is told where to call
             s.queue, s.transfer, s.transfer_at = queue, reason, s.reason_at
             self.call_us("agent_by_voice")
             self.finish("transferred")
@@ -519,7 +519,7 @@ class _Turn:
 
     def enter_record(self, node: Node) -> str | None:
         r: Record = node.spec
-        if self.s.medium != "voice" and r.prompt.shown is None:
+        if self.texting and r.prompt.shown is None:
             self.text(apologies.said("record_text", self.language()), "prompt")
         else:
             self.say(r.prompt, "prompt")
@@ -698,7 +698,7 @@ class _Turn:
         r: Record = node.spec
         self.note("recorded", round(result.seconds, 1))
         self.s.vars[r.save_as] = result.reference
-        if self.s.medium != "voice":  # the customer's written message: kept, nothing to await
+        if self.texting:  # the customer's written message: kept, nothing to await
             if result.reference:
                 self.resolve(node)
                 if r.callback is not None:
@@ -750,6 +750,7 @@ class _Turn:
         first = {"channel": s.medium, "at": s.started_at}
         s.legs = [*s.legs[:-1], {**s.legs[-1], **ended}] if s.legs else [{**first, **ended}]
         s.legs.append({"channel": event.channel, "at": event.at})
+        self.texting = event.channel != "voice"
         s.outcome = s.ended_at = s.handoff = None
         verified_until = handoff.get("verified_until")
         if verified_until is None or event.at > verified_until:
