@@ -27,7 +27,7 @@ from ivr.flow.model import Flow
 from ivr.keys import Keys
 from ivr.metrics import Metrics
 from ivr.registry import FlowRegistry
-from ivr.runner import Runner
+from ivr.runner import Outbox, Runner
 from ivr.speech.prompts import PromptAudio
 from ivr.speech.service import SpeechService
 from ivr.speech.tts import TTS, from_setting
@@ -200,7 +200,9 @@ def build_app(config: Config, tts: TTS | None = None) -> web.Application:
         optouts = open_campaigns(config.records_url)  # who said STOP: campaigns skip them
         app[MESSAGING] = MessagingWebhook(texts, signature, metrics, optouts)
         # /phone's calls are rehearsals: in memory, in metrics nobody scrapes, unrecorded
-        rehearsals = Calls(flows, open_sessions("memory://"), runner, None, Metrics())
+        # (their messages are kept, never sent: a designer's rehearsal texts nobody)
+        rehearsing = Runner(backend, closures=closures, messenger=Outbox(), senders=config.senders)
+        rehearsals = Calls(flows, open_sessions("memory://"), rehearsing, None, Metrics())
         app[STREAMS] = MediaStreams(
             calls, signature, prompts, app[RECOGNITION], voice, rehearsals, config.ws_rate
         )

@@ -13,9 +13,12 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from ivr.cli import main
+from ivr.engine import new_session
+from ivr.engine.events import CallStarted, Digits
 from ivr.errors import ConfigError
 from ivr.notify.notice import Notifier, find_flow, notify
-from ivr.server import TEXTS
+from ivr.runner import Outbox
+from ivr.server import FLOWS, STREAMS, TEXTS
 from ivr.store.records import CallRecord
 from ivr.telephony.outbound import decode_vars
 from ivr.telephony.rest import DETECT, TwilioRest
@@ -378,3 +381,21 @@ async def test_a_text_notice_to_someone_in_a_conversation_is_refused(
     assert status == 1
     assert "a conversation with them goes on there" in capsys.readouterr().err
     assert twilio_api.messages == []  # nothing was sent
+
+
+async def test_a_rehearsal_on_the_softphone_texts_nobody(
+    twilio_api: TwilioApi, make_server: MakeServer
+) -> None:
+    server = await make_server()
+    rehearsals = server.app[STREAMS].rehearsals  # the /phone page's calls
+    flow = server.app[FLOWS].get("order_status")
+    assert flow is not None
+    turn = await rehearsals.runner.run(
+        flow, new_session(flow, "CA" + "1" * 32), CallStarted(CALLER, SHOP, at=time.time())
+    )
+    for keys in ("777888#", "1"):  # the order, then "text me the link"
+        turn = await rehearsals.runner.run(flow, turn.session, Digits(keys, at=time.time()))
+    assert "tracking_link" in turn.session.tasks
+    assert twilio_api.messages == []  # kept, not sent
+    outbox = rehearsals.runner.messenger
+    assert isinstance(outbox, Outbox) and outbox.sent[0][0] == CALLER
