@@ -5,8 +5,10 @@ the customer's address (`Keys.customer_id`: no number in clear), kept as long as
 flow's `defaults.idle`. Without one (or once the conversation ended) the message starts a
 new conversation; its words answer the flow's first question when they are one of its
 choices ("balance" texted to the bank), else the flow greets and asks. A conversation
-nobody wrote to for `idle` seconds ends abandoned (`expire`). Sessions, outcomes, records
-and metrics are the voice calls' own (`Calls`), by `channel`.
+nobody wrote to for `idle` seconds ends abandoned (`expire`). A call whose message node
+let its caller answer by text is found the same way, and goes on as a leg of the same
+conversation (`_resume`); `open` starts an outbound one (`ivr notify --channel sms`).
+Sessions, outcomes, records and metrics are the voice calls' own (`Calls`), by `channel`.
 """
 
 from __future__ import annotations
