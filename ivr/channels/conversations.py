@@ -307,12 +307,7 @@ class TextConversations:
         started = await self.runner.run(
             flow, session, CallStarted(number, to, at=at, history=known)
         )
-        first = started
-        if answers_first(flow, started.session, text):
-            answered = await self._turn(flow, started.session, text, at)
-            # the question the first message answered is not asked
-            actions = unasked(started.actions) + answered.actions
-            first = Turn(answered.session, actions, started.fetched + answered.fetched)
+        first = await self._answered(flow, started, text, at)
         return await self._save(key, flow, first, message_id)
 
     async def _resume(
@@ -330,12 +325,17 @@ class TextConversations:
         log.info("the conversation goes on by %s", channel)
         self.calls.metrics.switched(flow.id, session.medium, channel)
         resumed = await self.runner.run(flow, session, Resumed(channel, at=at))
-        turn = resumed
-        if answers_first(flow, resumed.session, text):
-            answered = await self._turn(flow, resumed.session, text, at)
-            actions = unasked(resumed.actions) + answered.actions
-            turn = Turn(answered.session, actions, resumed.fetched + answered.fetched)
+        turn = await self._answered(flow, resumed, text, at)
         return await self._save(key, flow, turn, message_id)
+
+    async def _answered(self, flow: Flow, opened: Turn, text: str, at: float) -> Turn:
+        """A conversation (or a leg) just opened, and the message that opened it: when that
+        answers the question it opens at, the answer's turn follows, the question unasked."""
+        if not answers_first(flow, opened.session, text):
+            return opened
+        answered = await self._turn(flow, opened.session, text, at)
+        actions = unasked(opened.actions) + answered.actions
+        return Turn(answered.session, actions, opened.fetched + answered.fetched)
 
     async def _continue(
         self, key: str, flow: Flow, session: Session, text: str, at: float, message_id: str = ""
